@@ -1,0 +1,71 @@
+"""Argument checks shared by the public API.
+
+Every check raises ``ValueError`` or ``TypeError`` with a message in the form
+"Expected `name` to be <what>. Received: name=<value>", so that bad input never
+surfaces as a TensorFlow stack trace or a silently wrong answer.
+"""
+
+import math
+import numbers
+from typing import Any, Iterable, Optional
+
+
+def _received(name: str, value: Any) -> str:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"Received: {name}={text}"
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Returns ``value`` as an int >= ``minimum`` or raises."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Expected `{name}` to be an integer >= {minimum}. "
+                        + _received(name, value))
+    if value < minimum:
+        raise ValueError(f"Expected `{name}` to be an integer >= {minimum}. "
+                         + _received(name, value))
+    return int(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    """Returns ``value`` as a finite float > 0 or raises."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected `{name}` to be a positive finite number. "
+                        + _received(name, value))
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"Expected `{name}` to be a positive finite number. "
+                         + _received(name, value))
+    return float(value)
+
+
+def one_of(name: str, value: Any, valid: Iterable[str]) -> str:
+    """Returns ``value`` if it is one of ``valid`` or raises, listing them."""
+    valid = tuple(valid)
+    if not isinstance(value, str) or value not in valid:
+        options = ", ".join(repr(v) for v in valid)
+        raise ValueError(f"Expected `{name}` to be one of {options}. "
+                         + _received(name, value))
+    return value
+
+
+def noise_setting(noise_scale: Optional[float],
+                  noise_level: Optional[float]) -> tuple:
+    """Checks that exactly one of ``noise_scale`` and ``noise_level`` is set.
+
+    Returns:
+      ``(noise_scale, noise_level)`` with the unset one ``None``.
+    """
+    if (noise_scale is None) == (noise_level is None):
+        raise ValueError(
+            "Expected exactly one of `noise_scale` (absolute, in model-input "
+            "space) and `noise_level` (fraction of each image's value range). "
+            f"Received: noise_scale={noise_scale!r}, noise_level={noise_level!r}")
+    if noise_scale is not None:
+        return positive_float("noise_scale", noise_scale), None
+    return None, positive_float("noise_level", noise_level)
+
+
+def seed(value: Any) -> int:
+    """Returns ``value`` as a non-negative int seed or raises."""
+    return positive_int("seed", value, minimum=0)

@@ -1,0 +1,177 @@
+"""Turns a Keras model into the function the methods differentiate: logits.
+
+Attribution methods explain the **pre-softmax logit** of a class (PAPER.md).
+A model whose last layer applies a softmax (an ``Activation``/``Softmax`` layer,
+or any layer built with ``activation="softmax"``, as Keras Applications are) is
+explained on the logits beneath it; the user's model is never modified.
+"""
+
+import warnings
+from typing import Callable, Optional, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _is_softmax(fn) -> bool:
+    return fn is keras.activations.softmax or getattr(fn, "__name__", "") == "softmax"
+
+
+def _unwrap(model):
+    """Accepts a Keras model or an object holding one as ``.model``."""
+    inner = getattr(model, "model", None)
+    if not isinstance(model, keras.Model) and isinstance(inner, keras.Model):
+        return inner
+    return model
+
+
+class LogitModel:
+    """A Keras model seen as ``images -> float32 logits (batch, classes)``.
+
+    Attributes:
+      model: The wrapped Keras model.
+      input_shape: Shape of one input (without the batch axis); may hold None.
+      stripped: Whether a final softmax was removed.
+    """
+
+    def __init__(self, model):
+        model = _unwrap(model)
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "Expected `model` to be a Keras model (keras.Model). "
+                f"Received: model of type {type(model).__name__}")
+        self.model = model
+        self.stripped = False
+        self._fn = lambda z: model(z, training=False)
+        try:
+            inputs, outputs = model.inputs, model.outputs
+        except (AttributeError, ValueError):
+            inputs = outputs = None
+        if not inputs or not outputs:
+            raise ValueError(
+                "Expected `model` to be a built Keras model with known inputs "
+                "(call it once on data, or build it with keras.Input). "
+                f"Received: model {model.name!r} with no inputs")
+        if len(inputs) != 1:
+            raise ValueError(
+                "Expected `model` to have exactly one input tensor. "
+                f"Received: model with {len(inputs)} inputs")
+        self.input_shape = tuple(inputs[0].shape[1:])
+        self.num_outputs = len(outputs)
+        self.output_shape = tuple(outputs[0].shape)
+        if self.num_outputs == 1:
+            self._strip_softmax(model, inputs, outputs[0])
+
+    def _strip_softmax(self, model, inputs, output):
+        last = model.layers[-1] if model.layers else None
+        if last is None:
+            return
+        try:
+            if last.output is not output:
+                return
+            below = last.input
+        except (AttributeError, ValueError):
+            return
+        activation = getattr(last, "activation", None)
+        if isinstance(last, keras.layers.Softmax) or (
+                isinstance(last, keras.layers.Activation) and _is_softmax(activation)):
+            trunk = keras.Model(inputs, below)
+            self._fn = lambda z: trunk(z, training=False)
+            self.stripped = True
+        elif _is_softmax(activation):
+            trunk = keras.Model(inputs, below)
+
+            def logits(z):
+                # The layer's own weights with its activation bypassed: swapped
+                # only while tracing, restored at once, so weights stay shared.
+                features = trunk(z, training=False)
+                last.activation = keras.activations.linear
+                try:
+                    return last(features, training=False)
+                finally:
+                    last.activation = activation
+
+            self._fn = logits
+            self.stripped = True
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        if len(self.output_shape) == 2:
+            return self.output_shape[-1]
+        return None
+
+    def __call__(self, z: tf.Tensor):
+        outputs = self._fn(z)
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+    def check_outputs(self, target_is_callable: bool) -> None:
+        """Raises unless outputs are (batch, classes) or the target is callable."""
+        if target_is_callable:
+            return
+        if self.num_outputs != 1:
+            raise ValueError(
+                "Expected `targets` to be a callable `(model_output) -> (batch,)` "
+                f"for a model with {self.num_outputs} outputs. "
+                "Received: targets that are class indices")
+        if len(self.output_shape) != 2 or self.output_shape[-1] is None:
+            raise ValueError(
+                "Expected `model` to output (batch, classes) logits, or "
+                "`targets` to be a callable `(model_output) -> (batch,)`. "
+                f"Received: model output of shape {self.output_shape}")
+
+    def warn_if_probabilities(self, outputs: np.ndarray) -> None:
+        """Warns when outputs look like probabilities that could not be stripped."""
+        if self.stripped or outputs.ndim != 2 or outputs.shape[-1] < 2:
+            return
+        sums = outputs.sum(axis=-1)
+        if np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-3):
+            warnings.warn(
+                f"The outputs of model {self.model.name!r} look like softmax "
+                "probabilities, and no final softmax layer could be removed: "
+                "attributions will explain probabilities, not logits. Build the "
+                "model with a linear last layer to explain logits.",
+                stacklevel=3)
+
+
+def select_target(outputs, targets, target_fn: Optional[Callable]) -> tf.Tensor:
+    """Per-example scalar to differentiate: ``outputs[i, targets[i]]`` or
+    ``target_fn(outputs)``."""
+    if target_fn is not None:
+        value = tf.cast(target_fn(outputs), tf.float32)
+        if value.shape.rank != 1:
+            raise ValueError(
+                "Expected the callable `targets` to return one scalar per "
+                f"example, shape (batch,). Received: shape {value.shape}")
+        return value
+    return tf.gather(outputs, targets, batch_dims=1)
+
+
+def resolve_targets(targets, batch: int, num_classes: Optional[int],
+                    predict: Callable[[], np.ndarray]) -> Tuple[np.ndarray, Optional[Callable]]:
+    """Normalises ``targets`` into (int32 class per image, callable or None).
+
+    ``predict`` is called (lazily) to get logits for ``targets=None``.
+    """
+    if callable(targets):
+        return np.zeros([batch], np.int32), targets
+    if targets is None:
+        return np.argmax(predict(), axis=-1).astype(np.int32), None
+    array = np.asarray(targets)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer)
+                                     or array.dtype == bool) or array.dtype == bool:
+        raise TypeError(
+            "Expected `targets` to be None, an int class index, one int per "
+            "image, or a callable. " f"Received: targets={targets!r}")
+    if array.ndim == 0:
+        array = np.full([batch], int(array))
+    if array.shape != (batch,):
+        raise ValueError(
+            f"Expected `targets` to hold one class index per image ({batch}). "
+            f"Received: targets of shape {array.shape}")
+    if num_classes is not None and batch and (array.min() < 0 or array.max() >= num_classes):
+        bad = array[(array < 0) | (array >= num_classes)][0]
+        raise ValueError(
+            f"Expected `targets` to be class indices in [0, {num_classes - 1}]. "
+            f"Received: targets containing {int(bad)}")
+    return array.astype(np.int32), None

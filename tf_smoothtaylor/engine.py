@@ -1,0 +1,225 @@
+"""The hot path shared by every gradient method.
+
+Every method is a weighted sum over sample points (DESIGN.md):
+
+    A(x) = Σ_k w_k · m_k ⊙ ∇f_t(z_k)
+
+A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
+``m_k`` and the weights ``w_k`` of one chunk; this module does the rest, once:
+
+* one ``tf.function`` per (explainer, target kind), closed over the model, with a
+  ``None`` batch axis so new data of the same image shape never retraces;
+* the (images × points) index space is flattened and walked in chunks of exactly
+  ``batch_size`` gradient evaluations (several images share a chunk when they have
+  fewer points than ``batch_size``; the last chunk is padded with zero weights),
+  so memory depends on ``batch_size``, never on the number of points;
+* points are made in-graph from stateless random numbers keyed by image content
+  and point index (``_random``), so results do not depend on chunking or order;
+* per-image sums ``Σ w·m⊙g`` (and ``Σ w·(m⊙g)²`` for second-moment methods) are
+  accumulated in float32 with ``unsorted_segment_sum``, whatever the model's
+  compute dtype;
+* with ``jit_compile=True`` only the chunk's forward/backward pass is compiled by
+  XLA: the points are made by the same kernels, so XLA changes only the
+  gradients' round-off.
+"""
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _random
+from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
+
+
+class Scheme:
+    """What a method tells the engine. Subclasses override the hooks below.
+
+    Attributes:
+      num_points: Gradient evaluations per image (K).
+      moments: 1 to accumulate ``Σ w·v``; 2 to also accumulate ``Σ w·v²``,
+        where ``v = m ⊙ ∇f(z)``.
+      extra_specs: Per-image extra inputs of the compiled function, name ->
+        dtype (each fed as a ``(batch,)`` tensor).
+    """
+
+    num_points: int = 1
+    moments: int = 1
+    extra_specs: Dict[str, tf.DType] = {}
+
+    def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """Default values of the extra inputs for ``images`` (eager)."""
+        return {}
+
+    def prepare(self, images, extras) -> Dict[str, tf.Tensor]:
+        """Per-image tensors (leading axis = image) used by :meth:`points`."""
+        return {}
+
+    def points(self, x, params, keys, k):
+        """Points of one chunk.
+
+        Args:
+          x: (n, ...) the image of each point.
+          params: ``prepare``'s tensors gathered per point.
+          keys: (n,) int64 random keys of the points' images.
+          k: (n,) int32 index of each point within its image, in [0, K).
+
+        Returns:
+          ``(z, m, w)``: points (n, ...), multipliers (n, ...) or None for 1,
+          weights (n,).
+        """
+        raise NotImplementedError
+
+    def finalize(self, first, second):
+        """Attributions from the accumulated sums."""
+        return first
+
+
+class Engine:
+    """Compiled ``(images, targets) -> attributions`` for one scheme and model."""
+
+    def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
+                 seed: int, jit_compile: bool = False):
+        self.model = model
+        self.scheme = scheme
+        self.batch_size = batch_size
+        self.seed = seed
+        self.jit_compile = jit_compile
+        self.trace_count = 0
+        self._compiled: Dict[Optional[Callable], tf.types.experimental.GenericFunction] = {}
+        self._predict = None
+        self._probabilities_checked = False
+
+    # -- input checks --------------------------------------------------------
+    def check_images(self, images) -> tf.Tensor:
+        """Returns ``images`` as a float32 tensor after checking it fits the model."""
+        if isinstance(images, (str, bytes)) or images is None:
+            raise TypeError("Expected `images` to be a numeric array or tensor. "
+                            f"Received: images of type {type(images).__name__}")
+        try:
+            images = tf.convert_to_tensor(images)
+        except (ValueError, TypeError) as error:
+            raise TypeError("Expected `images` to be a numeric array or tensor. "
+                            f"Received: {type(images).__name__} ({error})") from None
+        if not (images.dtype.is_floating or images.dtype.is_integer):
+            raise TypeError("Expected `images` to be a numeric array or tensor. "
+                            f"Received: images of dtype {images.dtype.name}")
+        expected = self.model.input_shape
+        shape = tuple(images.shape)
+        fits = len(shape) == len(expected) + 1 and all(
+            e is None or e == s for e, s in zip(expected, shape[1:]))
+        if not fits:
+            wanted = "(batch, " + ", ".join(str(e) for e in expected) + ")"
+            raise ValueError(f"Expected `images` of shape {wanted} to fit the "
+                             f"model's input. Received: images of shape {shape}")
+        images = tf.cast(images, tf.float32)
+        if not bool(tf.reduce_all(tf.math.is_finite(images))):
+            raise ValueError("Expected `images` to hold finite values. "
+                             "Received: images containing NaN or Inf")
+        return images
+
+    # -- forward pass ----------------------------------------------------------
+    def _image_spec(self):
+        return tf.TensorSpec((None,) + self.model.input_shape, tf.float32)
+
+    def predict(self, images: tf.Tensor) -> np.ndarray:
+        """Float32 logits of ``images``, computed in chunks of ``batch_size``."""
+        if self._predict is None:
+            model = self.model
+            self._predict = tf.function(lambda z: model(z),
+                                        input_signature=[self._image_spec()])
+        chunks = [self._predict(images[i:i + self.batch_size]).numpy()
+                  for i in range(0, int(images.shape[0]), self.batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
+
+    def _check_probabilities(self, images, logits=None):
+        if self._probabilities_checked or self.model.num_outputs != 1:
+            return
+        self._probabilities_checked = True
+        if logits is None:
+            logits = self.predict(images[: self.batch_size])
+        self.model.warn_if_probabilities(logits)
+
+    # -- attribution -----------------------------------------------------------
+    def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """Attributions of checked ``images`` for ``targets`` (see ``explain``)."""
+        batch = int(images.shape[0])
+        self.model.check_outputs(callable(targets))
+        if batch == 0:
+            return tf.zeros_like(images)
+        logits = []
+
+        def predict():
+            logits.append(self.predict(images))
+            return logits[0]
+
+        classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
+                                             predict)
+        self._check_probabilities(images, logits[0] if logits else None)
+        function = self._compiled.get(target_fn)
+        if function is None:
+            function = self._compiled[target_fn] = self._build(target_fn)
+        extras = {name: tf.cast(value, dtype) for (name, dtype), value in zip(
+            self.scheme.extra_specs.items(),
+            (extras[name] for name in self.scheme.extra_specs))}
+        return function(images, tf.constant(classes, tf.int32), extras)
+
+    def _build(self, target_fn):
+        model, scheme = self.model, self.scheme
+        size = self.batch_size
+
+        def gradients(z, targets):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = select_target(model(z), targets, target_fn)
+            grad = tape.gradient(value, z)
+            if grad is None:
+                raise ValueError(
+                    "Expected `model` to be differentiable with respect to its "
+                    "input. Received: a model whose output has no gradient "
+                    "with respect to the input (e.g. argmax, casts to int, or "
+                    "an input that is not used)")
+            return tf.cast(grad, tf.float32)
+
+        if self.jit_compile:
+            gradients = tf.function(gradients, jit_compile=True)
+
+        def attribute(images, targets, extras):
+            self.trace_count += 1
+            batch = tf.shape(images)[0]
+            total = batch * scheme.num_points
+            keys = _random.image_keys(images, self.seed)
+            params = scheme.prepare(images, extras)
+
+            def body(chunk, first, second):
+                flat = chunk * size + tf.range(size)
+                valid = flat < total
+                flat = tf.minimum(flat, total - 1)
+                image = flat // scheme.num_points
+                z, m, w = scheme.points(
+                    tf.gather(images, image),
+                    tf.nest.map_structure(lambda t: tf.gather(t, image), params),
+                    tf.gather(keys, image), flat % scheme.num_points)
+                value = gradients(z, tf.gather(targets, image))
+                if m is not None:
+                    value = value * m
+                w = tf.where(valid, tf.cast(w, tf.float32), 0.0)
+                w = tf.reshape(w, [-1] + [1] * (value.shape.rank - 1))
+                first += tf.math.unsorted_segment_sum(w * value, image, batch)
+                if scheme.moments == 2:
+                    second += tf.math.unsorted_segment_sum(w * value * value,
+                                                           image, batch)
+                return chunk + 1, first, second
+
+            zeros = tf.zeros_like(images)
+            chunks = (total + size - 1) // size
+            _, first, second = tf.while_loop(
+                lambda chunk, *_: chunk < chunks, body,
+                [tf.constant(0), zeros, zeros if scheme.moments == 2 else tf.zeros([])],
+                parallel_iterations=1)
+            return scheme.finalize(first, second)
+
+        extra_specs = {name: tf.TensorSpec((None,), dtype)
+                       for name, dtype in scheme.extra_specs.items()}
+        return tf.function(attribute, input_signature=[
+            self._image_spec(), tf.TensorSpec((None,), tf.int32), extra_specs])

@@ -1,0 +1,73 @@
+"""From attributions to the paper's heatmaps, and the completeness diagnostic."""
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
+
+
+def heatmap(attributions) -> tf.Tensor:
+    """The paper's heatmap: the signed sum over channels.
+
+        h[b, i, j] = Σ_c A[b, i, j, c]
+
+    Args:
+      attributions: (B, H, W, C) channels-last attributions.
+
+    Returns:
+      float32 tensor (B, H, W).
+
+    Raises:
+      ValueError: if ``attributions`` is not of rank 4.
+
+    Example:
+      >>> heatmap(tf.ones([2, 8, 8, 3])).shape
+      TensorShape([2, 8, 8])
+    """
+    attributions = tf.convert_to_tensor(attributions, tf.float32)
+    if attributions.shape.rank != 4:
+        raise ValueError("Expected `attributions` of shape (batch, height, width, "
+                         f"channels). Received: shape {attributions.shape}")
+    return tf.reduce_sum(attributions, axis=-1)
+
+
+def completeness_gap(model, images, attributions, baselines,
+                     targets: Optional[Union[int, np.ndarray, Callable]] = None) -> tf.Tensor:
+    """Completeness gap of path attributions: ``Σ A(x) − (f(x) − f(b))``.
+
+    For exact Integrated Gradients the gap is 0 (the completeness axiom); for a
+    quadrature with M steps it shrinks as M grows.
+
+    Args:
+      model: The Keras model explained (its logits are used).
+      images: (B, ...) model inputs.
+      attributions: (B, ...) attributions of ``images``.
+      baselines: (B, ...) or one baseline broadcastable to ``images``.
+      targets: As for explainers; None uses each image's top-1 class.
+
+    Returns:
+      float32 tensor (B,).
+    """
+    logits = LogitModel(model)
+    images = tf.convert_to_tensor(images, tf.float32)
+    attributions = tf.convert_to_tensor(attributions, tf.float32)
+    if attributions.shape != images.shape:
+        raise ValueError("Expected `attributions` shaped like `images` "
+                         f"{tuple(images.shape)}. Received: {tuple(attributions.shape)}")
+    try:
+        baselines = tf.broadcast_to(tf.convert_to_tensor(baselines, tf.float32),
+                                    tf.shape(images))
+    except (ValueError, tf.errors.InvalidArgumentError):
+        raise ValueError("Expected `baselines` broadcastable to `images` "
+                         f"{tuple(images.shape)}. Received: shape "
+                         f"{tuple(np.shape(baselines))}") from None
+    logits.check_outputs(callable(targets))
+    outputs_x = logits(images)
+    classes, target_fn = resolve_targets(
+        targets, int(images.shape[0]), logits.num_classes, lambda: outputs_x.numpy())
+    f_x = select_target(outputs_x, classes, target_fn)
+    f_b = select_target(logits(baselines), classes, target_fn)
+    axes = list(range(1, images.shape.rank))
+    return tf.reduce_sum(attributions, axis=axes) - (f_x - f_b)

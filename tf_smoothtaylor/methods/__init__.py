@@ -1,0 +1,10 @@
+"""Attribution methods, one module each, all on the shared engine."""
+
+from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
+from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
+from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
+from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
+
+__all__ = ["Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
+           "SmoothGrad", "SmoothTaylor"]

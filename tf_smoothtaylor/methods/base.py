@@ -1,0 +1,93 @@
+"""The contract shared by every explainer.
+
+An explainer is a thin holder of settings around one compiled engine
+(``tf_smoothtaylor.engine``). All explainers share this contract:
+
+* ``explain(images, targets=None) -> tf.Tensor`` (``__call__`` is an alias)
+  returns float32 attributions shaped like ``images``;
+* ``images`` are model inputs (after preprocessing), shape ``(batch,) +
+  model input shape``, finite; an empty batch gives an empty result;
+* ``targets``: ``None`` explains each image's top-1 predicted class; an int, or
+  one int per image, names the class; a callable ``(model_output) -> (batch,)``
+  picks any scalar (for other heads and multi-output models). Class outputs are
+  explained on their **logits**: a final softmax is removed first;
+* results depend on ``seed`` and the images' content only — never on
+  ``batch_size``, on the other images of the call, or on their order;
+* settings are keyword-only and checked at construction.
+"""
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks
+from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.engine import Engine, Scheme
+
+Targets = Optional[Union[int, np.ndarray, list, Callable]]
+
+
+class Explainer(Scheme):
+    """Base class: holds the model, the settings and the compiled engine.
+
+    Args:
+      model: A Keras model (or an object with a Keras model as ``.model``).
+      batch_size: Gradient evaluations per compiled chunk; memory grows with it,
+        results do not change with it.
+      seed: Seed of every random draw (roots, noise, baselines).
+      jit_compile: Compile each chunk's forward/backward pass with XLA.
+    """
+
+    def __init__(self, model, *, batch_size: int = 64, seed: int = 0,
+                 jit_compile: bool = False):
+        self._logits = LogitModel(model)
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self.seed = _checks.seed(seed)
+        if not isinstance(jit_compile, bool):
+            raise TypeError("Expected `jit_compile` to be a bool. "
+                            f"Received: jit_compile={jit_compile!r}")
+        self.jit_compile = jit_compile
+        self._engine = Engine(self._logits, self, batch_size=self.batch_size,
+                              seed=self.seed, jit_compile=jit_compile)
+
+    @property
+    def model(self):
+        """The Keras model being explained."""
+        return self._logits.model
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the compiled attribution function was traced."""
+        return self._engine.trace_count
+
+    def explain(self, images, targets: Targets = None) -> tf.Tensor:
+        """Attributions of ``images`` for ``targets`` (see the module docstring).
+
+        Args:
+          images: (batch, ...) model inputs.
+          targets: None (top-1), an int, one int per image, or a callable.
+
+        Returns:
+          float32 tensor shaped like ``images``.
+        """
+        images = self._engine.check_images(images)
+        return self._engine.run(images, targets, self.extras(images))
+
+    __call__ = explain
+
+
+def noise_scales(images: tf.Tensor, noise_scale: Optional[float],
+                 noise_level: Optional[float]) -> tf.Tensor:
+    """Per-image σ: ``noise_scale``, or ``noise_level × (max(x) − min(x))``."""
+    batch = tf.shape(images)[0]
+    if noise_scale is not None:
+        return tf.fill([batch], noise_scale)
+    axes = list(range(1, images.shape.rank))
+    spread = tf.reduce_max(images, axis=axes) - tf.reduce_min(images, axis=axes)
+    return noise_level * spread
+
+
+def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """Reshapes (n,) values to broadcast against (n, ...) tensors."""
+    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))

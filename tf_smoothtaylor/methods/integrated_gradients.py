@@ -1,0 +1,123 @@
+"""Integrated Gradients (Sundararajan et al. 2017), as used by Goh et al. 2020.
+
+    IG(x; b) = (x − b) ⊙ ∫₀¹ ∇f(b + α(x − b)) dα
+             ≈ (x − b) ⊙ Σ_m w_m ∇f(b + α_m (x − b))
+
+with ``(α_m, w_m)`` from ``tf_smoothtaylor.quadrature`` (weights sum to 1; the
+paper's rule is the right Riemann sum with M = 50). With ``N`` random baselines
+the N maps are averaged. Completeness: ``Σ IG(x; b) ≈ f(x) − f(b)``.
+"""
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.methods.base import Explainer, per_point
+from tf_smoothtaylor.quadrature import RULES, quadrature
+
+BASELINES = ("zero", "uniform")
+
+
+class IntegratedGradients(Explainer):
+    """Integrated Gradients.
+
+    Args:
+      model: Keras model (explained on its logits).
+      steps: M, gradient evaluations along each path.
+      rule: Quadrature rule, one of ``quadrature.RULES``.
+      baseline: ``"zero"`` — a black image in pixel space mapped by
+        ``preprocess`` (all zeros without ``preprocess``); ``"uniform"`` — U[0, 1]
+        pixels mapped by ``preprocess``, ``num_baselines`` of them averaged; an
+        array broadcastable to one image; or a callable ``images -> baselines``
+        (same shape as the images, traced into the graph).
+      num_baselines: N, random baselines per image (``"uniform"`` only).
+      preprocess: Pixels in [0, 1] -> model inputs (TensorFlow ops), used to map
+        ``"zero"`` and ``"uniform"`` baselines into model-input space.
+      batch_size, seed, jit_compile: see ``Explainer``.
+
+    Example:
+      >>> ig = IntegratedGradients(model, steps=50, baseline="uniform",
+      ...                          num_baselines=20, preprocess=preprocess)
+      >>> attributions = ig(images, targets=labels)
+    """
+
+    def __init__(self, model, *, steps: int = 50, rule: str = "riemann_right",
+                 baseline: Union[str, np.ndarray, Callable] = "zero",
+                 num_baselines: int = 1, preprocess: Optional[Callable] = None,
+                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+        alphas, weights = quadrature(rule, steps)
+        self.steps, self.rule = int(steps), rule
+        self.num_baselines = _checks.positive_int("num_baselines", num_baselines)
+        if isinstance(baseline, str) and baseline not in BASELINES:
+            raise ValueError("Expected `baseline` to be one of 'zero', 'uniform', "
+                             f"an array or a callable. Received: baseline={baseline!r}")
+        elif not isinstance(baseline, str) and not callable(baseline):
+            try:
+                baseline = np.asarray(baseline, np.float32)
+            except (TypeError, ValueError):
+                raise TypeError("Expected `baseline` to be 'zero', 'uniform', an "
+                                "array or a callable. "
+                                f"Received: baseline of type {type(baseline).__name__}") from None
+        if self.num_baselines > 1 and not (isinstance(baseline, str)
+                                           and baseline == "uniform"):
+            raise ValueError("Expected `num_baselines` to be 1 unless "
+                             "baseline='uniform' (other baselines are not random). "
+                             f"Received: num_baselines={num_baselines}")
+        if preprocess is not None and not callable(preprocess):
+            raise TypeError("Expected `preprocess` to be a callable or None. "
+                            f"Received: preprocess={preprocess!r}")
+        self.baseline, self.preprocess = baseline, preprocess
+        self._alphas = tf.constant(alphas, tf.float32)
+        self._weights = tf.constant(weights / self.num_baselines, tf.float32)
+        self.num_points = self.steps * self.num_baselines
+        super().__init__(model, batch_size=batch_size, seed=seed,
+                         jit_compile=jit_compile)
+        if isinstance(baseline, np.ndarray):
+            shape = self._logits.input_shape
+            try:
+                np.broadcast_shapes(baseline.shape, tuple(1 if s is None else s for s in shape))
+                fits = len(baseline.shape) <= len(shape)
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError("Expected `baseline` to be broadcastable to one "
+                                 f"model input of shape {shape}. "
+                                 f"Received: baseline of shape {baseline.shape}")
+
+    def _pixels_to_inputs(self, pixels):
+        return pixels if self.preprocess is None else tf.cast(
+            self.preprocess(pixels), tf.float32)
+
+    def baselines(self, images: tf.Tensor) -> tf.Tensor:
+        """The deterministic baselines of ``images`` (not for ``"uniform"``)."""
+        if isinstance(self.baseline, str):
+            if self.baseline == "uniform":
+                raise ValueError("baseline='uniform' draws a baseline per point")
+            return tf.broadcast_to(self._pixels_to_inputs(tf.zeros_like(images)),
+                                   tf.shape(images))
+        if callable(self.baseline):
+            result = tf.cast(self.baseline(images), tf.float32)
+            if result.shape.is_fully_defined() and images.shape.is_fully_defined() \
+                    and result.shape != images.shape:
+                raise ValueError("Expected the callable `baseline` to return one "
+                                 f"baseline per image, shape {images.shape}. "
+                                 f"Received: shape {result.shape}")
+            return tf.ensure_shape(result, images.shape)
+        return tf.broadcast_to(tf.constant(self.baseline), tf.shape(images))
+
+    def prepare(self, images, extras):
+        if isinstance(self.baseline, str) and self.baseline == "uniform":
+            return {}
+        return {"baseline": self.baselines(images)}
+
+    def points(self, x, params, keys, k):
+        j, step = k // self.steps, k % self.steps
+        if "baseline" in params:
+            b = params["baseline"]
+        else:
+            b = self._pixels_to_inputs(
+                _random.uniform(keys, _random.BASELINES, j, x.shape[1:]))
+        alpha = per_point(tf.gather(self._alphas, step), x)
+        return b + alpha * (x - b), x - b, tf.gather(self._weights, step)

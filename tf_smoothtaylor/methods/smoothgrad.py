@@ -1,0 +1,102 @@
+"""SmoothGrad, SquareGrad and VarGrad (Smilkov et al. 2017; Hooker et al. 2019).
+
+    SG(x)       = (1/N) Σ_n M(x + ε_n)             statistic="mean"
+    SquareGrad  = (1/N) Σ_n M(x + ε_n)²            statistic="square"
+    VarGrad     = SquareGrad − SG²                 statistic="variance"
+
+with ``ε_n ~ N(0, σ² I)``. σ is ``noise_level × (max(x) − min(x))`` per image
+(default 0.15, the usual relative setting) or an absolute ``noise_scale``.
+The base map ``M`` is the gradient, Gradient × Input (of the noisy input), or —
+for ``statistic="mean"`` — any explainer of this package (noise over IG, ...).
+"""
+
+from typing import Optional, Union
+
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.methods.base import Explainer, noise_scales, per_point
+
+STATISTICS = ("mean", "square", "variance")
+BASES = ("gradient", "input_x_gradient")
+
+
+class SmoothGrad(Explainer):
+    """SmoothGrad and its variants.
+
+    Args:
+      model: Keras model (explained on its logits).
+      num_samples: N, noisy copies per image.
+      noise_scale: Absolute σ in model-input space; or
+      noise_level: σ as a fraction of each image's value range (default 0.15).
+        Give exactly one of the two (set ``noise_level=None`` to use
+        ``noise_scale``).
+      statistic: ``"mean"`` (SmoothGrad), ``"square"`` (SquareGrad) or
+        ``"variance"`` (VarGrad).
+      base: ``"gradient"``, ``"input_x_gradient"``, or an explainer of this
+        package built on the same model (then ``statistic`` must be "mean").
+      batch_size, seed, jit_compile: see ``Explainer``.
+
+    Example:
+      >>> sg = SmoothGrad(model, num_samples=50, noise_level=0.15)
+      >>> vg = SmoothGrad(model, statistic="variance")
+      >>> noisy_ig = SmoothGrad(model, base=IntegratedGradients(model, steps=20))
+    """
+
+    extra_specs = {"noise_scale": tf.float32}
+
+    def __init__(self, model, *, num_samples: int = 50,
+                 noise_scale: Optional[float] = None,
+                 noise_level: Optional[float] = 0.15, statistic: str = "mean",
+                 base: Union[str, Explainer] = "gradient", batch_size: int = 64,
+                 seed: int = 0, jit_compile: bool = False):
+        self.num_samples = _checks.positive_int("num_samples", num_samples)
+        self.noise_scale, self.noise_level = _checks.noise_setting(noise_scale,
+                                                                   noise_level)
+        self.statistic = _checks.one_of("statistic", statistic, STATISTICS)
+        if isinstance(base, Explainer):
+            if statistic != "mean":
+                raise ValueError(
+                    "Expected `statistic` to be 'mean' when `base` is an explainer "
+                    "(its maps are sums over many points). "
+                    f"Received: statistic={statistic!r}")
+            self._base_points = base.num_points
+        else:
+            _checks.one_of("base", base, BASES + ("an explainer",))
+            self._base_points = 1
+        self.base = base
+        self.num_points = self.num_samples * self._base_points
+        self.moments = 1 if statistic == "mean" else 2
+        super().__init__(model, batch_size=batch_size, seed=seed,
+                         jit_compile=jit_compile)
+        if isinstance(base, Explainer) and base.model is not self.model:
+            raise ValueError("Expected `base` to explain the same model as "
+                             "SmoothGrad. Received: a base built on model "
+                             f"{base.model.name!r}")
+
+    def extras(self, images):
+        return {"noise_scale": noise_scales(images, self.noise_scale, self.noise_level)}
+
+    def prepare(self, images, extras):
+        params = dict(extras)
+        if isinstance(self.base, Explainer):
+            params["base"] = self.base.prepare(images, self.base.extras(images))
+        return params
+
+    def points(self, x, params, keys, k):
+        sample, inner = k // self._base_points, k % self._base_points
+        noise = _random.normal(keys, _random.SMOOTHING, sample, x.shape[1:])
+        noisy = x + per_point(params["noise_scale"], x) * noise
+        weight = tf.fill(tf.shape(k), 1.0 / self.num_samples)
+        if isinstance(self.base, Explainer):
+            z, m, w = self.base.points(noisy, params["base"],
+                                       _random.derive_keys(keys, sample), inner)
+            return z, m, w * weight
+        return noisy, (noisy if self.base == "input_x_gradient" else None), weight
+
+    def finalize(self, first, second):
+        if self.statistic == "mean":
+            return first
+        if self.statistic == "square":
+            return second
+        return tf.maximum(second - first * first, 0.0)
