@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts: models and a bare gradient loop."""
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+MODELS = {
+    "mobilenet_v2": keras.applications.MobileNetV2,
+    "resnet50": keras.applications.ResNet50,
+}
+
+
+def build_model(name: str, size: int = 224) -> keras.Model:
+    """A ``weights=None`` Keras Application with logits output, seeded."""
+    keras.utils.set_random_seed(0)
+    return MODELS[name](weights=None, input_shape=(size, size, 3),
+                        classifier_activation=None)
+
+
+def images(batch: int, size: int = 224, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, 3)).astype(
+        np.float32)
+
+
+def bare_gradient_loop(model: keras.Model):
+    """The reference: a ``tf.function`` taking batched input gradients."""
+
+    @tf.function
+    def step(x, t):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.gather(model(x, training=False), t, batch_dims=1)
+        return tape.gradient(y, x)
+
+    return step
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    result = fn(*args)
+    if hasattr(result, "numpy"):
+        result.numpy()
+    return time.perf_counter() - start

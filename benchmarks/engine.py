@@ -1,0 +1,99 @@
+"""Engine throughput and memory against a bare ``tf.function`` gradient loop.
+
+Prints, measured in one run with interleaved repetitions:
+* for SmoothTaylor, IG and SmoothGrad: gradient evaluations/s of the engine
+  divided by that of a bare loop of batched input gradients (same model, same
+  batch); target >= 0.95;
+* peak RSS of SmoothTaylor with R = 10 and R = 1000 roots (fresh processes);
+  target R=1000 / R=10 <= 1.10.
+
+Usage:
+  python benchmarks/engine.py [--model mobilenet_v2] [--batch 16] [--points 48]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tf_smoothtaylor as tst  # noqa: E402
+
+
+def throughput(args):
+    model = _common.build_model(args.model, args.size)
+    x = _common.images(args.batch, args.size)
+    one = x[:1]
+    target = np.zeros([args.batch], np.int32)
+    bare = _common.bare_gradient_loop(model)
+    batches = args.points // args.batch
+    explainers = {
+        "SmoothTaylor": tst.SmoothTaylor(model, num_roots=args.points, batch_size=args.batch),
+        "IntegratedGradients": tst.IntegratedGradients(model, steps=args.points,
+                                                       batch_size=args.batch),
+        "SmoothGrad": tst.SmoothGrad(model, num_samples=args.points, batch_size=args.batch),
+    }
+    bare(tf.constant(x), tf.constant(target)).numpy()   # trace
+    for explainer in explainers.values():
+        explainer(one, targets=0).numpy()
+    times = {name: [] for name in ["bare", *explainers]}
+    for _ in range(args.repeats):
+        times["bare"].append(sum(_common.timed(bare, tf.constant(x), tf.constant(target))
+                                 for _ in range(batches)))
+        for name, explainer in explainers.items():
+            times[name].append(_common.timed(explainer, one, 0))
+    bare_rate = args.points / np.median(times["bare"])
+    print(f"model={args.model} size={args.size} batch={args.batch} "
+          f"points/image={args.points} repeats={args.repeats}")
+    print(f"{'bare tf.function loop':24s} {bare_rate:7.2f} grad/s  ratio 1.000")
+    for name in explainers:
+        rate = args.points / np.median(times[name])
+        print(f"{name:24s} {rate:7.2f} grad/s  ratio {rate / bare_rate:.3f}")
+
+
+def peak_rss_child(args):
+    model = _common.build_model(args.model, args.size)
+    explainer = tst.SmoothTaylor(model, num_roots=args.roots, batch_size=args.batch)
+    explainer(_common.images(1, args.size), targets=0).numpy()
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def memory(args):
+    peaks = {}
+    for roots in (10, 1000):
+        command = [sys.executable, __file__, "--child_roots", str(roots), "--model", args.model,
+                   "--size", str(args.size), "--batch", str(args.batch)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        peaks[roots] = json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
+        print(f"SmoothTaylor R={roots:<5d} peak RSS {peaks[roots]:8.1f} MB")
+    print(f"peak RSS ratio R=1000 / R=10: {peaks[1000] / peaks[10]:.3f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--points", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--child_roots", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_roots:
+        args.roots = args.child_roots
+        peak_rss_child(args)
+        return
+    throughput(args)
+    if not args.skip_memory:
+        memory(args)
+
+
+if __name__ == "__main__":
+    main()

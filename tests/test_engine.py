@@ -1,0 +1,195 @@
+"""Engine invariants: chunking, batch composition, order, seeds, traces, dtypes."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from conftest import max_abs_diff, small_cnn
+
+METHODS = {
+    "smooth_taylor": lambda m, **kw: tst.SmoothTaylor(m, num_roots=9, noise_scale=0.3, **kw),
+    "ig_zero": lambda m, **kw: tst.IntegratedGradients(m, steps=9, **kw),
+    "ig_uniform": lambda m, **kw: tst.IntegratedGradients(
+        m, steps=5, baseline="uniform", num_baselines=3, preprocess=lambda p: 2 * p - 1, **kw),
+    "smoothgrad": lambda m, **kw: tst.SmoothGrad(m, num_samples=9, **kw),
+    "vargrad": lambda m, **kw: tst.SmoothGrad(m, num_samples=9, statistic="variance", **kw),
+    "smoothgrad_ig": lambda m, **kw: tst.SmoothGrad(
+        m, num_samples=3, base=tst.IntegratedGradients(m, steps=3), **kw),
+    "gradient": lambda m, **kw: tst.Gradient(m, **kw),
+    "gradient_x_input": lambda m, **kw: tst.GradientXInput(m, **kw),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_chunk_size_batch_composition_and_order_do_not_change_results(cnn, images, method):
+    reference = METHODS[method](cnn, batch_size=64)(images).numpy()
+    assert np.abs(reference).max() > 0
+    for batch_size in (1, 7):
+        explainer = METHODS[method](cnn, batch_size=batch_size)
+        assert max_abs_diff(explainer(images), reference) <= 1e-5
+    explainer = METHODS[method](cnn, batch_size=7)
+    order = np.array([2, 0, 3, 1])
+    assert max_abs_diff(explainer(images[order]), reference[order]) <= 1e-5
+    for i in range(len(images)):
+        assert max_abs_diff(explainer(images[i:i + 1]), reference[i:i + 1]) <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["smooth_taylor", "ig_uniform", "smoothgrad"])
+def test_same_seed_same_result_other_seed_different(cnn, images, method):
+    first = METHODS[method](cnn, seed=1)(images).numpy()
+    again = METHODS[method](cnn, seed=1)(images).numpy()
+    other = METHODS[method](cnn, seed=2)(images).numpy()
+    assert max_abs_diff(first, again) == 0.0
+    assert max_abs_diff(first, other) > 1e-3
+
+
+def test_smooth_taylor_draws_are_independent_and_repeatable(cnn, images):
+    explainer = METHODS["smooth_taylor"](cnn)
+    assert max_abs_diff(explainer(images, draw=1), explainer(images, draw=1)) == 0.0
+    assert max_abs_diff(explainer(images, draw=1), explainer(images)) > 1e-3
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_one_trace_across_calls_with_new_data(cnn, images, method):
+    explainer = METHODS[method](cnn, batch_size=5)
+    rng = np.random.default_rng(7)
+    for batch in (1, 3, 4, 2):
+        explainer(rng.uniform(-1, 1, (batch, 12, 12, 3)).astype(np.float32))
+        explainer(rng.uniform(-1, 1, (batch, 12, 12, 3)), targets=np.arange(batch) % 5)
+    assert explainer.trace_count == 1
+
+
+def test_top1_default_target_and_per_image_targets(cnn, images):
+    explainer = tst.Gradient(cnn)
+    top1 = np.argmax(cnn(images).numpy(), axis=-1)
+    np.testing.assert_array_equal(explainer(images), explainer(images, targets=top1))
+    with tf.GradientTape() as tape:
+        x = tf.constant(images)
+        tape.watch(x)
+        value = tf.reduce_sum(cnn(x)[:, 3])
+    np.testing.assert_allclose(explainer(images, targets=3), tape.gradient(value, x), atol=1e-6)
+
+
+def test_callable_target_for_other_heads(cnn, images):
+    explainer = tst.Gradient(cnn)
+    total = explainer(images, targets=lambda out: tf.reduce_sum(out, axis=-1)).numpy()
+    summed = sum(explainer(images, targets=c).numpy() for c in range(5))
+    np.testing.assert_allclose(total, summed, atol=1e-5)
+
+
+def test_multi_output_model_with_callable_target(images):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(2)(pooled), keras.layers.Dense(3)(pooled)])
+    explainer = tst.Gradient(model)
+    got = explainer(images, targets=lambda outs: outs[1][:, 2])
+    kernel = model.layers[-1].kernel.numpy()[:, 2] / (12 * 12)
+    np.testing.assert_allclose(got, np.broadcast_to(kernel, images.shape), atol=1e-6)
+    with pytest.raises(ValueError, match="targets"):
+        explainer(images)
+
+
+def test_softmax_is_stripped_and_logits_explained(images):
+    logits_model = small_cnn(activation=None, seed=4)
+    softmax_model = small_cnn(activation="softmax", seed=4)
+    stacked = keras.Sequential([keras.Input((12, 12, 3))] + small_cnn(seed=4).layers
+                               + [keras.layers.Softmax()])
+    reference = tst.Gradient(logits_model)(images, targets=1).numpy()
+    for model in (softmax_model, stacked):
+        explainer = tst.Gradient(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = explainer(images, targets=1)
+        np.testing.assert_allclose(got, reference, atol=1e-5)
+    # The user's model is untouched: it still outputs probabilities.
+    np.testing.assert_allclose(softmax_model(images).numpy().sum(-1), 1.0, atol=1e-5)
+
+
+def test_unstrippable_softmax_warns(images):
+    class Probabilities(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4)
+
+        def call(self, x):
+            return tf.nn.softmax(self.dense(keras.ops.reshape(x, (-1, 12 * 12 * 3))))
+
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, Probabilities()(inputs))
+    with pytest.warns(UserWarning, match="probabilities"):
+        tst.Gradient(model)(images, targets=0)
+
+
+def test_empty_batch_returns_empty_result(cnn):
+    for explainer in (tst.SmoothTaylor(cnn, num_roots=3), tst.IntegratedGradients(cnn)):
+        result = explainer(np.zeros((0, 12, 12, 3), np.float32))
+        assert result.shape == (0, 12, 12, 3) and result.dtype == tf.float32
+
+
+def test_completeness_gap_shrinks_with_steps(cnn, images):
+    gaps = {}
+    for steps in (50, 300):
+        ig = tst.IntegratedGradients(cnn, steps=steps)
+        attributions = ig(images, targets=0)
+        gaps[steps] = np.abs(tst.completeness_gap(cnn, images, attributions, 0.0, targets=0))
+    assert gaps[300].mean() < gaps[50].mean()
+    assert gaps[300].mean() < 1e-2
+    # Exact for a model without non-linearities: the linear case is 0 already.
+
+
+def test_completeness_gap_of_linear_model_is_zero(linear):
+    model, _ = linear
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+    attributions = tst.IntegratedGradients(model, steps=2, rule="trapezoid")(x, targets=1)
+    assert np.abs(tst.completeness_gap(model, x, attributions, 0.0, targets=1)).max() < 1e-4
+
+
+def _relative(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+@pytest.mark.parametrize("policy,tolerance", [("mixed_float16", 3e-2), ("mixed_bfloat16", 1e-1)])
+def test_mixed_precision_matches_float32(images, policy, tolerance):
+    reference_model = small_cnn(seed=5)
+    keras.mixed_precision.set_global_policy(policy)
+    model = small_cnn(seed=5)
+    keras.mixed_precision.set_global_policy("float32")
+    model.set_weights(reference_model.get_weights())
+    for make in (METHODS["ig_zero"], METHODS["smooth_taylor"]):
+        reference = make(reference_model)(images, targets=0).numpy()
+        got = make(model)(images, targets=0)
+        assert got.dtype == tf.float32
+        assert _relative(got, reference) < tolerance
+
+
+def test_jit_compile_matches_float32(cnn, images):
+    for make in (METHODS["ig_zero"], METHODS["smooth_taylor"], METHODS["smoothgrad"]):
+        reference = make(cnn)(images).numpy()
+        explainer = make(cnn, jit_compile=True)
+        assert _relative(explainer(images), reference) < 1e-3
+        assert explainer.trace_count == 1
+
+
+def test_keras_application_runs_through_every_method():
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    gradient = tst.Gradient(model, batch_size=8)(x, targets=[1, 7]).numpy()
+    # Explained on logits: the softmax of Keras Applications is removed.
+    logits = keras.Model(model.inputs, model.layers[-2].output)
+    with tf.GradientTape() as tape:
+        z = tf.constant(x)
+        tape.watch(z)
+        y = tf.reduce_sum(tf.gather(
+            tf.matmul(logits(z), model.layers[-1].kernel) + model.layers[-1].bias,
+            [1, 7], axis=1, batch_dims=0) * tf.eye(2))
+    np.testing.assert_allclose(gradient, tape.gradient(y, z), rtol=1e-4, atol=1e-6)
+    for method in sorted(METHODS):
+        result = METHODS[method](model, batch_size=8)(x, targets=[1, 7]).numpy()
+        assert result.shape == x.shape and np.isfinite(result).all()
+        assert np.abs(result).max() > 0

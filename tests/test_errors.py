@@ -1,0 +1,134 @@
+"""Bad input gets a clear ValueError/TypeError naming the argument."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+
+GOOD = np.zeros((2, 12, 12, 3), np.float32)
+
+
+@pytest.mark.parametrize("images,error,match", [
+    (np.zeros((12, 12, 3), np.float32), ValueError, r"`images` of shape \(batch, 12, 12, 3\)"),
+    (np.zeros((2, 10, 12, 3), np.float32), ValueError, "Received: images of shape"),
+    (np.full((1, 12, 12, 3), np.nan, np.float32), ValueError, "NaN or Inf"),
+    (np.full((1, 12, 12, 3), np.inf, np.float32), ValueError, "NaN or Inf"),
+    ("cat.jpg", TypeError, "`images`"),
+    (np.full((1, 12, 12, 3), "x"), TypeError, "`images`"),
+])
+def test_bad_images(cnn, images, error, match):
+    for explainer in (tst.SmoothTaylor(cnn, num_roots=2), tst.IntegratedGradients(cnn, steps=2)):
+        with pytest.raises(error, match=match):
+            explainer(images)
+
+
+@pytest.mark.parametrize("targets,error,match", [
+    (5, ValueError, r"class indices in \[0, 4\]"),
+    (-1, ValueError, r"class indices in \[0, 4\]"),
+    ([0, 9], ValueError, "containing 9"),
+    ([0, 1, 2], ValueError, "one class index per image"),
+    (1.5, TypeError, "`targets`"),
+    ("dog", TypeError, "`targets`"),
+])
+def test_bad_targets(cnn, targets, error, match):
+    with pytest.raises(error, match=match):
+        tst.Gradient(cnn)(GOOD, targets=targets)
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda m: tst.SmoothTaylor(m, num_roots=0), ValueError, "num_roots"),
+    (lambda m: tst.SmoothTaylor(m, num_roots=2.5), TypeError, "num_roots"),
+    (lambda m: tst.SmoothTaylor(m, num_roots=True), TypeError, "num_roots"),
+    (lambda m: tst.IntegratedGradients(m, steps=-3), ValueError, "steps"),
+    (lambda m: tst.IntegratedGradients(m, steps="50"), TypeError, "steps"),
+    (lambda m: tst.SmoothGrad(m, num_samples=0), ValueError, "num_samples"),
+    (lambda m: tst.Gradient(m, batch_size=0), ValueError, "batch_size"),
+    (lambda m: tst.Gradient(m, batch_size=1.0), TypeError, "batch_size"),
+    (lambda m: tst.SmoothTaylor(m, noise_scale=0.0), ValueError, "noise_scale"),
+    (lambda m: tst.SmoothTaylor(m, noise_scale=-1.0), ValueError, "noise_scale"),
+    (lambda m: tst.SmoothTaylor(m, noise_scale=float("nan")), ValueError, "noise_scale"),
+    (lambda m: tst.SmoothTaylor(m, noise_scale=0.5, noise_level=0.1), ValueError,
+     "exactly one of `noise_scale`"),
+    (lambda m: tst.SmoothTaylor(m, noise_scale=None), ValueError, "exactly one of `noise_scale`"),
+    (lambda m: tst.SmoothGrad(m, noise_scale=0.5), ValueError, "exactly one of `noise_scale`"),
+    (lambda m: tst.SmoothGrad(m, noise_level=float("inf")), ValueError, "noise_level"),
+    (lambda m: tst.IntegratedGradients(m, rule="simpson"), ValueError,
+     "'riemann_left', 'riemann_right', 'riemann_middle', 'trapezoid', 'gauss_legendre'"),
+    (lambda m: tst.IntegratedGradients(m, baseline="black"), ValueError, "'zero', 'uniform'"),
+    (lambda m: tst.IntegratedGradients(m, baseline=np.zeros((5, 5, 3))), ValueError,
+     "`baseline` to be broadcastable"),
+    (lambda m: tst.IntegratedGradients(m, baseline=object()), TypeError, "`baseline`"),
+    (lambda m: tst.IntegratedGradients(m, num_baselines=3), ValueError, "num_baselines"),
+    (lambda m: tst.IntegratedGradients(m, preprocess="tf"), TypeError, "preprocess"),
+    (lambda m: tst.SmoothGrad(m, statistic="median"), ValueError, "'mean', 'square', 'variance'"),
+    (lambda m: tst.SmoothGrad(m, base="lrp"), ValueError, "'gradient', 'input_x_gradient'"),
+    (lambda m: tst.SmoothGrad(m, statistic="square", base=tst.IntegratedGradients(m)),
+     ValueError, "statistic"),
+    (lambda m: tst.Gradient(m, seed=-1), ValueError, "seed"),
+    (lambda m: tst.Gradient(m, jit_compile="yes"), TypeError, "jit_compile"),
+])
+def test_bad_settings(cnn, make, error, match):
+    with pytest.raises(error, match=match):
+        make(cnn)
+
+
+def test_settings_are_keyword_only(cnn):
+    with pytest.raises(TypeError):
+        tst.SmoothTaylor(cnn, 150)
+
+
+def test_callable_baseline_of_wrong_shape(cnn):
+    ig = tst.IntegratedGradients(cnn, steps=2, baseline=lambda x: x[:, :6])
+    with pytest.raises(ValueError, match="baseline"):
+        ig(GOOD)
+
+
+def test_bad_per_call_noise_scale(cnn):
+    with pytest.raises(ValueError, match="noise_scale"):
+        tst.SmoothTaylor(cnn, num_roots=2)(GOOD, noise_scale=[0.5, -1.0])
+
+
+@pytest.mark.parametrize("model", [object(), "resnet50", lambda x: x])
+def test_non_keras_model(model):
+    with pytest.raises(TypeError, match="Expected `model` to be a Keras model"):
+        tst.SmoothTaylor(model)
+
+
+def test_multi_output_model_needs_callable_target():
+    inputs = keras.Input((12, 12, 3))
+    flat = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(2)(flat), keras.layers.Dense(3)(flat)])
+    with pytest.raises(ValueError, match="callable"):
+        tst.Gradient(model)(GOOD)
+
+
+def test_model_output_not_batch_by_classes():
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
+        tst.Gradient(model)(GOOD)
+
+
+def test_model_not_differentiable_wrt_input():
+    class ArgMax(keras.layers.Layer):
+        def call(self, x):
+            flat = keras.ops.reshape(x, (keras.ops.shape(x)[0], -1))
+            index = keras.ops.cast(keras.ops.argmax(flat, axis=-1), "float32")
+            return keras.ops.stack([index, -index], axis=-1)
+
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, ArgMax()(inputs))
+    with pytest.raises(ValueError, match="differentiable"):
+        tst.Gradient(model)(GOOD, targets=0)
+
+
+def test_heatmap_and_completeness_gap_check_shapes(cnn):
+    assert tst.heatmap(tf.ones([2, 4, 4, 3])).numpy().tolist() == np.full((2, 4, 4), 3.0).tolist()
+    with pytest.raises(ValueError, match="attributions"):
+        tst.heatmap(tf.ones([4, 4, 3]))
+    with pytest.raises(ValueError, match="attributions"):
+        tst.completeness_gap(cnn, GOOD, GOOD[:1], 0.0)
+    with pytest.raises(ValueError, match="baselines"):
+        tst.completeness_gap(cnn, GOOD, GOOD, np.zeros((5, 3)))
