@@ -6,6 +6,9 @@ a draw number and its sample index. It therefore never depends on the chunk
 size, on the number of images in a call, or on their order.
 """
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 _MASK64 = (1 << 64) - 1
@@ -45,13 +48,32 @@ def _seeds(keys, stream, index, draw):
     return tf.stack([tf.cast(keys, tf.int64), counter], axis=1)
 
 
-def normal(keys, stream: int, index, shape, *, draw=0) -> tf.Tensor:
-    """Standard normal tensor of shape ``(n,) + shape``, row i seeded by
-    ``(keys[i], stream, draw[i], index[i])``."""
+def normal(keys, stream: int, index, shape, *, draw=0, scale=None) -> tf.Tensor:
+    """Normal tensor of shape ``(n,) + shape``, row i seeded by
+    ``(keys[i], stream, draw[i], index[i])``, with standard deviation
+    ``scale[i]`` (1 when ``scale`` is None).
+
+    Exact Box–Muller on Philox uniforms u₁, u₂ ∈ [0, 1):
+    ``√(−2 ln(1 − u₁)) · (cos 2πu₂, sin 2πu₂)``; about twice as fast on CPU as
+    ``tf.random.stateless_normal``.
+    """
+    size = int(np.prod(shape))
+    half = (size + 1) // 2
     seeds = _seeds(keys, stream, index, tf.broadcast_to(draw, tf.shape(keys)))
-    return tf.map_fn(
-        lambda s: tf.random.stateless_normal(shape, s, alg="philox"),
-        seeds, fn_output_signature=tf.float32)
+    u = tf.map_fn(lambda s: tf.random.stateless_uniform([2, half], s, alg="philox"),
+                  seeds, fn_output_signature=tf.float32)
+    radius = tf.sqrt(-2.0 * tf.math.log1p(-u[:, :1]))
+    if scale is not None:
+        radius *= tf.reshape(scale, [-1, 1, 1])
+    # cos(θ − π/2) = sin θ: both halves in one pass over (n, 2, half).
+    angle = (2.0 * math.pi) * u[:, 1:] + _PHASE
+    values = tf.reshape(radius * tf.cos(angle), [-1, 2 * half])
+    if 2 * half != size:
+        values = values[:, :size]
+    return tf.reshape(values, [-1, *shape])
+
+
+_PHASE = tf.constant([[[0.0], [-math.pi / 2]]], tf.float32)
 
 
 def uniform(keys, stream: int, index, shape, *, draw=0) -> tf.Tensor:

@@ -32,6 +32,11 @@ from tf_smoothtaylor import _random
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
+def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """Reshapes (n,) values to broadcast against (n, ...) tensors."""
+    return tf.reshape(tf.cast(values, like.dtype), [-1] + [1] * (like.shape.rank - 1))
+
+
 class Scheme:
     """What a method tells the engine. Subclasses override the hooks below.
 
@@ -39,12 +44,16 @@ class Scheme:
       num_points: Gradient evaluations per image (K).
       moments: 1 to accumulate ``Σ w·v``; 2 to also accumulate ``Σ w·v²``,
         where ``v = m ⊙ ∇f(z)``.
+      point_weight: When every point has the same weight, that weight: then
+        ``points`` returns ``w=None`` and the sums are scaled once at the end
+        (one pass per point less on the hot path).
       extra_specs: Per-image extra inputs of the compiled function, name ->
         dtype (each fed as a ``(batch,)`` tensor).
     """
 
     num_points: int = 1
     moments: int = 1
+    point_weight: Optional[float] = None
     extra_specs: Dict[str, tf.DType] = {}
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -66,7 +75,7 @@ class Scheme:
 
         Returns:
           ``(z, m, w)``: points (n, ...), multipliers (n, ...) or None for 1,
-          weights (n,).
+          weights (n,) or None when ``point_weight`` is set.
         """
         raise NotImplementedError
 
@@ -202,13 +211,15 @@ class Engine:
                     tf.gather(keys, image), flat % scheme.num_points)
                 value = gradients(z, tf.gather(targets, image))
                 if m is not None:
-                    value = value * m
-                w = tf.where(valid, tf.cast(w, tf.float32), 0.0)
-                w = tf.reshape(w, [-1] + [1] * (value.shape.rank - 1))
-                first += tf.math.unsorted_segment_sum(w * value, image, batch)
+                    value *= m
+                segment = tf.where(valid, image, -1)    # padding is dropped
                 if scheme.moments == 2:
-                    second += tf.math.unsorted_segment_sum(w * value * value,
-                                                           image, batch)
+                    weighted = value if w is None else value * per_point(w, value)
+                    second += tf.math.unsorted_segment_sum(weighted * value, segment, batch)
+                    value = weighted
+                elif w is not None:
+                    value *= per_point(w, value)
+                first += tf.math.unsorted_segment_sum(value, segment, batch)
                 return chunk + 1, first, second
 
             zeros = tf.zeros_like(images)
@@ -217,6 +228,8 @@ class Engine:
                 lambda chunk, *_: chunk < chunks, body,
                 [tf.constant(0), zeros, zeros if scheme.moments == 2 else tf.zeros([])],
                 parallel_iterations=1)
+            if scheme.point_weight is not None:
+                first, second = first * scheme.point_weight, second * scheme.point_weight
             return scheme.finalize(first, second)
 
         extra_specs = {name: tf.TensorSpec((None,), dtype)

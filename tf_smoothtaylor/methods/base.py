@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel
-from tf_smoothtaylor.engine import Engine, Scheme
+from tf_smoothtaylor.engine import Engine, Scheme, per_point  # noqa: F401
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
 
@@ -86,8 +86,3 @@ def noise_scales(images: tf.Tensor, noise_scale: Optional[float],
     axes = list(range(1, images.shape.rank))
     spread = tf.reduce_max(images, axis=axes) - tf.reduce_min(images, axis=axes)
     return noise_level * spread
-
-
-def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """Reshapes (n,) values to broadcast against (n, ...) tensors."""
-    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))

@@ -4,8 +4,6 @@
     GradientXInput(x)  = x ⊙ ∇f(x)
 """
 
-import tensorflow as tf
-
 from tf_smoothtaylor.methods.base import Explainer
 
 
@@ -17,12 +15,16 @@ class Gradient(Explainer):
       >>> maps = explainer.explain(images)           # top-1 class logits
     """
 
+    point_weight = 1.0
+
     def points(self, x, params, keys, k):
-        return x, None, tf.ones_like(k, tf.float32)
+        return x, None, None
 
 
 class GradientXInput(Explainer):
     """Gradient × Input: ``x ⊙ ∇f(x)``, IG with a zero baseline and one step."""
 
+    point_weight = 1.0
+
     def points(self, x, params, keys, k):
-        return x, x, tf.ones_like(k, tf.float32)
+        return x, x, None

@@ -12,7 +12,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.methods.base import Explainer, noise_scales, per_point
+from tf_smoothtaylor.methods.base import Explainer, noise_scales
 
 
 class SmoothTaylor(Explainer):
@@ -46,6 +46,7 @@ class SmoothTaylor(Explainer):
         self.noise_scale, self.noise_level = _checks.noise_setting(noise_scale,
                                                                    noise_level)
         self.num_points = self.num_roots
+        self.point_weight = -1.0 / self.num_roots
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
 
@@ -82,7 +83,7 @@ class SmoothTaylor(Explainer):
         return extras
 
     def points(self, x, params, keys, k):
-        noise = _random.normal(keys, _random.ROOTS, k, x.shape[1:],
-                               draw=params["draw"])
-        eps = per_point(params["noise_scale"], x) * noise
-        return x + eps, -eps, tf.fill(tf.shape(k), 1.0 / self.num_roots)
+        # ε = σ·n; the multiplier x − z = −ε, with the sign in point_weight.
+        eps = _random.normal(keys, _random.ROOTS, k, x.shape[1:],
+                             draw=params["draw"], scale=params["noise_scale"])
+        return x + eps, eps, None

@@ -15,7 +15,7 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.methods.base import Explainer, noise_scales, per_point
+from tf_smoothtaylor.methods.base import Explainer, noise_scales
 
 STATISTICS = ("mean", "square", "variance")
 BASES = ("gradient", "input_x_gradient")
@@ -66,6 +66,9 @@ class SmoothGrad(Explainer):
             self._base_points = 1
         self.base = base
         self.num_points = self.num_samples * self._base_points
+        base_weight = base.point_weight if isinstance(base, Explainer) else 1.0
+        # With per-point base weights (IG), 1/N goes into each point's weight.
+        self.point_weight = None if base_weight is None else base_weight / self.num_samples
         self.moments = 1 if statistic == "mean" else 2
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
@@ -85,14 +88,14 @@ class SmoothGrad(Explainer):
 
     def points(self, x, params, keys, k):
         sample, inner = k // self._base_points, k % self._base_points
-        noise = _random.normal(keys, _random.SMOOTHING, sample, x.shape[1:])
-        noisy = x + per_point(params["noise_scale"], x) * noise
-        weight = tf.fill(tf.shape(k), 1.0 / self.num_samples)
+        noise = _random.normal(keys, _random.SMOOTHING, sample, x.shape[1:],
+                               scale=params["noise_scale"])
+        noisy = x + noise
         if isinstance(self.base, Explainer):
             z, m, w = self.base.points(noisy, params["base"],
                                        _random.derive_keys(keys, sample), inner)
-            return z, m, w * weight
-        return noisy, (noisy if self.base == "input_x_gradient" else None), weight
+            return z, m, (None if w is None else w / self.num_samples)
+        return noisy, (noisy if self.base == "input_x_gradient" else None), None
 
     def finalize(self, first, second):
         if self.statistic == "mean":

@@ -1,0 +1,24 @@
+"""Packaging for tf-smoothtaylor."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tf-smoothtaylor",
+    version="0.1.0",
+    description=("SmoothTaylor, Integrated Gradients and SmoothGrad attributions for "
+                 "Keras image classifiers, with the AUPC and AUTVC metrics"),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tf_smoothtaylor", "tf_smoothtaylor.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-datasets",
+        "importlib_resources",
+        "numpy",
+        "absl-py",
+    ],
+    extras_require={"test": ["pytest"]},
+    license="Apache-2.0",
+)
