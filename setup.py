@@ -19,6 +19,6 @@ setup(
         "numpy",
         "absl-py",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "scikit-image"]},
     license="Apache-2.0",
 )

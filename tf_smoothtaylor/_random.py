@@ -18,6 +18,7 @@ _GOLDEN = 0x9E3779B97F4A7C15
 ROOTS = 1
 BASELINES = 2
 SMOOTHING = 3
+PERTURBATION = 4
 
 
 def _signed64(value: int) -> int:
