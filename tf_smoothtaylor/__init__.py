@@ -6,13 +6,15 @@ Example:
   >>> maps = tst.heatmap(explainer(images))
 """
 
+from tf_smoothtaylor.adaptive import AdaptiveResult, adaptive_noising
 from tf_smoothtaylor.maps import completeness_gap, heatmap
 from tf_smoothtaylor.methods import (Explainer, Gradient, GradientXInput,
                                      IntegratedGradients, SmoothGrad, SmoothTaylor)
+from tf_smoothtaylor import metrics
 from tf_smoothtaylor.quadrature import quadrature
 
 __version__ = "0.1.0"
 
-__all__ = ["Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
+__all__ = ["AdaptiveResult", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
            "SmoothGrad", "SmoothTaylor", "completeness_gap", "heatmap",
-           "quadrature", "__version__"]
+           "adaptive_noising", "metrics", "quadrature", "__version__"]
