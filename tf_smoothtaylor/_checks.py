@@ -39,11 +39,17 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
-def one_of(name: str, value: Any, valid: Iterable[str]) -> str:
-    """Returns ``value`` if it is one of ``valid`` or raises, listing them."""
+def one_of(name: str, value: Any, valid: Iterable[str], *, otherwise: str = "") -> str:
+    """Returns ``value`` if it is one of ``valid`` or raises, listing them.
+
+    ``otherwise`` names the non-string alternatives (e.g. "a callable") for the
+    message only.
+    """
     valid = tuple(valid)
     if not isinstance(value, str) or value not in valid:
         options = ", ".join(repr(v) for v in valid)
+        if otherwise:
+            options += f", or {otherwise}"
         raise ValueError(f"Expected `{name}` to be one of {options}. "
                          + _received(name, value))
     return value

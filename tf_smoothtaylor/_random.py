@@ -19,6 +19,9 @@ ROOTS = 1
 BASELINES = 2
 SMOOTHING = 3
 PERTURBATION = 4
+SUBSETS = 5
+INFIDELITY = 6
+SENSITIVITY = 7
 
 
 def _signed64(value: int) -> int:

@@ -64,7 +64,7 @@ def _objective_function(model, objective, options) -> Callable:
     """``(images, attributions, targets) -> (B,)`` scores; lower is better."""
     if callable(objective):
         return objective
-    _checks.one_of("objective", objective, OBJECTIVES + ("a callable",))
+    _checks.one_of("objective", objective, OBJECTIVES, otherwise="a callable")
     if objective == "autvc":
         return lambda images, attributions, targets: autvc(heatmap(attributions), **options)
     metric = AUPC(model, **options)

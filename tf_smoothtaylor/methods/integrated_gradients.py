@@ -50,9 +50,8 @@ class IntegratedGradients(Explainer):
         alphas, weights = quadrature(rule, steps)
         self.steps, self.rule = int(steps), rule
         self.num_baselines = _checks.positive_int("num_baselines", num_baselines)
-        if isinstance(baseline, str) and baseline not in BASELINES:
-            raise ValueError("Expected `baseline` to be one of 'zero', 'uniform', "
-                             f"an array or a callable. Received: baseline={baseline!r}")
+        if isinstance(baseline, str):
+            _checks.one_of("baseline", baseline, BASELINES, otherwise="an array or a callable")
         elif not isinstance(baseline, str) and not callable(baseline):
             try:
                 baseline = np.asarray(baseline, np.float32)

@@ -62,7 +62,7 @@ class SmoothGrad(Explainer):
                     f"Received: statistic={statistic!r}")
             self._base_points = base.num_points
         else:
-            _checks.one_of("base", base, BASES + ("an explainer",))
+            _checks.one_of("base", base, BASES, otherwise="an explainer")
             self._base_points = 1
         self.base = base
         self.num_points = self.num_samples * self._base_points

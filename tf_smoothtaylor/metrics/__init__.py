@@ -1,13 +1,32 @@
 """Attribution metrics: one value per example, batched and seeded.
 
-* ``aupc`` — sensitivity by region perturbation (the paper's AUPC).
-* ``autvc`` — multi-scale average total variation (the paper's noise level).
-* ``simpson`` — the integration rule both use.
+The paper's metrics (lower is better for both):
+* ``aupc`` — sensitivity by region perturbation (area under the perturbation curve);
+* ``autvc`` — multi-scale average total variation (noise level).
+
+The wider suite:
+* ``deletion`` / ``insertion`` — curves and AUC, most relevant pixels first;
+* ``sensitivity_n`` — correlation of relevance sums with output drops (Ancona et al.);
+* ``infidelity`` and ``max_sensitivity`` — Yeh et al. 2019;
+* ``relevance_mass`` — fraction of relevance inside a ground-truth mask;
+* ``randomization_check`` — Spearman correlation of maps before/after destroying the
+  model's weights (Adebayo et al.).
+
+``simpson`` is the integration rule of AUPC and AUTVC.
 """
 
+from tf_smoothtaylor.metrics._stats import pearson, spearman
 from tf_smoothtaylor.metrics.aupc import AUPC, AUPCResult, aupc, select_regions
 from tf_smoothtaylor.metrics.autvc import autvc, pyramid, saliency_norm
+from tf_smoothtaylor.metrics.deletion import CurveResult, deletion, insertion
+from tf_smoothtaylor.metrics.infidelity import infidelity
 from tf_smoothtaylor.metrics.integrate import simpson
+from tf_smoothtaylor.metrics.localisation import relevance_mass
+from tf_smoothtaylor.metrics.max_sensitivity import max_sensitivity
+from tf_smoothtaylor.metrics.randomization import randomization_check, randomized_model
+from tf_smoothtaylor.metrics.sensitivity_n import sensitivity_n
 
-__all__ = ["AUPC", "AUPCResult", "aupc", "autvc", "pyramid", "saliency_norm",
-           "select_regions", "simpson"]
+__all__ = ["AUPC", "AUPCResult", "CurveResult", "aupc", "autvc", "deletion", "infidelity",
+           "insertion", "max_sensitivity", "pearson", "pyramid", "randomization_check",
+           "randomized_model", "relevance_mass", "saliency_norm", "select_regions",
+           "sensitivity_n", "simpson", "spearman"]

@@ -1,0 +1,141 @@
+"""The wider metric suite on cases computable by hand."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from conftest import small_cnn
+from tf_smoothtaylor import metrics
+
+
+@pytest.fixture(scope="module")
+def linear_case(linear):
+    model, weights = linear
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+    contributions = x * weights[:, 0].reshape(4, 4, 2)                 # x ⊙ w for class 0
+    bias = float(model.layers[-1].bias.numpy()[0])
+    return model, weights, x, contributions, bias
+
+
+def test_deletion_and_insertion_curves_of_linear_model(linear_case):
+    model, _, x, contributions, bias = linear_case
+    pixel_contrib = contributions.sum(-1).reshape(2, 16)                # per pixel
+    maps = np.random.default_rng(1).uniform(size=(2, 4, 4)).astype(np.float32)
+    order = np.argsort(-maps.reshape(2, 16), axis=1, kind="stable")
+    deleted = metrics.deletion(model, x, maps, targets=0, steps=16, replacement="zero")
+    inserted = metrics.insertion(model, x, maps, targets=0, steps=16, replacement="zero")
+    for i in range(2):
+        ranked = pixel_contrib[i, order[i]]
+        total = bias + pixel_contrib[i].sum()
+        expected_deletion = total - np.concatenate([[0], np.cumsum(ranked)])
+        expected_insertion = bias + np.concatenate([[0], np.cumsum(ranked)])
+        np.testing.assert_allclose(deleted.curves[i], expected_deletion, atol=1e-4)
+        np.testing.assert_allclose(inserted.curves[i], expected_insertion, atol=1e-4)
+        trapezoid = (expected_deletion[1:] + expected_deletion[:-1]).sum() / 2 / 16
+        assert deleted.auc.numpy()[i] == pytest.approx(trapezoid, abs=1e-4)
+
+
+def test_exact_contributions_delete_best(linear_case):
+    model, _, x, contributions, _ = linear_case
+    exact = tst.heatmap(contributions)
+    random = np.random.default_rng(2).uniform(size=(2, 4, 4)).astype(np.float32)
+    best = metrics.deletion(model, x, exact, targets=0, steps=16).auc.numpy()
+    other = metrics.deletion(model, x, random, targets=0, steps=16).auc.numpy()
+    assert np.all(best <= other + 1e-6)
+
+
+@pytest.mark.parametrize("replacement", ["mean", "blur", 0.7])
+def test_replacements_of_a_constant_image_leave_the_curve_flat(cnn, replacement):
+    image = np.full((1, 12, 12, 3), 0.7, np.float32)
+    maps = np.random.default_rng(3).uniform(size=(1, 12, 12)).astype(np.float32)
+    curve = metrics.deletion(cnn, image, maps, steps=8, replacement=replacement).curves.numpy()
+    np.testing.assert_allclose(curve, curve[:, :1] * np.ones_like(curve), atol=1e-4)
+
+
+def test_sensitivity_n_of_gradient_x_input_on_linear_model_is_one(linear_case):
+    model, _, x, _, _ = linear_case
+    maps = tst.heatmap(tst.GradientXInput(model)(x, targets=0))
+    result = metrics.sensitivity_n(model, x, maps, ns=(1, 4, 8), num_subsets=20, targets=0)
+    np.testing.assert_allclose(result.numpy(), 1.0, atol=1e-4)
+    noisy = maps + np.random.default_rng(4).normal(size=maps.shape).astype(np.float32) * 3
+    assert np.all(metrics.sensitivity_n(model, x, noisy, ns=(4,), num_subsets=20,
+                                        targets=0).numpy() < 0.99)
+
+
+def test_infidelity_of_exact_gradient_of_linear_model_is_zero(linear_case):
+    model, weights, x, _, _ = linear_case
+    gradient = tst.Gradient(model)(x, targets=0)
+    assert np.abs(metrics.infidelity(model, x, gradient, targets=0).numpy()).max() < 1e-6
+    # Twice the gradient: (Iᵀw)² in expectation σ²‖w‖²; normalisation recovers 0.
+    doubled = 2 * gradient
+    sigma, samples = 0.1, 2000
+    value = metrics.infidelity(model, x, doubled, targets=0, noise_scale=sigma,
+                               num_samples=samples, batch_size=500).numpy()
+    expected = sigma ** 2 * (weights[:, 0] ** 2).sum()
+    np.testing.assert_allclose(value, expected, rtol=0.15)
+    assert np.abs(metrics.infidelity(model, x, doubled, targets=0, normalize=True)).max() < 1e-6
+
+
+def test_max_sensitivity(linear_case):
+    model, weights, x, _, _ = linear_case
+    assert metrics.max_sensitivity(tst.Gradient(model), x, targets=0).numpy().max() < 1e-6
+    radius = 0.05
+    value = metrics.max_sensitivity(tst.GradientXInput(model), x, radius=radius,
+                                    num_samples=20, targets=0).numpy()
+    bound = radius * np.linalg.norm(weights[:, 0])                       # ‖(y − x) ⊙ w‖ ≤ r‖w‖
+    assert np.all(value <= bound + 1e-6) and np.all(value > 0.4 * bound)
+
+
+def test_relevance_mass_hand_computed():
+    maps = np.array([[[3.0, -1.0], [1.0, 0.0]]], np.float32)
+    mask = np.array([[[1, 1], [0, 0]]])
+    assert metrics.relevance_mass(maps, mask).numpy()[0] == pytest.approx(3 / 4)
+    assert metrics.relevance_mass(maps, mask, relevance="absolute").numpy()[0] == pytest.approx(4 / 5)
+    assert metrics.relevance_mass(np.zeros_like(maps), mask).numpy()[0] == 0.0
+    with pytest.raises(ValueError, match="masks"):
+        metrics.relevance_mass(maps, mask[:, :1])
+
+
+def test_spearman_hand_computed():
+    a = np.array([[1.0, 2.0, 3.0, 4.0]])
+    assert float(metrics.spearman(a, a ** 3)[0]) == pytest.approx(1.0)
+    assert float(metrics.spearman(a, -a)[0]) == pytest.approx(-1.0)
+
+
+def test_randomization_check(images):
+    # Constant weights are unchanged by permutation: the maps are identical.
+    constant = keras.Sequential([keras.Input((12, 12, 3)),
+                                 keras.layers.Conv2D(2, 3, kernel_initializer="ones",
+                                                     activation="relu"),
+                                 keras.layers.Flatten(),
+                                 keras.layers.Dense(3, kernel_initializer="ones")])
+    factory = lambda m: tst.Gradient(m)  # noqa: E731
+    same = metrics.randomization_check(factory, constant, images, targets=0, absolute=False)
+    np.testing.assert_allclose(same.numpy(), 1.0, atol=1e-6)
+    model = small_cnn(seed=9)
+    result = metrics.randomization_check(factory, model, images, targets=0)
+    assert np.all(result.numpy() < 0.9)
+    again = metrics.randomization_check(factory, model, images, targets=0)
+    np.testing.assert_array_equal(result, again)
+    with pytest.raises(TypeError, match="factory"):
+        metrics.randomization_check(tst.Gradient(model), model, images)
+    with pytest.raises(ValueError, match="layers"):
+        metrics.randomization_check(factory, model, images, layers=["nope"])
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 3))), ValueError, "heatmaps"),
+    (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 4)), replacement="noise"),
+     ValueError, "'zero', 'mean', 'blur', or a number or an array"),
+    (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 4)), steps=0), ValueError, "steps"),
+    (lambda m, x: metrics.sensitivity_n(m, x, np.zeros((2, 4, 4)), ns=(17,)), ValueError, "ns"),
+    (lambda m, x: metrics.infidelity(m, x, x[:1]), ValueError, "attributions"),
+    (lambda m, x: metrics.infidelity(m, x, x, noise_scale=0), ValueError, "noise_scale"),
+    (lambda m, x: metrics.max_sensitivity(m, x), TypeError, "explainer"),
+])
+def test_bad_input(linear_case, call, error, match):
+    model, _, x, _, _ = linear_case
+    with pytest.raises(error, match=match):
+        call(model, x)

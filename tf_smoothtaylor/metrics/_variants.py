@@ -1,0 +1,89 @@
+"""Shared hot path of perturbation metrics: score many variants of each image.
+
+A metric describes variant v of image i by ``make(x, params, keys, v) ->
+(inputs, extra)`` on a chunk of (image, variant) pairs; this module runs all
+(images × variants) through the model in chunks of ``batch_size`` inside one
+compiled function and returns the target logit of every variant (B, V) and the
+optional per-variant scalar ``extra`` (B, V). Random draws are keyed by image
+content, so results do not depend on the chunk size or on the other images.
+"""
+
+from typing import Callable, Dict
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _random
+from tf_smoothtaylor._model import LogitModel, resolve_targets
+
+
+class VariantScorer:
+    """Compiled ``(images, params, targets) -> (scores (B, V), extras (B, V))``."""
+
+    def __init__(self, model: LogitModel, make: Callable, num_variants: int, *,
+                 batch_size: int, seed: int, param_specs: Dict[str, tf.TensorSpec]):
+        self.model, self.make = model, make
+        self.num_variants, self.batch_size, self.seed = num_variants, batch_size, seed
+        self.trace_count = 0
+        self._param_specs = param_specs
+        self._function = None
+
+    def targets(self, images, targets) -> np.ndarray:
+        """Class per image (top-1 when None)."""
+        self.model.check_outputs(False)
+        if callable(targets):
+            raise TypeError("Expected `targets` to be None, an int or one int per image. "
+                            "Received: a callable")
+        classes, _ = resolve_targets(targets, int(images.shape[0]), self.model.num_classes,
+                                     lambda: self.predict(images))
+        return classes
+
+    def predict(self, images) -> np.ndarray:
+        return np.concatenate([self.model(images[i:i + self.batch_size]).numpy()
+                               for i in range(0, int(images.shape[0]), self.batch_size)])
+
+    def __call__(self, images, params, classes):
+        if self._function is None:
+            self._function = self._build(images.shape[1:])
+        return self._function(images, params, tf.constant(classes, tf.int32))
+
+    def _build(self, image_shape):
+        size, variants, model = self.batch_size, self.num_variants, self.model
+
+        def run(images, params, targets):
+            self.trace_count += 1
+            batch = tf.shape(images)[0]
+            total = batch * variants
+            keys = _random.image_keys(images, self.seed)
+
+            def body(chunk, scores, extras):
+                flat = tf.minimum(chunk * size + tf.range(size), total - 1)
+                image = flat // variants
+                inputs, extra = self.make(
+                    tf.gather(images, image),
+                    {name: tf.gather(value, image) for name, value in params.items()},
+                    tf.gather(keys, image), flat % variants)
+                value = tf.gather(model(inputs), tf.gather(targets, image), batch_dims=1)
+                index = flat[:, None]
+                scores = tf.tensor_scatter_nd_update(scores, index, value)
+                if extra is not None:
+                    extras = tf.tensor_scatter_nd_update(extras, index, extra)
+                return chunk + 1, scores, extras
+
+            _, scores, extras = tf.while_loop(
+                lambda chunk, *_: chunk * size < total, body,
+                [tf.constant(0), tf.zeros([total]), tf.zeros([total])],
+                parallel_iterations=1)
+            return tf.reshape(scores, [batch, variants]), tf.reshape(extras, [batch, variants])
+
+        spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32)
+        return tf.function(run, input_signature=[spec, self._param_specs,
+                                                 tf.TensorSpec((None,), tf.int32)])
+
+
+def pixel_ranks(heatmaps: tf.Tensor) -> tf.Tensor:
+    """(B, H, W) rank of every pixel, 0 = most relevant (ties: row-major order)."""
+    flat = tf.reshape(heatmaps, [tf.shape(heatmaps)[0], -1])
+    order = tf.argsort(flat, axis=-1, direction="DESCENDING", stable=True)
+    ranks = tf.argsort(order, axis=-1, stable=True)
+    return tf.reshape(ranks, tf.shape(heatmaps))

@@ -1,0 +1,57 @@
+"""Max-sensitivity (Yeh et al., NeurIPS 2019).
+
+    SENS_max(Φ, x) = max_{‖y − x‖∞ ≤ r} ‖Φ(y) − Φ(x)‖₂
+
+estimated by the largest change over ``num_samples`` points y drawn uniformly
+in the ℓ∞ ball of radius r (the explained class is fixed to that of x). With
+``relative=True`` it is divided by ‖Φ(x)‖₂. Lower is more robust.
+"""
+
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor._model import resolve_targets
+from tf_smoothtaylor.methods.base import Explainer
+
+
+def max_sensitivity(explainer: Explainer, images, *, radius: float = 0.02,
+                    num_samples: int = 10, relative: bool = False, targets=None,
+                    seed: int = 0) -> tf.Tensor:
+    """Max-sensitivity of an explainer per image.
+
+    Args:
+      explainer: An explainer of this package.
+      images: (B, ...) model inputs.
+      radius: r, the ℓ∞ radius of the perturbations (model-input space).
+      num_samples: Perturbed points per image.
+      relative: Divide by ‖Φ(x)‖₂.
+      targets: None (top-1 of x), an int or one int per image.
+      seed: Seed of the perturbations.
+
+    Returns:
+      float32 tensor (B,).
+    """
+    if not isinstance(explainer, Explainer):
+        raise TypeError("Expected `explainer` to be an explainer of tf_smoothtaylor. "
+                        f"Received: {type(explainer).__name__}")
+    radius = _checks.positive_float("radius", radius)
+    num_samples = _checks.positive_int("num_samples", num_samples)
+    images = explainer._engine.check_images(images)
+    batch = int(images.shape[0])
+    if batch == 0:
+        return tf.zeros([0])
+    if not callable(targets):
+        targets, _ = resolve_targets(targets, batch, explainer._logits.num_classes,
+                                     lambda: explainer._engine.predict(images))
+    reference = explainer.explain(images, targets)
+    keys = _random.image_keys(images, _checks.seed(seed))
+    axes = list(range(1, images.shape.rank))
+    worst = tf.zeros([batch])
+    for sample in range(num_samples):
+        offset = _random.uniform(keys, _random.SENSITIVITY, tf.fill([batch], sample),
+                                 images.shape[1:])
+        moved = explainer.explain(images + radius * (2.0 * offset - 1.0), targets)
+        worst = tf.maximum(worst, tf.norm(tf.reshape(moved - reference, [batch, -1]), axis=-1))
+    if relative:
+        worst = tf.math.divide_no_nan(worst, tf.sqrt(tf.reduce_sum(reference ** 2, axis=axes)))
+    return worst

@@ -1,0 +1,78 @@
+"""Sensitivity-n (Ancona et al., ICLR 2018).
+
+For random subsets S of n pixels (all channels together), removing S (setting
+it to the baseline) changes the target logit by ``Δf(S) = f(x) − f(x[S = b])``.
+Sensitivity-n is the Pearson correlation, over ``num_subsets`` subsets,
+between ``Σ_{i ∈ S} h_i`` and ``Δf(S)``. It is 1 for every n when the heatmap
+sums exactly to the output change, e.g. Gradient × Input (or IG) of a linear
+model with a zero baseline.
+"""
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.metrics._stats import pearson
+from tf_smoothtaylor.metrics._variants import VariantScorer
+from tf_smoothtaylor.metrics.autvc import check_heatmaps
+
+
+def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1000),
+                  num_subsets: int = 100, baseline=0.0, targets=None, seed: int = 0,
+                  batch_size: int = 64) -> tf.Tensor:
+    """Sensitivity-n per image and n.
+
+    Args:
+      model: Keras model (logits are used).
+      images: (B, H, W, C) model inputs.
+      heatmaps: (B, H, W) relevance per pixel.
+      ns: Subset sizes n (each ≤ H·W).
+      num_subsets: Random subsets per n.
+      baseline: Value of removed pixels (model-input space), broadcastable to images.
+      targets: None (top-1), an int or one int per image.
+      seed: Seed of the subsets.
+      batch_size: Images per forward pass.
+
+    Returns:
+      float32 tensor (B, len(ns)) of correlations in [−1, 1].
+    """
+    logits = LogitModel(model)
+    images = tf.convert_to_tensor(images, tf.float32)
+    maps = check_heatmaps(heatmaps)
+    if images.shape.rank != 4 or tuple(maps.shape) != tuple(images.shape[:3]):
+        raise ValueError("Expected `heatmaps` (batch, height, width) matching `images`. "
+                         f"Received: heatmaps {tuple(maps.shape)}, images {tuple(images.shape)}")
+    pixels = int(maps.shape[1] * maps.shape[2])
+    ns = [_checks.positive_int("ns", n) for n in ns]
+    if not ns or max(ns) > pixels:
+        raise ValueError(f"Expected `ns` to be non-empty sizes in [1, {pixels}]. Received: ns={ns}")
+    num_subsets = _checks.positive_int("num_subsets", num_subsets, minimum=2)
+    sizes = tf.constant(np.repeat(ns, num_subsets).astype(np.int32))
+    try:
+        baseline = tf.broadcast_to(tf.cast(baseline, tf.float32), tf.shape(images))
+    except (ValueError, tf.errors.InvalidArgumentError):
+        raise ValueError("Expected `baseline` broadcastable to `images`. "
+                         f"Received: shape {np.shape(baseline)}") from None
+
+    def make(x, params, keys, variant):
+        noise = _random.uniform(keys, _random.SUBSETS, variant, [pixels])
+        ranks = tf.argsort(tf.argsort(noise, axis=-1), axis=-1)
+        removed = tf.reshape(ranks < tf.gather(sizes, variant)[:, None], tf.shape(x)[:3])
+        relevance = tf.reduce_sum(tf.where(removed, params["heatmap"], 0.0), axis=[1, 2])
+        return tf.where(removed[..., None], params["baseline"], x), relevance
+
+    spec = {"heatmap": tf.TensorSpec((None,) + tuple(maps.shape[1:]), tf.float32),
+            "baseline": tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)}
+    scorer = VariantScorer(logits, make, len(ns) * num_subsets, batch_size=batch_size,
+                           seed=_checks.seed(seed), param_specs=spec)
+    if int(images.shape[0]) == 0:
+        return tf.zeros([0, len(ns)])
+    classes = scorer.targets(images, targets)
+    start = tf.gather(logits(images), classes, batch_dims=1)
+    scores, relevance = scorer(images, {"heatmap": maps, "baseline": baseline}, classes)
+    drop = start[:, None] - scores
+    shape = [-1, len(ns), num_subsets]
+    return pearson(tf.reshape(relevance, shape), tf.reshape(drop, shape))
