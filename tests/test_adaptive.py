@@ -106,3 +106,14 @@ def test_aupc_objective_runs_with_pixel_transforms(cnn, images):
 def test_bad_settings(cnn, images, kwargs, error, match):
     with pytest.raises(error, match=match):
         adaptive_noising(cnn, images[:1], **kwargs)
+
+
+def test_reused_search_traces_once(cnn, images):
+    from tf_smoothtaylor import AdaptiveNoising
+    search = AdaptiveNoising(cnn, objective="autvc", objective_options={"min_size": 4},
+                             num_roots=3, max_iterations=2)
+    first = search(images[:2])
+    search(images[2:])
+    again = search(images[:2])
+    assert search.explainer.trace_count == 1
+    np.testing.assert_array_equal(first.noise_scale, again.noise_scale)

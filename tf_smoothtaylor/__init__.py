@@ -6,7 +6,7 @@ Example:
   >>> maps = tst.heatmap(explainer(images))
 """
 
-from tf_smoothtaylor.adaptive import AdaptiveResult, adaptive_noising
+from tf_smoothtaylor.adaptive import AdaptiveNoising, AdaptiveResult, adaptive_noising
 from tf_smoothtaylor.maps import completeness_gap, heatmap
 from tf_smoothtaylor.methods import (Explainer, Gradient, GradientXInput,
                                      IntegratedGradients, SmoothGrad, SmoothTaylor)
@@ -15,6 +15,6 @@ from tf_smoothtaylor.quadrature import quadrature
 
 __version__ = "0.1.0"
 
-__all__ = ["AdaptiveResult", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
+__all__ = ["AdaptiveNoising", "AdaptiveResult", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
            "SmoothGrad", "SmoothTaylor", "completeness_gap", "heatmap",
            "adaptive_noising", "metrics", "quadrature", "__version__"]

@@ -9,6 +9,8 @@ import math
 import numbers
 from typing import Any, Iterable, Optional
 
+import tensorflow as tf
+
 
 def _received(name: str, value: Any) -> str:
     text = repr(value)
@@ -75,3 +77,13 @@ def noise_setting(noise_scale: Optional[float],
 def seed(value: Any) -> int:
     """Returns ``value`` as a non-negative int seed or raises."""
     return positive_int("seed", value, minimum=0)
+
+
+def images_and_attributions(images, attributions) -> tuple:
+    """Both as float32 tensors, or raises unless they have the same shape."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    attributions = tf.convert_to_tensor(attributions, tf.float32)
+    if attributions.shape != images.shape:
+        raise ValueError("Expected `attributions` shaped like `images` "
+                         f"{tuple(images.shape)}. Received: {tuple(attributions.shape)}")
+    return images, attributions

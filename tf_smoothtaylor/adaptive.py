@@ -72,6 +72,116 @@ def _objective_function(model, objective, options) -> Callable:
                                                         targets).aupc
 
 
+class AdaptiveNoising:
+    """Reusable adaptive noising for one model: compiled once, called on many batches.
+
+    Args: as :func:`adaptive_noising`, without ``images`` and ``targets``.
+    """
+
+    def __init__(self, model, *, objective: Union[str, Callable] = "aupc",
+                 num_roots: int = 150, step: float = 0.1, decay: float = 0.9,
+                 max_stalls: int = 3, max_iterations: int = 20, seed: int = 0,
+                 batch_size: int = 64, objective_options: Optional[Dict] = None,
+                 jit_compile: bool = False):
+        self.step = _checks.positive_float("step", step)
+        self.decay = _checks.positive_float("decay", decay)
+        if self.decay >= 1.0:
+            raise ValueError(f"Expected `decay` in (0, 1). Received: decay={decay}")
+        self.max_stalls = _checks.positive_int("max_stalls", max_stalls, minimum=0)
+        self.max_iterations = _checks.positive_int("max_iterations", max_iterations, minimum=0)
+        options = dict(objective_options or {})
+        if objective == "aupc":
+            options.setdefault("seed", seed)
+            options.setdefault("batch_size", batch_size)
+        self._score = _objective_function(model, objective, options)
+        self.explainer = SmoothTaylor(model, num_roots=num_roots, noise_scale=1.0,
+                                      batch_size=batch_size, seed=seed,
+                                      jit_compile=jit_compile)
+
+    def __call__(self, images, targets=None) -> AdaptiveResult:
+        """Runs the search on ``images`` (see :func:`adaptive_noising`)."""
+        explainer = self.explainer
+        images = explainer._engine.check_images(images)
+        batch = int(images.shape[0])
+        if callable(targets):
+            per_image = lambda index: targets  # noqa: E731
+        else:
+            explainer._logits.check_outputs(False)
+            classes, _ = resolve_targets(targets, batch, explainer._logits.num_classes,
+                                         lambda: explainer._engine.predict(images))
+            per_image = lambda index: tf.gather(classes, index)  # noqa: E731
+
+        def evaluate(index, sigma, draw):
+            subset = tf.gather(images, index)
+            maps = explainer.explain(subset, per_image(index), noise_scale=sigma, draw=draw)
+            scores = tf.cast(self._score(subset, maps, per_image(index)), tf.float32)
+            return maps, scores
+
+        return self._search(batch, images, evaluate)
+
+    def _search(self, batch, images, evaluate) -> AdaptiveResult:
+        everyone = tf.range(batch)
+        sigma = tf.maximum(tf.reduce_mean(tf.abs(tf.reshape(images, [batch, -1])), axis=1),
+                           _MIN_SIGMA)
+        maps, score = evaluate(everyone, sigma, 1)
+        best_sigma, best_score, best_maps = sigma, score, maps
+        alpha = tf.fill([batch], self.step)
+        stalls = tf.zeros([batch], tf.int32)
+        active = tf.ones([batch], tf.bool)
+        iterations = tf.zeros([batch], tf.int32)
+        history_sigma, history_score = [sigma], [score]
+
+        for iteration in range(1, self.max_iterations + 1):
+            index = tf.where(active)[:, 0]
+            if int(tf.size(index)) == 0:
+                break
+            s_now, a_now, score_now = (tf.gather(t, index) for t in (sigma, alpha, score))
+            plus = tf.maximum(tf.abs(s_now + a_now), _MIN_SIGMA)
+            new_maps, new_score = evaluate(index, plus, 2 * iteration)
+            new_sigma = plus
+            worse = new_score > score_now
+            if bool(tf.reduce_any(worse)):
+                where = tf.where(worse)[:, 0]
+                minus = tf.maximum(tf.abs(tf.gather(s_now - a_now, where)), _MIN_SIGMA)
+                minus_maps, minus_score = evaluate(tf.gather(index, where), minus,
+                                                   2 * iteration + 1)
+                position = where[:, None]
+                new_sigma = tf.tensor_scatter_nd_update(new_sigma, position, minus)
+                new_score = tf.tensor_scatter_nd_update(new_score, position, minus_score)
+                new_maps = tf.tensor_scatter_nd_update(new_maps, position, minus_maps)
+            still_worse = new_score > score_now
+            stall_now = tf.gather(stalls, index)
+            stop = still_worse & (stall_now >= self.max_stalls)
+            shrink = still_worse & ~stop
+            improved = ~still_worse & (new_score < tf.gather(best_score, index))
+            position = index[:, None]
+
+            def scatter(tensor, values):
+                return tf.tensor_scatter_nd_update(tensor, position, values)
+
+            alpha = scatter(alpha, tf.where(shrink, a_now * self.decay, a_now))
+            stalls = scatter(stalls, tf.where(shrink, stall_now + 1,
+                                              tf.where(still_worse, stall_now, 0)))
+            active = scatter(active, ~stop)
+            best_sigma = scatter(best_sigma, tf.where(improved, new_sigma,
+                                                      tf.gather(best_sigma, index)))
+            best_score = scatter(best_score, tf.where(improved, new_score,
+                                                      tf.gather(best_score, index)))
+            kept = tf.where(tf.reshape(improved, [-1] + [1] * (new_maps.shape.rank - 1)),
+                            new_maps, tf.gather(best_maps, index))
+            best_maps = scatter(best_maps, kept)
+            sigma, score = scatter(sigma, new_sigma), scatter(score, new_score)
+            iterations = scatter(iterations, tf.gather(iterations, index) + 1)
+            history_sigma.append(tf.where(tf.scatter_nd(position, tf.ones_like(index, tf.bool),
+                                                        [batch]), sigma, np.nan))
+            history_score.append(tf.where(tf.scatter_nd(position, tf.ones_like(index, tf.bool),
+                                                        [batch]), score, np.nan))
+
+        _, rescored = evaluate(everyone, best_sigma, 2 * self.max_iterations + 2)
+        return AdaptiveResult(best_sigma, best_maps, best_score, rescored, alpha, iterations,
+                              tf.stack(history_sigma), tf.stack(history_score))
+
+
 def adaptive_noising(model, images, *, targets=None,
                      objective: Union[str, Callable] = "aupc", num_roots: int = 150,
                      step: float = 0.1, decay: float = 0.9, max_stalls: int = 3,
@@ -79,6 +189,8 @@ def adaptive_noising(model, images, *, targets=None,
                      objective_options: Optional[Dict] = None,
                      jit_compile: bool = False) -> AdaptiveResult:
     """SmoothTaylor with σ chosen per image by the paper's line search.
+
+    To search many batches, build :class:`AdaptiveNoising` once and call it.
 
     Args:
       model: Keras model (or an object holding one as ``.model``).
@@ -105,92 +217,8 @@ def adaptive_noising(model, images, *, targets=None,
       >>> result = adaptive_noising(model, images, objective="autvc")
       >>> result.noise_scale, result.rescored
     """
-    step = _checks.positive_float("step", step)
-    decay = _checks.positive_float("decay", decay)
-    if decay >= 1.0:
-        raise ValueError(f"Expected `decay` in (0, 1). Received: decay={decay}")
-    max_stalls = _checks.positive_int("max_stalls", max_stalls, minimum=0)
-    max_iterations = _checks.positive_int("max_iterations", max_iterations, minimum=0)
-    options = dict(objective_options or {})
-    if objective == "aupc":
-        options.setdefault("seed", seed)
-        options.setdefault("batch_size", batch_size)
-    score_of = _objective_function(model, objective, options)
-    explainer = SmoothTaylor(model, num_roots=num_roots, noise_scale=1.0,
-                             batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-    images = explainer._engine.check_images(images)
-    batch = int(images.shape[0])
-    if callable(targets):
-        classes, per_image = targets, lambda index: targets
-    else:
-        explainer._logits.check_outputs(False)
-        classes, _ = resolve_targets(targets, batch, explainer._logits.num_classes,
-                                     lambda: explainer._engine.predict(images))
-        per_image = lambda index: tf.gather(classes, index)  # noqa: E731
-
-    def evaluate(index, sigma, draw):
-        subset = tf.gather(images, index)
-        maps = explainer.explain(subset, per_image(index), noise_scale=sigma, draw=draw)
-        scores = tf.cast(score_of(subset, maps, per_image(index)), tf.float32)
-        return maps, scores
-
-    everyone = tf.range(batch)
-    sigma = tf.maximum(tf.reduce_mean(tf.abs(tf.reshape(images, [batch, -1])), axis=1),
-                       _MIN_SIGMA)
-    maps, score = evaluate(everyone, sigma, 1)
-    best_sigma, best_score, best_maps = sigma, score, maps
-    alpha = tf.fill([batch], step)
-    stalls = tf.zeros([batch], tf.int32)
-    active = tf.ones([batch], tf.bool)
-    iterations = tf.zeros([batch], tf.int32)
-    history_sigma, history_score = [sigma], [score]
-
-    for iteration in range(1, max_iterations + 1):
-        index = tf.where(active)[:, 0]
-        if int(tf.size(index)) == 0:
-            break
-        s_now, a_now, score_now = (tf.gather(t, index) for t in (sigma, alpha, score))
-        plus = tf.maximum(tf.abs(s_now + a_now), _MIN_SIGMA)
-        new_maps, new_score = evaluate(index, plus, 2 * iteration)
-        new_sigma = plus
-        worse = new_score > score_now
-        if bool(tf.reduce_any(worse)):
-            where = tf.where(worse)[:, 0]
-            minus = tf.maximum(tf.abs(tf.gather(s_now - a_now, where)), _MIN_SIGMA)
-            minus_maps, minus_score = evaluate(tf.gather(index, where), minus,
-                                               2 * iteration + 1)
-            position = where[:, None]
-            new_sigma = tf.tensor_scatter_nd_update(new_sigma, position, minus)
-            new_score = tf.tensor_scatter_nd_update(new_score, position, minus_score)
-            new_maps = tf.tensor_scatter_nd_update(new_maps, position, minus_maps)
-        still_worse = new_score > score_now
-        stall_now = tf.gather(stalls, index)
-        stop = still_worse & (stall_now >= max_stalls)
-        shrink = still_worse & ~stop
-        improved = ~still_worse & (new_score < tf.gather(best_score, index))
-        position = index[:, None]
-
-        def scatter(tensor, values):
-            return tf.tensor_scatter_nd_update(tensor, position, values)
-
-        alpha = scatter(alpha, tf.where(shrink, a_now * decay, a_now))
-        stalls = scatter(stalls, tf.where(shrink, stall_now + 1,
-                                          tf.where(still_worse, stall_now, 0)))
-        active = scatter(active, ~stop)
-        best_sigma = scatter(best_sigma, tf.where(improved, new_sigma,
-                                                  tf.gather(best_sigma, index)))
-        best_score = scatter(best_score, tf.where(improved, new_score,
-                                                  tf.gather(best_score, index)))
-        kept = tf.where(tf.reshape(improved, [-1] + [1] * (new_maps.shape.rank - 1)),
-                        new_maps, tf.gather(best_maps, index))
-        best_maps = scatter(best_maps, kept)
-        sigma, score = scatter(sigma, new_sigma), scatter(score, new_score)
-        iterations = scatter(iterations, tf.gather(iterations, index) + 1)
-        history_sigma.append(tf.where(tf.scatter_nd(position, tf.ones_like(index, tf.bool),
-                                                    [batch]), sigma, np.nan))
-        history_score.append(tf.where(tf.scatter_nd(position, tf.ones_like(index, tf.bool),
-                                                    [batch]), score, np.nan))
-
-    _, rescored = evaluate(everyone, best_sigma, 2 * max_iterations + 2)
-    return AdaptiveResult(best_sigma, best_maps, best_score, rescored, alpha, iterations,
-                          tf.stack(history_sigma), tf.stack(history_score))
+    return AdaptiveNoising(model, objective=objective, num_roots=num_roots, step=step,
+                           decay=decay, max_stalls=max_stalls, max_iterations=max_iterations,
+                           seed=seed, batch_size=batch_size,
+                           objective_options=objective_options,
+                           jit_compile=jit_compile)(images, targets)

@@ -5,6 +5,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
+from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
@@ -51,11 +52,7 @@ def completeness_gap(model, images, attributions, baselines,
       float32 tensor (B,).
     """
     logits = LogitModel(model)
-    images = tf.convert_to_tensor(images, tf.float32)
-    attributions = tf.convert_to_tensor(attributions, tf.float32)
-    if attributions.shape != images.shape:
-        raise ValueError("Expected `attributions` shaped like `images` "
-                         f"{tuple(images.shape)}. Received: {tuple(attributions.shape)}")
+    images, attributions = _checks.images_and_attributions(images, attributions)
     try:
         baselines = tf.broadcast_to(tf.convert_to_tensor(baselines, tf.float32),
                                     tf.shape(images))

@@ -35,11 +35,7 @@ def infidelity(model, images, attributions, *, noise_scale: float = 0.1,
       float32 tensor (B,).
     """
     logits = LogitModel(model)
-    images = tf.convert_to_tensor(images, tf.float32)
-    attributions = tf.convert_to_tensor(attributions, tf.float32)
-    if attributions.shape != images.shape:
-        raise ValueError(f"Expected `attributions` shaped like `images` {tuple(images.shape)}. "
-                         f"Received: {tuple(attributions.shape)}")
+    images, attributions = _checks.images_and_attributions(images, attributions)
     sigma = _checks.positive_float("noise_scale", noise_scale)
     num_samples = _checks.positive_int("num_samples", num_samples)
     axes = list(range(1, images.shape.rank))
