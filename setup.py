@@ -19,6 +19,9 @@ setup(
         "numpy",
         "absl-py",
     ],
-    extras_require={"test": ["pytest", "scikit-image"]},
+    extras_require={
+        "tensorboard": ["tensorboard"],
+        "test": ["pytest", "scikit-image", "tensorboard"],
+    },
     license="Apache-2.0",
 )

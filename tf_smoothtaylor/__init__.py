@@ -10,11 +10,14 @@ from tf_smoothtaylor.adaptive import AdaptiveNoising, AdaptiveResult, adaptive_n
 from tf_smoothtaylor.maps import completeness_gap, heatmap
 from tf_smoothtaylor.methods import (Explainer, Gradient, GradientXInput,
                                      IntegratedGradients, SmoothGrad, SmoothTaylor)
-from tf_smoothtaylor import metrics
+from tf_smoothtaylor import callbacks, data, metrics, models, visualize
 from tf_smoothtaylor.quadrature import quadrature
 
 __version__ = "0.1.0"
 
-__all__ = ["AdaptiveNoising", "AdaptiveResult", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
-           "SmoothGrad", "SmoothTaylor", "completeness_gap", "heatmap",
-           "adaptive_noising", "metrics", "quadrature", "__version__"]
+__all__ = [
+    "AdaptiveNoising", "AdaptiveResult", "Explainer", "Gradient", "GradientXInput",
+    "IntegratedGradients", "SmoothGrad", "SmoothTaylor", "adaptive_noising", "callbacks",
+    "completeness_gap", "data", "heatmap", "metrics", "models", "quadrature", "visualize",
+    "__version__",
+]

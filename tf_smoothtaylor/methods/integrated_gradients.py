@@ -34,7 +34,8 @@ class IntegratedGradients(Explainer):
         (same shape as the images, traced into the graph).
       num_baselines: N, random baselines per image (``"uniform"`` only).
       preprocess: Pixels in [0, 1] -> model inputs (TensorFlow ops), used to map
-        ``"zero"`` and ``"uniform"`` baselines into model-input space.
+        ``"zero"`` and ``"uniform"`` baselines into model-input space; taken from
+        ``model.preprocess`` when ``model`` is a ``models.ModelSpec``.
       batch_size, seed, jit_compile: see ``Explainer``.
 
     Example:
@@ -64,6 +65,8 @@ class IntegratedGradients(Explainer):
             raise ValueError("Expected `num_baselines` to be 1 unless "
                              "baseline='uniform' (other baselines are not random). "
                              f"Received: num_baselines={num_baselines}")
+        if preprocess is None:
+            preprocess = getattr(model, "preprocess", None)
         if preprocess is not None and not callable(preprocess):
             raise TypeError("Expected `preprocess` to be a callable or None. "
                             f"Received: preprocess={preprocess!r}")

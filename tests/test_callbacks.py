@@ -1,0 +1,104 @@
+"""Callbacks during model.fit: History, CSVLogger and TensorBoard see the metrics."""
+
+import csv
+import glob
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from tf_smoothtaylor.callbacks import AttributionImages, AttributionMetrics
+
+
+def tiny_classifier():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def events(directory):
+    for path in sorted(glob.glob(os.path.join(directory, "**", "events.out.tfevents.*"),
+                                 recursive=True)):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                yield path, event.step, value
+
+
+@pytest.fixture(scope="module")
+def training_data():
+    rng = np.random.default_rng(0)
+    return (rng.uniform(size=(24, 32, 32, 3)).astype(np.float32),
+            rng.integers(0, 3, 24))
+
+
+def test_fit_with_both_callbacks(tmp_path, training_data):
+    x, y = training_data
+    model = tiny_classifier()
+    explainer = tst.SmoothTaylor(model, num_roots=4, noise_scale=0.1)
+    metrics = AttributionMetrics(
+        explainer, x[:4], metrics=("autvc", "aupc"),
+        metric_options={"autvc": {"min_size": 8},
+                        "aupc": {"window": 4, "num_regions": 3, "num_copies": 4}})
+    log_dir = str(tmp_path / "logs")
+    pictures = AttributionImages(explainer, x[:4], log_dir=log_dir, max_images=2)
+    csv_path = str(tmp_path / "log.csv")
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[
+        metrics, pictures, keras.callbacks.CSVLogger(csv_path),
+        keras.callbacks.TensorBoard(log_dir=log_dir)])
+
+    for key in ("attr_autvc", "attr_aupc"):
+        assert len(history.history[key]) == 2
+        assert all(math.isfinite(v) for v in history.history[key])
+    with open(csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and {"attr_autvc", "attr_aupc", "loss"} <= set(rows[0])
+    assert explainer.trace_count == 1
+
+    scalars = {(value.tag, step) for _, step, value in events(log_dir)}
+    assert {("epoch_attr_autvc", 0), ("epoch_attr_autvc", 1), ("epoch_attr_aupc", 1)} <= scalars
+    images = [(step, value) for path, step, value in events(log_dir)
+              if value.tag == "attributions"]
+    assert sorted(step for step, _ in images) == [0, 1]
+    encoded = images[0][1].tensor.string_val                     # [width, height, png, png]
+    assert len(encoded) == 4
+    assert tf.io.decode_png(encoded[2]).shape == (32, 32, 3)
+
+
+def test_metrics_follow_training_and_skipped_epochs_log_nan(training_data):
+    x, y = training_data
+    model = tiny_classifier()
+    explainer = tst.Gradient(model)
+    callback = AttributionMetrics(explainer, x[:4], metrics=("autvc",), freq=2,
+                                  metric_options={"autvc": {"min_size": 8}})
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])
+    first, second = history.history["attr_autvc"]
+    assert math.isnan(first) and math.isfinite(second)
+    # The explainer reads the current weights: evaluating now equals the logged value.
+    assert callback.evaluate()[0] == pytest.approx(second, rel=1e-5)
+
+
+def test_bad_input(training_data):
+    x, y = training_data
+    model = tiny_classifier()
+    explainer = tst.Gradient(model)
+    with pytest.raises(ValueError, match="fit the explained model"):
+        AttributionMetrics(explainer, np.zeros((2, 16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="metrics"):
+        AttributionMetrics(explainer, x[:2], metrics=("accuracy",))
+    with pytest.raises(ValueError, match="metric_options"):
+        AttributionMetrics(explainer, x[:2], metrics=("autvc",), metric_options={"aupc": {}})
+    with pytest.raises(TypeError, match="explainer"):
+        AttributionImages(model, x[:2], log_dir="/tmp/x")
+    other = tiny_classifier()
+    with pytest.raises(ValueError, match="model being trained"):
+        other.fit(x, y, epochs=1, verbose=0, callbacks=[AttributionMetrics(explainer, x[:2])])
