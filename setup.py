@@ -19,6 +19,9 @@ setup(
         "numpy",
         "absl-py",
     ],
+    package_data={"tf_smoothtaylor": ["demo/assets/*"]},
+    include_package_data=True,
+    entry_points={"console_scripts": ["tf-smoothtaylor=tf_smoothtaylor.cli:run"]},
     extras_require={
         "tensorboard": ["tensorboard"],
         "test": ["pytest", "scikit-image", "tensorboard"],

@@ -101,12 +101,15 @@ def grid(tiles: Sequence[Sequence[np.ndarray]], *, titles: Optional[Sequence[str
     header = 0 if titles is None else _font.HEIGHT * scale + 2 * gap
     sheet = np.full((header + len(rows) * (height + gap) + gap,
                      columns * (width + gap) + gap, 3), 255, np.uint8)
+    if titles is not None:
+        # One font size for all titles: the largest at which every title fits.
+        longest = max(len(str(title)) for title in titles)
+        fits = [k for k in range(scale, 0, -1) if longest * 6 * k - k <= width]
+        scale = fits[0] if fits else 1
     for c in range(columns):
         left = gap + c * (width + gap)
         if titles is not None:
-            fits = [k for k in range(scale, 0, -1)
-                    if _font.render(str(titles[c]), scale=k).shape[1] <= width]
-            mask = _font.render(str(titles[c]), scale=fits[0] if fits else 1)[:, :width]
+            mask = _font.render(str(titles[c]), scale=scale)[:, :width]
             sheet[gap:gap + mask.shape[0], left:left + mask.shape[1]][mask] = 0
         for r, row in enumerate(rows):
             top = header + gap + r * (height + gap)

@@ -1,0 +1,5 @@
+"""``python -m tf_smoothtaylor`` runs the command line."""
+
+from tf_smoothtaylor.cli import run
+
+run()

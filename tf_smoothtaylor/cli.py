@@ -1,0 +1,126 @@
+"""tf-smoothtaylor: explain, evaluate and adapt from the command line.
+
+Usage:
+  tf-smoothtaylor MODE [--flags]
+
+Modes:
+  explain    heatmaps (PNG overlay and raw), attributions (.npy) and an index
+  evaluate   explain, then score every map (AUPC, AUTVC, ...) and summarise
+  adapt      SmoothTaylor with σ chosen per image by adaptive noising
+
+Examples:
+  tf-smoothtaylor evaluate --output_dir demo_out                   # bundled demo, offline
+  tf-smoothtaylor explain --model densenet121 --images 'photos/*.jpg' --output_dir out
+  tf-smoothtaylor evaluate --model resnet152 --manual_dir ~/imagenet --limit 1000 \\
+      --method smooth_taylor --method integrated_gradients --output_dir paper
+
+Runs resume: rerunning the same command skips finished images. Bad flags or
+inputs end with one line on stderr and exit code 2.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+MODES = ("explain", "evaluate", "adapt")
+METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
+           "gradient_x_input")
+METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "demo", "'demo', a registry name (tf_smoothtaylor.models), "
+                    "or the path of a .keras file or SavedModel directory.")
+flags.DEFINE_string("weights", "imagenet", "Registry models: 'imagenet', 'none' or a file.")
+flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf", "none"],
+                  "Pixel preprocessing of a model given by path.")
+flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
+                  "(Keras safe_mode=False). Only for files you trust.")
+flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
+flags.DEFINE_string("image_folder", None, "A tfds ImageFolder root (root/split/label/*).")
+flags.DEFINE_string("manual_dir", None, "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).")
+flags.DEFINE_string("data_dir", None, "tfds data directory for imagenet2012.")
+flags.DEFINE_integer("limit", None, "Process at most this many images.", lower_bound=1)
+flags.DEFINE_integer("size", None, "Input size of registry models (default: the family's).",
+                     lower_bound=8)
+flags.DEFINE_multi_enum("method", ["smooth_taylor", "integrated_gradients"], METHODS,
+                        "Attribution methods (repeat the flag).")
+flags.DEFINE_integer("num_roots", 150, "SmoothTaylor roots R.", lower_bound=1)
+flags.DEFINE_float("noise_scale", None, "Absolute σ (SmoothTaylor default 0.5).", lower_bound=0)
+flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image "
+                   "(SmoothGrad default 0.15).", lower_bound=0)
+flags.DEFINE_integer("steps", 50, "IG steps M.", lower_bound=1)
+flags.DEFINE_enum("rule", "riemann_right", ["riemann_left", "riemann_right", "riemann_middle",
+                                            "trapezoid", "gauss_legendre"], "IG quadrature rule.")
+flags.DEFINE_enum("baseline", "zero", ["zero", "uniform"], "IG baseline.")
+flags.DEFINE_integer("num_baselines", 1, "IG random baselines N (uniform only).", lower_bound=1)
+flags.DEFINE_integer("num_samples", 50, "SmoothGrad samples.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_bound=1)
+flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
+flags.DEFINE_string("output_dir", None, "Where results go (required).")
+flags.DEFINE_multi_enum("metric", None, METRICS, "Metrics for evaluate (default: aupc, autvc, "
+                        "and relevance_mass when masks exist).")
+flags.DEFINE_integer("window", None, "AUPC window k (default 15; 8 for the demo).", lower_bound=1)
+flags.DEFINE_integer("num_regions", None, "AUPC regions L (default 30; 16 for the demo).",
+                     lower_bound=1)
+flags.DEFINE_integer("num_copies", None, "AUPC copies P (default 50; 20 for the demo).",
+                     lower_bound=1)
+flags.DEFINE_integer("min_size", None, "AUTVC smallest pyramid side (default 30; 10 for the "
+                     "demo).", lower_bound=2)
+flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
+flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
+flags.DEFINE_bool("jit_compile", False, "Compile gradients with XLA.")
+
+flags.register_validator("output_dir", lambda value: bool(value),
+                         message="--output_dir is required.")
+flags.register_multi_flags_validator(
+    ["noise_scale", "noise_level"],
+    lambda f: not (f["noise_scale"] is not None and f["noise_level"] is not None),
+    message="give at most one of --noise_scale and --noise_level.")
+flags.register_multi_flags_validator(
+    ["images", "image_folder", "manual_dir"],
+    lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
+    message="give at most one input: --images, --image_folder or --manual_dir.")
+for _name in ("noise_scale", "noise_level"):
+    flags.register_validator(_name, lambda value: value is None or value > 0,
+                             message=f"--{_name} must be positive.")
+
+
+class CommandError(Exception):
+    """A problem to report in one line."""
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in MODES:
+        raise CommandError(f"expected one mode, one of {', '.join(MODES)}; got {argv[1:]}")
+    from tf_smoothtaylor import commands   # heavy imports after flag parsing
+    commands.run(argv[1], FLAGS)
+
+
+def _main_with_errors(argv):
+    try:
+        main(argv)
+    except (CommandError, ValueError, TypeError, OSError) as error:
+        print(f"tf-smoothtaylor: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parse_flags(argv):
+    """absl flag parsing that reports a bad flag in one line (exit code 2)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"tf-smoothtaylor: error: {error} (see --helpfull)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """Console-script entry point."""
+    app.run(_main_with_errors, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,171 @@
+"""What the command-line modes do, in library calls (see ``cli.py`` for flags)."""
+
+import glob as globlib
+import os
+import re
+from typing import Callable, Dict
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import data, demo, models, runs
+from tf_smoothtaylor.adaptive import AdaptiveNoising
+from tf_smoothtaylor.methods import (Gradient, GradientXInput, IntegratedGradients,
+                                     SmoothGrad, SmoothTaylor)
+
+DEMO_METRIC_DEFAULTS = {"window": 8, "num_regions": 16, "num_copies": 20, "min_size": 10}
+PAPER_METRIC_DEFAULTS = {"window": 15, "num_regions": 30, "num_copies": 50, "min_size": 30}
+
+
+def load_spec(flags) -> models.ModelSpec:
+    """The model of ``--model`` as a ModelSpec."""
+    if flags.model == "demo":
+        return demo.load()
+    if flags.model in models.FAMILIES:
+        weights = None if flags.weights in ("none", "None", "") else flags.weights
+        return models.load(flags.model, weights=weights, input_size=flags.size)
+    path = flags.model
+    if os.path.isdir(path):
+        layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        spec = list(signature.structured_input_signature[1].values())[0]
+        inputs = keras.Input(tuple(spec.shape[1:]))
+        outputs = layer(inputs)
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())[0]
+        model = keras.Model(inputs, outputs)
+    elif os.path.isfile(path) and path.endswith((".keras", ".h5")):
+        try:
+            model = keras.models.load_model(path, compile=False, safe_mode=not flags.unsafe_load)
+        except ValueError as error:
+            if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+                raise ValueError(f"{path} contains Python code (e.g. a Lambda layer); pass "
+                                 "--unsafe_load only if you trust it.") from None
+            raise
+    else:
+        raise ValueError(f"--model must be 'demo', a registry name ({', '.join(models.FAMILIES)})"
+                         f", a .keras file or a SavedModel directory; got {path!r}")
+    if flags.preprocess == "identity":
+        return models.wrap(model)
+    preprocess, deprocess = models.pixel_transforms(flags.preprocess)
+    return models.wrap(model, preprocess=preprocess, deprocess=deprocess)
+
+
+def _checked_files(patterns):
+    files = []
+    for pattern in patterns:
+        matched = sorted(globlib.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not matched:
+            raise ValueError(f"no image matches {pattern!r}")
+        files.extend(matched)
+    for path in files:
+        if not os.path.isfile(path):
+            raise ValueError(f"image not found: {path}")
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", error.message.splitlines()[0]).strip()
+            raise ValueError(f"cannot read image {path}: {reason}") from None
+    return files
+
+
+def input_batches(flags, spec):
+    """(batches, total or None, masks function or None) for the chosen input."""
+    size = spec.input_size[0]
+    resize = None if flags.model == "demo" else int(round(size * 256 / 224))
+    common = dict(size=size, resize=resize, batch_size=flags.images_per_step)
+    if flags.image_folder:
+        return data.image_folder(flags.image_folder, **common), None, None
+    if flags.manual_dir:
+        dataset = data.imagenet_validation(flags.manual_dir, data_dir=flags.data_dir,
+                                           limit=flags.limit, **common)
+        return dataset, flags.limit, None
+    if flags.images:
+        files = _checked_files(flags.images)
+    elif flags.model == "demo":
+        files = demo.sample_paths()
+    else:
+        raise ValueError("missing input: give --images, --image_folder or --manual_dir")
+    masks = demo.mask_for if flags.model == "demo" else None
+    return data.from_files(files, **common), len(files), masks
+
+
+def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
+    """method name -> ``(inputs, targets) -> (attributions, extra values)``."""
+    common = dict(batch_size=flags.batch_size, seed=flags.seed, jit_compile=flags.jit_compile)
+    noise_st = (dict(noise_scale=None, noise_level=flags.noise_level) if flags.noise_level
+                else dict(noise_scale=flags.noise_scale or 0.5))
+    noise_sg = (dict(noise_scale=flags.noise_scale, noise_level=None) if flags.noise_scale
+                else dict(noise_level=flags.noise_level or 0.15))
+    makers = {
+        "smooth_taylor": lambda: SmoothTaylor(spec, num_roots=flags.num_roots, **noise_st,
+                                              **common),
+        "integrated_gradients": lambda: IntegratedGradients(
+            spec, steps=flags.steps, rule=flags.rule, baseline=flags.baseline,
+            num_baselines=flags.num_baselines, **common),
+        "smoothgrad": lambda: SmoothGrad(spec, num_samples=flags.num_samples, **noise_sg,
+                                         **common),
+        "gradient": lambda: Gradient(spec, **common),
+        "gradient_x_input": lambda: GradientXInput(spec, **common),
+    }
+    explainers = {}
+    for name in method_names:
+        explainer = makers[name]()
+        explainers[name] = lambda x, t, e=explainer: (e(x, t), {})
+    return explainers
+
+
+def metric_options(flags, spec) -> dict:
+    defaults = DEMO_METRIC_DEFAULTS if flags.model == "demo" else PAPER_METRIC_DEFAULTS
+    value = lambda name: getattr(flags, name) or defaults[name]  # noqa: E731
+    return {"aupc": dict(window=value("window"), num_regions=value("num_regions"),
+                         num_copies=value("num_copies"), seed=flags.seed,
+                         batch_size=flags.batch_size),
+            "autvc": dict(min_size=value("min_size"))}
+
+
+def _settings(mode, flags, metric_names, options) -> dict:
+    keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
+            "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
+            "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations"]
+    settings = {key: getattr(flags, key) for key in keys}
+    settings.update(mode=mode, metrics=list(metric_names), metric_options=options)
+    return settings
+
+
+def run(mode: str, flags) -> None:
+    """Runs one mode with parsed flags; prints where the results are."""
+    spec = load_spec(flags)
+    batches, total, masks = input_batches(flags, spec)
+    options = metric_options(flags, spec)
+    if mode == "explain":
+        metric_names = []
+    elif flags.metric:
+        metric_names = list(dict.fromkeys(flags.metric))
+    else:
+        metric_names = ["aupc", "autvc"] + (["relevance_mass"] if masks else [])
+    if mode == "adapt":
+        search = AdaptiveNoising(spec, objective=flags.objective, num_roots=flags.num_roots,
+                                 max_iterations=flags.max_iterations, seed=flags.seed,
+                                 batch_size=flags.batch_size,
+                                 objective_options=options[flags.objective])
+
+        def adapt(inputs, targets):
+            result = search(inputs, targets)
+            return result.attributions, {"noise_scale": result.noise_scale.numpy(),
+                                         "objective_best": result.objective.numpy(),
+                                         "objective_rescored": result.rescored.numpy()}
+
+        explainers = {f"adaptive_{flags.objective}": adapt}
+    else:
+        explainers = build_explainers(flags, spec, list(dict.fromkeys(flags.method)))
+    out = runs.OutputDir(flags.output_dir, _settings(mode, flags, metric_names, options))
+    functions = runs.metric_functions(spec, metric_names, options)
+    records = runs.process(spec, batches, explainers, out, metrics=functions, masks=masks,
+                           total=total, limit=flags.limit)
+    summary = runs.write_tables(out, records, metric_names)
+    grid = runs.write_grid(out, records)
+    print(f"{len(records)} images -> {flags.output_dir} (grid: {grid})")
+    if summary:
+        print(summary)

@@ -1,0 +1,313 @@
+"""Resumable runs over many images: explain, evaluate, adapt.
+
+A run writes into one output directory:
+
+* ``run.json`` — the settings; a rerun with other settings is refused, so files
+  of different settings never mix;
+* per image and method: ``maps/<id>__<method>.npy`` (float32 attributions),
+  ``..._heatmap.png`` and ``..._overlay.png``;
+* ``results/<id>.json`` — the image's record, written last and atomically: its
+  presence means the image is finished. A rerun skips finished images and never
+  rewrites their files, so an interrupted run resumes where it stopped;
+* at the end: ``index.csv`` / ``metrics.csv`` (one row per image and method),
+  ``summary.md`` (mean ± standard error per method) and ``grid.png``.
+
+Every file is written to a temporary name and renamed into place.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import visualize
+from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.metrics.aupc import AUPC
+from tf_smoothtaylor.metrics.autvc import autvc
+from tf_smoothtaylor.metrics.deletion import deletion, insertion
+from tf_smoothtaylor.metrics.localisation import relevance_mass
+
+LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
+                   "relevance_mass": False}
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file and a rename."""
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def image_id(index: int, name: str) -> str:
+    """A file-safe, order-preserving id: ``00042_<stem>``."""
+    stem = os.path.splitext(os.path.basename(str(name)))[0] or "image"
+    return f"{index:05d}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)[:60]}"
+
+
+class OutputDir:
+    """The files of one run (see the module docstring)."""
+
+    def __init__(self, path: str, settings: dict):
+        self.path = path
+        try:
+            os.makedirs(os.path.join(path, "maps"), exist_ok=True)
+            os.makedirs(os.path.join(path, "results"), exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"Expected a writable `output_dir`. Received: {path!r} ({error})") from None
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"Expected a writable `output_dir`. Received: {path!r}")
+        run_file = os.path.join(path, "run.json")
+        text = json.dumps(settings, indent=1, sort_keys=True)
+        if os.path.exists(run_file):
+            with open(run_file, encoding="utf-8") as handle:
+                if json.load(handle) != json.loads(text):
+                    raise ValueError(f"Expected `output_dir` {path!r} to hold a run with the same "
+                                     "settings (it resumes); use another --output_dir for new "
+                                     "settings.")
+        else:
+            atomic_write(run_file, text.encode())
+
+    def done(self, identifier: str) -> bool:
+        return os.path.exists(self._result(identifier))
+
+    def _result(self, identifier: str) -> str:
+        return os.path.join(self.path, "results", identifier + ".json")
+
+    def write_map(self, identifier: str, method: str, attributions: np.ndarray,
+                  pixels: np.ndarray) -> Dict[str, str]:
+        """The .npy and the two PNGs of one map; returns their relative paths."""
+        base = os.path.join("maps", f"{identifier}__{method}")
+        maps = heatmap(attributions[None]).numpy()
+        files = {"npy": base + ".npy", "heatmap_png": base + "_heatmap.png",
+                 "overlay_png": base + "_overlay.png"}
+        atomic_write(os.path.join(self.path, files["npy"]), _npy_bytes(attributions))
+        atomic_write(os.path.join(self.path, files["heatmap_png"]),
+                     tf.io.encode_png(visualize.colorize(maps)[0]).numpy())
+        atomic_write(os.path.join(self.path, files["overlay_png"]),
+                     tf.io.encode_png(visualize.overlay(pixels[None], maps)[0]).numpy())
+        return files
+
+    def write_result(self, identifier: str, record: dict) -> None:
+        atomic_write(self._result(identifier), json.dumps(record, indent=1, sort_keys=True).encode())
+
+    def results(self) -> List[dict]:
+        folder = os.path.join(self.path, "results")
+        records = []
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json") and not name.startswith("."):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    records.append(json.load(handle))
+        return records
+
+
+class Progress:
+    """One line per update: images done, images/s, ETA."""
+
+    def __init__(self, total: Optional[int], stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.start, self.done, self.skipped = time.perf_counter(), 0, 0
+
+    def update(self, done: int, skipped: int = 0) -> None:
+        self.done += done
+        self.skipped += skipped
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        remaining = None if self.total is None else self.total - self.done - self.skipped
+        eta = "?" if remaining is None or rate == 0 else f"{remaining / rate:.0f}s"
+        total = "?" if self.total is None else self.total
+        print(f"[{self.done + self.skipped}/{total}] {self.done} computed, {self.skipped} "
+              f"resumed, {rate:.2f} images/s, ETA {eta}", file=self.stream, flush=True)
+
+
+def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Callable]:
+    """``name -> (images, maps, targets, masks) -> (B,) values``."""
+    functions = {}
+    for name in names:
+        settings = dict(options.get(name, {}))
+        if name == "aupc":
+            metric = AUPC(spec, **settings)
+            functions[name] = lambda x, m, t, k, metric=metric: metric(x, m, t).aupc
+        elif name == "autvc":
+            functions[name] = lambda x, m, t, k, s=settings: autvc(m, **s)
+        elif name == "relevance_mass":
+            functions[name] = lambda x, m, t, k: (relevance_mass(m, k) if k is not None
+                                                  else tf.fill([len(m)], np.nan))
+        elif name in ("deletion", "insertion"):
+            curve = deletion if name == "deletion" else insertion
+            functions[name] = lambda x, m, t, k, c=curve, s=settings: c(spec, x, m, targets=t,
+                                                                         **s).auc
+        else:
+            raise ValueError(f"Expected metric names among {sorted(LOWER_IS_BETTER)}. "
+                             f"Received: {name!r}")
+    return functions
+
+
+def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: OutputDir, *,
+            metrics: Optional[Dict[str, Callable]] = None,
+            masks: Optional[Callable[[str], Optional[np.ndarray]]] = None,
+            total: Optional[int] = None, limit: Optional[int] = None) -> List[dict]:
+    """Explains (and scores) every image not finished yet; returns all records.
+
+    Args:
+      spec: ModelSpec of the model.
+      batches: (pixels, labels, names) batches, pixels in [0, 1].
+      explainers: method name -> ``(inputs, targets) -> (attributions, extra dict)``.
+      out: The run's :class:`OutputDir`.
+      metrics: metric name -> function (see :func:`metric_functions`).
+      masks: name -> ground-truth mask or None (for relevance mass).
+      total, limit: Number of images expected / to process at most.
+    """
+    progress = Progress(total if limit is None else min(limit, total or limit))
+    index = 0
+    for pixels, labels, names in batches:
+        pixels = np.asarray(pixels, np.float32)
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(names)]
+        if limit is not None:
+            keep = max(0, min(len(names), limit - index))
+            pixels, labels, names = pixels[:keep], np.asarray(labels)[:keep], names[:keep]
+        ids = [image_id(index + i, name) for i, name in enumerate(names)]
+        index += len(ids)
+        todo = [i for i, identifier in enumerate(ids) if not out.done(identifier)]
+        if todo:
+            _process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
+                           [ids[i] for i in todo], explainers, out, metrics or {}, masks)
+        progress.update(len(todo), len(ids) - len(todo))
+        if limit is not None and index >= limit:
+            break
+    return out.results()
+
+
+def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, masks):
+    inputs = tf.convert_to_tensor(spec.preprocess(pixels))
+    logits = spec.model(inputs, training=False).numpy()
+    targets = np.argmax(logits, axis=-1).astype(np.int32)
+    mask_batch = None
+    if masks is not None:
+        found = [masks(name) for name in names]
+        if all(m is not None for m in found):
+            mask_batch = np.stack(found)
+    records = [{"id": identifier, "source": name, "label": int(label), "target": int(target),
+                "target_logit": float(logits[i, target]), "methods": {}}
+               for i, (identifier, name, label, target) in enumerate(zip(ids, names, labels,
+                                                                         targets))]
+    for i, record in enumerate(records):
+        record["input_png"] = os.path.join("maps", f"{record['id']}__input.png")
+        atomic_write(os.path.join(out.path, record["input_png"]),
+                     tf.io.encode_png(np.round(np.clip(pixels[i], 0, 1) * 255)
+                                      .astype(np.uint8)).numpy())
+    for method, explain in explainers.items():
+        attributions, extra = explain(inputs, targets)
+        attributions = np.asarray(attributions, np.float32)
+        maps = heatmap(attributions)
+        scores = {name: np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
+                  for name, fn in metrics.items()}
+        for i, record in enumerate(records):
+            entry = {"files": out.write_map(record["id"], method, attributions[i], pixels[i])}
+            entry.update({name: _number(values[i]) for name, values in scores.items()})
+            entry.update({name: _number(np.asarray(values)[i]) for name, values in extra.items()})
+            record["methods"][method] = entry
+    for record in records:
+        out.write_result(record["id"], record)
+
+
+def _number(value) -> Optional[float]:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def summarize(records: List[dict], metric_names: Sequence[str]) -> List[dict]:
+    """Mean ± standard error per method and metric over the records."""
+    methods = sorted({m for r in records for m in r["methods"]},
+                     key=lambda m: min(list(r["methods"]).index(m) for r in records
+                                       if m in r["methods"]))
+    rows = []
+    for method in methods:
+        row = {"method": method}
+        for name in metric_names:
+            values = np.array([r["methods"][method][name] for r in records
+                               if method in r["methods"]
+                               and r["methods"][method].get(name) is not None], np.float64)
+            mean = float(values.mean()) if len(values) else math.nan
+            error = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+            row[name] = (mean, error, len(values))
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: List[dict], metric_names: Sequence[str]) -> str:
+    """The summary as a Markdown table (mean ± standard error)."""
+    arrows = {name: "↓" if LOWER_IS_BETTER.get(name, True) else "↑" for name in metric_names}
+    header = "| method | " + " | ".join(f"{name} {arrows[name]}" for name in metric_names) + " |"
+    lines = [header, "|---" * (len(metric_names) + 1) + "|"]
+    for row in rows:
+        cells = [f"{row[name][0]:.4f} ± {row[name][1]:.4f}" if not math.isnan(row[name][1])
+                 else f"{row[name][0]:.4f}" for name in metric_names]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    count = max((row[name][2] for row in rows for name in metric_names), default=0)
+    return "\n".join(lines) + f"\n\nmean ± standard error over {count} images.\n"
+
+
+def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str]) -> str:
+    """index.csv, metrics.csv and summary.md; returns the Markdown summary."""
+    columns = ["id", "source", "label", "target", "method", "npy", "heatmap_png", "overlay_png"]
+    index_rows, metric_rows = [], []
+    for record in records:
+        for method, entry in record["methods"].items():
+            base = {"id": record["id"], "source": record["source"], "label": record["label"],
+                    "target": record["target"], "method": method}
+            index_rows.append({**base, **entry["files"]})
+            metric_rows.append({**base, **{k: v for k, v in entry.items() if k != "files"}})
+    extra = sorted({k for row in metric_rows for k in row} - set(columns))
+    for name, rows, fields in (("index.csv", index_rows, columns),
+                               ("metrics.csv", metric_rows, columns[:5] + extra)):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(os.path.join(out.path, name), buffer.getvalue().encode())
+    summary = markdown(summarize(records, metric_names), metric_names) if metric_names else ""
+    if summary:
+        atomic_write(os.path.join(out.path, "summary.md"), summary.encode())
+    return summary
+
+
+def write_grid(out: OutputDir, records: List[dict], max_images: int = 6,
+               min_tile: int = 160) -> str:
+    """grid.png: the first images, each with one overlay per method, titled."""
+    if not records:
+        return ""
+    methods = list(records[0]["methods"])
+
+    def tile(relative):
+        image = tf.io.decode_png(tf.io.read_file(os.path.join(out.path, relative)),
+                                 channels=3).numpy()
+        factor = max(1, -(-min_tile // image.shape[0]))           # nearest-neighbour upscale
+        return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+    rows = [[tile(record["input_png"])]
+            + [tile(record["methods"][m]["files"]["overlay_png"]) for m in methods]
+            for record in records[:max_images]]
+    path = os.path.join(out.path, "grid.png")
+    atomic_write(path, tf.io.encode_png(visualize.grid(rows, titles=["image"] + methods)).numpy())
+    return path
