@@ -1,6 +1,8 @@
 """Fixtures: seeded tiny Keras models and analytic models with known answers."""
 
+import io
 import os
+import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -76,3 +78,15 @@ def _float32_policy():
 
 def max_abs_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) if np.size(a) else 0.0
+
+
+def write_imagenet_val_tar(directory, numbers, seed=0):
+    """A tiny ILSVRC2012_img_val.tar with validation images named as ImageNet's."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    with tarfile.open(os.path.join(directory, "ILSVRC2012_img_val.tar"), "w") as tar:
+        for i in numbers:
+            encoded = tf.io.encode_jpeg(rng.integers(0, 256, (40, 50, 3), np.uint8)).numpy()
+            info = tarfile.TarInfo(f"ILSVRC2012_val_{i:08d}.JPEG")
+            info.size = len(encoded)
+            tar.addfile(info, io.BytesIO(encoded))

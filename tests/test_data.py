@@ -1,13 +1,12 @@
 """tf.data pipelines on locally generated files, offline."""
 
-import io
 import os
-import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import write_imagenet_val_tar
 from tf_smoothtaylor import data
 
 
@@ -61,15 +60,8 @@ def test_image_folder_labels_and_stable_order(tmp_path):
 
 
 def test_imagenet_validation_from_a_local_tar(tmp_path):
-    rng = np.random.default_rng(2)
     manual = tmp_path / "manual"
-    manual.mkdir()
-    with tarfile.open(manual / "ILSVRC2012_img_val.tar", "w") as tar:
-        for i in [3, 1, 5, 2, 4]:
-            encoded = tf.io.encode_jpeg(rng.integers(0, 256, (40, 50, 3), np.uint8)).numpy()
-            info = tarfile.TarInfo(f"ILSVRC2012_val_{i:08d}.JPEG")
-            info.size = len(encoded)
-            tar.addfile(info, io.BytesIO(encoded))
+    write_imagenet_val_tar(str(manual), [3, 1, 5, 2, 4])
     dataset = data.imagenet_validation(str(manual), data_dir=str(tmp_path / "tfds"), limit=3,
                                        size=32, resize=36, batch_size=2)
     rows = [(n.decode(), int(l)) for _, ls, ns in dataset for n, l in zip(ns.numpy(), ls.numpy())]

@@ -93,9 +93,24 @@ class CommandError(Exception):
     """A problem to report in one line."""
 
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr silenced: its C++ start-up lines (oneDNN,
+    CUDA probing) are written before any log level applies."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in MODES:
         raise CommandError(f"expected one mode, one of {', '.join(MODES)}; got {argv[1:]}")
+    _import_tensorflow_quietly()
     from tf_smoothtaylor import commands   # heavy imports after flag parsing
     commands.run(argv[1], FLAGS)
 

@@ -36,6 +36,9 @@ from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.deletion import deletion, insertion
 from tf_smoothtaylor.metrics.localisation import relevance_mass
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
                    "relevance_mass": False}
 
@@ -47,6 +50,7 @@ def atomic_write(path: str, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        os.chmod(temporary, 0o666 & ~_UMASK)    # mkstemp makes 0600; use normal permissions
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -1,0 +1,141 @@
+"""The tf-smoothtaylor command: modes, errors, resuming after a kill."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
+
+from tf_smoothtaylor import cli, demo
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    yield
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "tf_smoothtaylor", *args], env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_explain_writes_maps_pngs_and_index(tmp_path):
+    images = demo.sample_paths()[:3]
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=images,
+                             method=["gradient", "integrated_gradients"], steps=8):
+        cli.main(["tf-smoothtaylor", "explain"])
+    with open(tmp_path / "index.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"gradient", "integrated_gradients"}
+    for row in rows:
+        attributions = np.load(tmp_path / row["npy"])
+        assert attributions.shape == (64, 64, 3) and np.abs(attributions).max() > 0
+        for column in ("heatmap_png", "overlay_png"):
+            png = tf.io.decode_png(tf.io.read_file(str(tmp_path / row[column])))
+            assert png.shape == (64, 64, 3)
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "grid.png"))).shape[-1] == 3
+    # The saved map is what the library computes for the same image and class.
+    spec = demo.load()
+    pixels = demo.samples()[0][:1]
+    from tf_smoothtaylor import Gradient
+    expected = Gradient(spec)(spec.preprocess(pixels), targets=int(rows[0]["target"]))
+    np.testing.assert_allclose(np.load(tmp_path / rows[0]["npy"]), expected[0], atol=1e-5)
+
+
+def test_evaluate_reports_metrics_and_relevance_mass(tmp_path, capsys):
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=demo.sample_paths()[:4],
+                             method=["gradient", "smooth_taylor"], num_roots=8,
+                             num_copies=4, num_regions=4):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    printed = capsys.readouterr().out
+    assert "| smooth_taylor |" in printed and "relevance_mass" in printed
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8
+    for row in rows:
+        assert 0.0 <= float(row["relevance_mass"]) <= 1.0
+        assert np.isfinite(float(row["aupc"])) and float(row["autvc"]) > 0
+    assert (tmp_path / "summary.md").read_text().startswith("| method | aupc")
+
+
+def test_adapt_records_sigma_per_image(tmp_path):
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=demo.sample_paths()[:2],
+                             objective="autvc", num_roots=4, max_iterations=2):
+        cli.main(["tf-smoothtaylor", "adapt"])
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").glob("*.json"))]
+    assert len(records) == 2
+    for record in records:
+        entry = record["methods"]["adaptive_autvc"]
+        assert entry["noise_scale"] > 0 and entry["objective_rescored"] is not None
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    settings = dict(output_dir=str(tmp_path), images=demo.sample_paths()[:1], method=["gradient"])
+    with flagsaver.flagsaver(**settings):
+        cli.main(["tf-smoothtaylor", "explain"])
+    with flagsaver.flagsaver(**settings, seed=3):
+        with pytest.raises(ValueError, match="same settings"):
+            cli.main(["tf-smoothtaylor", "explain"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["explain", "--output_dir", "{tmp}/o", "--method", "lrp"], "--method=lrp"),
+    (["explain", "--output_dir", "{tmp}/o", "--num_roots=-3"], "--num_roots=-3"),
+    (["explain", "--output_dir", "{tmp}/o", "--model", "mobilenet_v2", "--weights", "none",
+      "--size", "32"], "missing input"),
+    (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/bad.png"], "cannot read image"),
+    (["explain", "--output_dir", "{tmp}/file/o"], "writable"),
+    (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/none*.png"], "no image matches"),
+    (["explain"], "--output_dir is required"),
+    (["paint", "--output_dir", "{tmp}/o"], "one mode"),
+])
+def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
+    (tmp_path / "bad.png").write_text("not an image")
+    (tmp_path / "file").write_text("a file, not a directory")
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("tf-smoothtaylor: error:"), result.stderr
+    assert message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_killed_evaluate_resumes_without_recomputing(tmp_path):
+    args = ["evaluate", "--images_per_step", "2", "--num_roots", "300", "--num_copies", "8"]
+    reference = run_cli(*args, "--output_dir", str(tmp_path / "whole"))
+    assert reference.returncode == 0, reference.stderr
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "tf_smoothtaylor", *args, "--output_dir",
+                                str(interrupted)], env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    results = interrupted / "results"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not results.exists() or len(list(results.glob("*.json"))) < 4):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = sorted(results.glob("*.json"))
+    assert 4 <= len(finished) < 12, "the run should be killed halfway"
+    before = {p: p.read_bytes() for p in interrupted.rglob("*") if p.is_file()
+              and any(p.name.startswith(f.stem) for f in finished)}
+    resumed = run_cli(*args, "--output_dir", str(interrupted))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(finished)} resumed" in resumed.stderr
+    for path, content in before.items():
+        assert path.read_bytes() == content, f"{path} was rewritten"
+    assert not list(interrupted.rglob(".tmp-*"))
+    assert (interrupted / "summary.md").read_text() == (tmp_path / "whole" / "summary.md").read_text()
+    assert (interrupted / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
