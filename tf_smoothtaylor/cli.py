@@ -7,6 +7,7 @@ Modes:
   explain    heatmaps (PNG overlay and raw), attributions (.npy) and an index
   evaluate   explain, then score every map (AUPC, AUTVC, ...) and summarise
   adapt      SmoothTaylor with σ chosen per image by adaptive noising
+  export     a SavedModel for TF Serving (first --method) into --output_dir
 
 Examples:
   tf-smoothtaylor evaluate --output_dir demo_out                   # bundled demo, offline
@@ -25,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-MODES = ("explain", "evaluate", "adapt")
+MODES = ("explain", "evaluate", "adapt", "export")
 METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
            "gradient_x_input")
 METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")

@@ -11,8 +11,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import data, demo, models, runs
 from tf_smoothtaylor.adaptive import AdaptiveNoising
-from tf_smoothtaylor.methods import (Gradient, GradientXInput, IntegratedGradients,
-                                     SmoothGrad, SmoothTaylor)
+from tf_smoothtaylor.methods import BY_NAME
 
 DEMO_METRIC_DEFAULTS = {"window": 8, "num_regions": 16, "num_copies": 20, "min_size": 10}
 PAPER_METRIC_DEFAULTS = {"window": 15, "num_regions": 30, "num_copies": 50, "min_size": 30}
@@ -91,27 +90,28 @@ def input_batches(flags, spec):
     return data.from_files(files, **common), len(files), masks
 
 
+def method_options(flags, name: str) -> dict:
+    """Keyword settings of method ``name`` from the flags."""
+    common = dict(batch_size=flags.batch_size, seed=flags.seed, jit_compile=flags.jit_compile)
+    if name == "smooth_taylor":
+        noise = (dict(noise_scale=None, noise_level=flags.noise_level) if flags.noise_level
+                 else dict(noise_scale=flags.noise_scale or 0.5))
+        return dict(num_roots=flags.num_roots, **noise, **common)
+    if name == "integrated_gradients":
+        return dict(steps=flags.steps, rule=flags.rule, baseline=flags.baseline,
+                    num_baselines=flags.num_baselines, **common)
+    if name == "smoothgrad":
+        noise = (dict(noise_scale=flags.noise_scale, noise_level=None) if flags.noise_scale
+                 else dict(noise_level=flags.noise_level or 0.15))
+        return dict(num_samples=flags.num_samples, **noise, **common)
+    return common
+
+
 def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
     """method name -> ``(inputs, targets) -> (attributions, extra values)``."""
-    common = dict(batch_size=flags.batch_size, seed=flags.seed, jit_compile=flags.jit_compile)
-    noise_st = (dict(noise_scale=None, noise_level=flags.noise_level) if flags.noise_level
-                else dict(noise_scale=flags.noise_scale or 0.5))
-    noise_sg = (dict(noise_scale=flags.noise_scale, noise_level=None) if flags.noise_scale
-                else dict(noise_level=flags.noise_level or 0.15))
-    makers = {
-        "smooth_taylor": lambda: SmoothTaylor(spec, num_roots=flags.num_roots, **noise_st,
-                                              **common),
-        "integrated_gradients": lambda: IntegratedGradients(
-            spec, steps=flags.steps, rule=flags.rule, baseline=flags.baseline,
-            num_baselines=flags.num_baselines, **common),
-        "smoothgrad": lambda: SmoothGrad(spec, num_samples=flags.num_samples, **noise_sg,
-                                         **common),
-        "gradient": lambda: Gradient(spec, **common),
-        "gradient_x_input": lambda: GradientXInput(spec, **common),
-    }
     explainers = {}
     for name in method_names:
-        explainer = makers[name]()
+        explainer = BY_NAME[name](spec, **method_options(flags, name))
         explainers[name] = lambda x, t, e=explainer: (e(x, t), {})
     return explainers
 
@@ -134,9 +134,21 @@ def _settings(mode, flags, metric_names, options) -> dict:
     return settings
 
 
+def export(flags, spec) -> None:
+    """The export mode: a SavedModel of the first --method."""
+    from tf_smoothtaylor import serving
+    method = flags.method[0]
+    serving.export(spec, flags.output_dir, method=method, crop=flags.model != "demo",
+                   **method_options(flags, method))
+    print(f"SavedModel ({method}) -> {flags.output_dir}")
+
+
 def run(mode: str, flags) -> None:
     """Runs one mode with parsed flags; prints where the results are."""
     spec = load_spec(flags)
+    if mode == "export":
+        export(flags, spec)
+        return
     batches, total, masks = input_batches(flags, spec)
     options = metric_options(flags, spec)
     if mode == "explain":

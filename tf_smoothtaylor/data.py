@@ -29,7 +29,10 @@ def decode_and_crop(encoded: tf.Tensor, *, size: int = 224,
                     resize: Optional[int] = 256) -> tf.Tensor:
     """Encoded image bytes → (size, size, 3) float32 pixels in [0, 1]."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32) / 255.0
+    # A multiplication, not "/ 255": graph optimisation rewrites a division into
+    # this anyway, and eager and graph decoding must agree bit for bit (random
+    # draws are keyed by the image content).
+    image = tf.cast(image, tf.float32) * (1.0 / 255.0)
     if resize is None:
         return tf.image.resize(image, [size, size], antialias=True)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)

@@ -173,6 +173,33 @@ class Engine:
             (extras[name] for name in self.scheme.extra_specs))}
         return function(images, tf.constant(classes, tf.int32), extras)
 
+    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor):
+        """Graph-only attribution for serving and ``tf.distribute``.
+
+        No Python-side checks: ``targets`` (batch,) int32 where a negative value
+        means the top-1 class; classes out of range fail with an
+        ``InvalidArgumentError``.
+
+        Returns:
+          ``(attributions, logits, classes)``.
+        """
+        self.model.check_outputs(False)
+        logits = self.model(images)
+        top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        targets = tf.cast(targets, tf.int32)
+        classes = tf.where(targets < 0, top1, targets)
+        checks = [tf.debugging.assert_less(
+            classes, tf.shape(logits)[-1],
+            message="target is not a class index of the model (use -1 for the top-1 class)")]
+        with tf.control_dependencies(checks):
+            classes = tf.identity(classes)
+        function = self._compiled.get(None)
+        if function is None:
+            function = self._compiled[None] = self._build(None)
+        extras = {name: tf.cast(value, self.scheme.extra_specs[name])
+                  for name, value in self.scheme.extras(images).items()}
+        return function(images, classes, extras), logits, classes
+
     def _build(self, target_fn):
         model, scheme = self.model, self.scheme
         size = self.batch_size

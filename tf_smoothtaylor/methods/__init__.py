@@ -6,5 +6,8 @@ from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
 from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
 
-__all__ = ["Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
+BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGradients,
+           "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput}
+
+__all__ = ["BY_NAME", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
            "SmoothGrad", "SmoothTaylor"]

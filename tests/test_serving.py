@@ -1,0 +1,127 @@
+"""SavedModel export: run in a fresh process the way TF Serving loads it."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from tf_smoothtaylor import demo, serving
+from tf_smoothtaylor.data import decode_and_crop
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+SETTINGS = dict(num_roots=8, noise_scale=0.5, seed=4)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("export") / "model")
+    serving.export(demo.load(), directory, crop=False, include_attributions=True, max_batch=4,
+                   **SETTINGS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    pixels = demo.samples()[0][:2]
+    as_bytes = np.round(pixels * 255).astype(np.uint8)
+    return {"png": [tf.io.encode_png(p).numpy() for p in as_bytes],
+            "jpeg": [tf.io.encode_jpeg(p, quality=95).numpy() for p in as_bytes]}
+
+
+def saved_model_cli(*args):
+    command = [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), *args]
+    if not os.path.exists(command[0]):
+        command = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", *args]
+    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def python_api(images_bytes):
+    spec = demo.load()
+    pixels = tf.stack([decode_and_crop(b, size=64, resize=None) for b in images_bytes])
+    inputs = spec.preprocess(pixels)
+    logits = spec.model(inputs).numpy()
+    attributions = tst.SmoothTaylor(spec, **SETTINGS)(inputs)
+    return logits, tst.heatmap(attributions).numpy(), attributions.numpy()
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_saved_model_cli_run_matches_the_python_api(exported, encoded, tmp_path, kind):
+    np.save(tmp_path / "bytes.npy", np.array(encoded[kind], dtype=object))
+    result = saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
+                             "serving_default", "--inputs", f"image_bytes={tmp_path}/bytes.npy",
+                             "--outdir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    logits, heatmaps, _ = python_api(encoded[kind])
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "heatmap.npy"), heatmaps, atol=1e-4)
+    classes = np.load(tmp_path / "out" / "classes.npy")
+    np.testing.assert_array_equal(classes[:, 0], np.argmax(logits, -1))
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "target.npy"), np.argmax(logits, -1))
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "scores.npy")[:, 0],
+                               tf.reduce_max(tf.nn.softmax(logits), -1), rtol=1e-5)
+
+
+def test_saved_model_load_gives_the_same(exported, encoded):
+    loaded = tf.saved_model.load(exported)
+    logits, heatmaps, attributions = python_api(encoded["png"])
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded["png"]))
+    np.testing.assert_allclose(out["heatmap"], heatmaps, atol=1e-4)
+    np.testing.assert_allclose(out["attributions"], attributions, atol=1e-4)
+    chosen = loaded.signatures["explain_bytes"](image_bytes=tf.constant(encoded["png"]),
+                                                target=tf.constant([1, 3]))
+    assert chosen["target"].numpy().tolist() == [1, 3]
+    pixels = tf.stack([decode_and_crop(b, size=64, resize=None) for b in encoded["png"]])
+    same = loaded.signatures["explain_pixels"](pixels=pixels, target=tf.constant([-1, -1]))
+    np.testing.assert_allclose(same["heatmap"], heatmaps, atol=1e-4)
+
+
+def test_show_lists_the_signatures(exported):
+    result = saved_model_cli("show", "--dir", exported, "--all")
+    assert result.returncode == 0
+    for name in ("serving_default", "explain_bytes", "explain_pixels"):
+        assert f"signature_def['{name}']" in result.stdout
+
+
+@pytest.mark.parametrize("payload,message", [
+    ([b"definitely not an image"], "Unknown image file format"),
+    ([b""], "empty image bytes"),
+    ([b"x"] * 5, "request too large"),
+])
+def test_bad_requests_are_rejected_in_a_fresh_process(exported, tmp_path, payload, message):
+    np.save(tmp_path / "bad.npy", np.array(payload, dtype=object))
+    result = saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
+                             "serving_default", "--inputs", f"image_bytes={tmp_path}/bad.npy")
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_out_of_range_target_and_pixels(exported):
+    loaded = tf.saved_model.load(exported)
+    pixels = tf.fill([1, 64, 64, 3], 0.5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="target is not a class index"):
+        loaded.signatures["explain_pixels"](pixels=pixels, target=tf.constant([9]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 1\]"):
+        loaded.signatures["explain_pixels"](pixels=pixels * 300, target=tf.constant([-1]))
+
+
+def test_export_mode_of_the_command_line(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "tf_smoothtaylor", "export", "--output_dir",
+                             str(tmp_path / "m"), "--method", "integrated_gradients",
+                             "--steps", "4"], env=dict(ENV, PYTHONPATH=root),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "serving_default" in tf.saved_model.load(str(tmp_path / "m")).signatures
+
+
+def test_bad_export_arguments(tmp_path):
+    with pytest.raises(TypeError, match="ModelSpec"):
+        serving.export(demo.load().model, str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="method"):
+        serving.export(demo.load(), str(tmp_path / "b"), method="lrp")
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ValueError, match="not to exist"):
+        serving.export(demo.load(), str(tmp_path / "c"))

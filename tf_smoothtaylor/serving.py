@@ -1,0 +1,134 @@
+"""SavedModel export for TF Serving: images in, predictions and heatmaps out.
+
+:func:`export` writes a SavedModel (through ``keras.export.ExportArchive``, which
+tracks the model's variables so TF Serving and ``saved_model_cli`` can run it)
+with three signatures; decoding, resize/crop and the model's own
+preprocessing all run in the graph:
+
+| signature | inputs | outputs |
+|---|---|---|
+| ``serving_default`` | ``image_bytes`` (B,) string: JPEG/PNG/GIF/BMP | see below, top-1 class explained |
+| ``explain_bytes`` | ``image_bytes``, ``target`` (B,) int32 (−1: top-1) | see below |
+| ``explain_pixels`` | ``pixels`` (B, H, W, 3) float32 in [0, 1], ``target`` | see below |
+
+Outputs: ``classes`` and ``scores`` (B, top_k) — the top-k classes and their
+softmax probabilities —, ``target`` (B,) the explained class, ``target_logit``,
+``heatmap`` (B, H, W) — the signed channel sum of the attributions — and, with
+``include_attributions=True``, ``attributions`` (B, H, W, C).
+
+The method and its settings are fixed at export. Requests are bounded: at most
+``max_batch`` images and ``max_image_bytes`` per encoded image; corrupt or
+non-image bytes, oversized requests, pixels outside [0, 1] and targets out of
+range fail with an ``InvalidArgument`` error that names the problem.
+"""
+
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks
+from tf_smoothtaylor.data import decode_and_crop
+from tf_smoothtaylor.methods import BY_NAME as METHODS
+from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.models import ModelSpec
+
+
+def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: int = 5,
+           resize: Optional[int] = None, crop: bool = True, max_batch: int = 16,
+           max_image_bytes: int = 20 * 2 ** 20, include_attributions: bool = False,
+           **method_options) -> str:
+    """Writes a servable SavedModel that explains its predictions.
+
+    Args:
+      spec: A :class:`~tf_smoothtaylor.models.ModelSpec` (``models.load``,
+        ``models.wrap`` or ``demo.load``): its model and pixel transforms.
+      export_dir: Output directory (must not exist yet).
+      method: A name in ``METHODS`` or an explainer built on ``spec``.
+      top_k: Classes returned per image.
+      resize: Shorter side before the centre crop of decoded images (default:
+        input size × 256 / 224, the paper's ratio).
+      crop: False resizes decoded images straight to the input size instead.
+      max_batch: Largest accepted batch.
+      max_image_bytes: Largest accepted encoded image.
+      include_attributions: Also return the full attributions.
+      **method_options: Settings of the method (e.g. ``num_roots=50``).
+
+    Returns:
+      ``export_dir``.
+
+    Example:
+      >>> export(models.load("densenet121"), "/models/densenet/1", num_roots=50)
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError("Expected `spec` to be a ModelSpec (tf_smoothtaylor.models.load/wrap). "
+                        f"Received: {type(spec).__name__}")
+    if os.path.exists(export_dir):
+        raise ValueError(f"Expected `export_dir` not to exist. Received: {export_dir!r}")
+    if isinstance(method, Explainer):
+        if method.model is not spec.model:
+            raise ValueError("Expected `method` to explain `spec.model`.")
+        explainer = method
+    else:
+        _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")
+        explainer = METHODS[method](spec, **method_options)
+    top_k = _checks.positive_int("top_k", top_k)
+    max_batch = _checks.positive_int("max_batch", max_batch)
+    max_image_bytes = _checks.positive_int("max_image_bytes", max_image_bytes)
+    height, width = spec.input_size
+    if height != width:
+        raise ValueError(f"Expected a square model input. Received: {spec.input_size}")
+    resize = (resize or int(round(height * 256 / 224))) if crop else None
+    engine = explainer._engine
+
+    def explain_pixels(pixels, target):
+        pixels = tf.ensure_shape(pixels, [None, height, width, 3])
+        count = tf.debugging.assert_less_equal(
+            tf.shape(pixels)[0], max_batch,
+            message=f"request too large: at most {max_batch} images per request")
+        with tf.control_dependencies([count]):
+            inputs = tf.cast(spec.preprocess(pixels), tf.float32)
+        attributions, logits, classes = engine.run_in_graph(inputs, target)
+        scores, top = tf.math.top_k(tf.nn.softmax(logits), k=min(top_k, logits.shape[-1]))
+        outputs = {"classes": top, "scores": scores, "target": classes,
+                   "target_logit": tf.gather(logits, classes, batch_dims=1),
+                   "heatmap": tf.reduce_sum(attributions, axis=-1)}
+        if include_attributions:
+            outputs["attributions"] = attributions
+        return outputs
+
+    def decode(image_bytes):
+        checks = [
+            tf.debugging.assert_less_equal(
+                tf.size(image_bytes), max_batch,
+                message=f"request too large: at most {max_batch} images per request"),
+            tf.debugging.assert_less_equal(
+                tf.strings.length(image_bytes), max_image_bytes,
+                message=f"image too large: at most {max_image_bytes} encoded bytes per image"),
+            tf.debugging.assert_greater(tf.strings.length(image_bytes), 0,
+                                        message="empty image bytes")]
+        with tf.control_dependencies(checks):
+            image_bytes = tf.identity(image_bytes)
+        return tf.map_fn(lambda b: decode_and_crop(b, size=height, resize=resize), image_bytes,
+                         fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+
+    archive = keras.export.ExportArchive()
+    archive.track(spec.model)
+    bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")
+    target_spec = tf.TensorSpec([None], tf.int32, name="target")
+    archive.add_endpoint(
+        "serving_default",
+        tf.function(lambda image_bytes: explain_pixels(
+            decode(image_bytes), -tf.ones_like(image_bytes, tf.int32)),
+            input_signature=[bytes_spec]))
+    archive.add_endpoint(
+        "explain_bytes",
+        tf.function(lambda image_bytes, target: explain_pixels(decode(image_bytes), target),
+                    input_signature=[bytes_spec, target_spec]))
+    archive.add_endpoint(
+        "explain_pixels",
+        tf.function(explain_pixels, input_signature=[
+            tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels"), target_spec]))
+    archive.write_out(export_dir, verbose=False)
+    return export_dir
