@@ -28,7 +28,8 @@ _NAMES = {
     "SmoothTaylor": "tf_smoothtaylor.methods",
     "quadrature": "tf_smoothtaylor.quadrature",
 }
-_MODULES = ("callbacks", "data", "demo", "metrics", "models", "visualize")
+_MODULES = ("callbacks", "data", "demo", "distribute", "metrics", "models", "serving",
+            "visualize")
 
 __all__ = sorted(_NAMES) + list(_MODULES) + ["__version__"]
 

@@ -1,0 +1,71 @@
+"""explain_dataset under MirroredStrategy equals the single-device result."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from tf_smoothtaylor import distribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_default_strategy_matches_explain(cnn, images):
+    explainer = tst.SmoothTaylor(cnn, num_roots=5)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(4))).batch(3)
+    result = distribute.explain_dataset(explainer, dataset)
+    np.testing.assert_allclose(result["attributions"], explainer(images), atol=1e-6)
+    np.testing.assert_array_equal(result["targets"], np.argmax(cnn(images), -1))
+    scored = distribute.evaluate_dataset(
+        explainer, dataset, {"autvc": lambda x, h, t: tst.metrics.autvc(h, min_size=4)})
+    np.testing.assert_allclose(scored["autvc"], tst.metrics.autvc(
+        tst.heatmap(explainer(images)), min_size=4), atol=1e-6)
+
+
+def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        sys.path.insert(0, sys.argv[1])
+        from conftest import small_cnn
+        import tf_smoothtaylor as tst
+        from tf_smoothtaylor import distribute
+        model = small_cnn()
+        images = np.random.default_rng(1).uniform(-1, 1, (7, 12, 12, 3)).astype(np.float32)
+        dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
+        for make in (lambda: tst.SmoothTaylor(model, num_roots=6),
+                     lambda: tst.IntegratedGradients(model, steps=6)):
+            single = distribute.explain_dataset(make(), dataset)
+            strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+            assert strategy.num_replicas_in_sync == 2
+            mirrored = distribute.explain_dataset(make(), dataset, strategy=strategy)
+            np.testing.assert_allclose(mirrored["attributions"], single["attributions"],
+                                       atol=1e-5)
+            np.testing.assert_array_equal(mirrored["targets"], single["targets"])
+            assert mirrored["attributions"].shape == (7, 12, 12, 3)
+        print("equal")
+    """)
+    path = tmp_path / "mirrored.py"
+    path.write_text(script)
+    result = subprocess.run([sys.executable, str(path), os.path.join(ROOT, "tests")],
+                            env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "equal" in result.stdout
+
+
+def test_bad_input(cnn, images):
+    explainer = tst.Gradient(cnn)
+    with pytest.raises(TypeError, match="dataset"):
+        distribute.explain_dataset(explainer, images)
+    with pytest.raises(TypeError, match="explainer"):
+        distribute.explain_dataset(cnn, tf.data.Dataset.from_tensor_slices(images).batch(2))
