@@ -24,6 +24,7 @@ setup(
     entry_points={"console_scripts": ["tf-smoothtaylor=tf_smoothtaylor.cli:run"]},
     extras_require={
         "tensorboard": ["tensorboard"],
+        "serving": ["tensorflow-serving-api", "grpcio"],
         "test": ["pytest", "scikit-image", "tensorboard"],
     },
     license="Apache-2.0",

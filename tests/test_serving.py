@@ -125,3 +125,20 @@ def test_bad_export_arguments(tmp_path):
     (tmp_path / "c").mkdir()
     with pytest.raises(ValueError, match="not to exist"):
         serving.export(demo.load(), str(tmp_path / "c"))
+
+
+def test_serving_client_example(exported, encoded, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    image = tmp_path / "image.png"
+    image.write_bytes(encoded["png"][0])
+    command = [sys.executable, os.path.join(root, "examples", "serving_client.py"),
+               "--image", str(image)]
+    env = dict(ENV, PYTHONPATH=root)
+    body = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert body.returncode == 0 and '"instances": [{"b64": "' in body.stdout
+    local = subprocess.run(command + ["--export_dir", exported, "--target", "2", "--heatmap",
+                                      str(tmp_path / "h.png")],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert "explained class 2, heatmap (64, 64)" in local.stdout
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "h.png"))).shape == (64, 64, 3)

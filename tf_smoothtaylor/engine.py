@@ -146,7 +146,8 @@ class Engine:
             return
         self._probabilities_checked = True
         if logits is None:
-            logits = self.predict(images[: self.batch_size])
+            # Once per explainer, eagerly: no extra compiled function to trace.
+            logits = self.model(images[: self.batch_size]).numpy()
         self.model.warn_if_probabilities(logits)
 
     # -- attribution -----------------------------------------------------------
