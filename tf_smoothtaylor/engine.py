@@ -16,8 +16,10 @@ A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
 * points are made in-graph from stateless random numbers keyed by image content
   and point index (``_random``), so results do not depend on chunking or order;
 * per-image sums ``Σ w·m⊙g`` (and ``Σ w·(m⊙g)²`` for second-moment methods) are
-  accumulated in float32 with ``unsorted_segment_sum``, whatever the model's
-  compute dtype;
+  accumulated in float32, whatever the model's compute dtype: a chunk's points
+  belong to at most ⌈batch_size / K⌉ + 1 consecutive images, so weighting and
+  summing them is one small (images × points) matrix product added into those
+  rows only — the cost does not grow with the number of images in the call;
 * with ``jit_compile=True`` only the chunk's forward/backward pass is compiled by
   XLA: the points are made by the same kernels, so XLA changes only the
   gradients' round-off.
@@ -228,6 +230,17 @@ class Engine:
             keys = _random.image_keys(images, self.seed)
             params = scheme.prepare(images, extras)
 
+            # A chunk holds consecutive points of at most `span` consecutive images.
+            span = min(size, -(-size // scheme.num_points) + 1)
+
+            def accumulate(total_sum, weights, value, start):
+                """total_sum[start + j] += Σ_p weights[j, p] · value[p], for j < span."""
+                partial = tf.matmul(weights, tf.reshape(value, [size, -1]))
+                rows = tf.minimum(start + tf.range(span), batch - 1)   # rows past the end add 0
+                return tf.tensor_scatter_nd_add(
+                    total_sum, rows[:, None],
+                    tf.reshape(partial, tf.concat([[span], tf.shape(total_sum)[1:]], 0)))
+
             def body(chunk, first, second):
                 flat = chunk * size + tf.range(size)
                 valid = flat < total
@@ -240,14 +253,15 @@ class Engine:
                 value = gradients(z, tf.gather(targets, image))
                 if m is not None:
                     value *= m
-                segment = tf.where(valid, image, -1)    # padding is dropped
+                # Per-point weights (padding: 0) as a (span × points) matrix, so that
+                # weighting and summing per image is one small matrix product.
+                start = (chunk * size) // scheme.num_points
+                weights = tf.transpose(tf.one_hot(tf.where(valid, image - start, -1), span))
+                if w is not None:
+                    weights *= tf.cast(w, tf.float32)[None, :]
+                first = accumulate(first, weights, value, start)
                 if scheme.moments == 2:
-                    weighted = value if w is None else value * per_point(w, value)
-                    second += tf.math.unsorted_segment_sum(weighted * value, segment, batch)
-                    value = weighted
-                elif w is not None:
-                    value *= per_point(w, value)
-                first += tf.math.unsorted_segment_sum(value, segment, batch)
+                    second = accumulate(second, weights, value * value, start)
                 return chunk + 1, first, second
 
             zeros = tf.zeros_like(images)
