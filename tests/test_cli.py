@@ -139,3 +139,41 @@ def test_killed_evaluate_resumes_without_recomputing(tmp_path):
     assert not list(interrupted.rglob(".tmp-*"))
     assert (interrupted / "summary.md").read_text() == (tmp_path / "whole" / "summary.md").read_text()
     assert (interrupted / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+
+
+def test_mirrored_strategy_gives_the_same_maps(tmp_path):
+    images = demo.sample_paths()[:3]
+    for strategy in ("default", "mirrored"):
+        with flagsaver.flagsaver(output_dir=str(tmp_path / strategy), images=images,
+                                 method=["smooth_taylor"], num_roots=6, strategy=strategy):
+            cli.main(["tf-smoothtaylor", "explain"])
+    for path in sorted((tmp_path / "default" / "maps").glob("*.npy")):
+        np.testing.assert_allclose(np.load(path),
+                                   np.load(tmp_path / "mirrored" / "maps" / path.name), atol=1e-5)
+
+
+def test_model_files_load_in_safe_mode_unless_allowed(tmp_path):
+    import keras
+    inputs = keras.Input((64, 64, 3))
+    scaled = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(scaled))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, outputs).save(path)
+    args = ["explain", "--model", path, "--images", demo.sample_paths()[0], "--method",
+            "gradient"]
+    refused = run_cli(*args, "--output_dir", str(tmp_path / "a"))
+    assert refused.returncode == 2 and "--unsafe_load" in refused.stderr
+    assert len([line for line in refused.stderr.splitlines() if line.strip()]) == 1
+    allowed = run_cli(*args, "--unsafe_load", "--output_dir", str(tmp_path / "b"))
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_flagfile(tmp_path):
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text(f"--method=gradient\n--output_dir={tmp_path / 'out'}\n"
+                        f"--images={demo.sample_paths()[0]}\n")
+    result = run_cli("explain", f"--flagfile={flagfile}")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "index.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["method"] for row in rows] == ["gradient"]

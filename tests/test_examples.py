@@ -30,11 +30,21 @@ def test_train_with_callbacks_logs_metrics(tmp_path):
     assert os.path.exists(tmp_path / "log.csv")
 
 
-def test_train_demo_model_writes_assets(tmp_path):
-    output = run_example("train_demo_model.py", "--quick", "--output_dir", str(tmp_path))
-    assert "held-out accuracy" in output
-    assert os.path.exists(tmp_path / "demo_model.weights.h5")
-    assert len(list(tmp_path.glob("sample_*_mask.png"))) == 12
+def test_train_demo_model_writes_assets_reproducibly(tmp_path):
+    from tf_smoothtaylor import demo
+    weights = []
+    for run in ("first", "second"):
+        output = run_example("train_demo_model.py", "--quick", "--output_dir",
+                             str(tmp_path / run))
+        assert "held-out accuracy" in output
+        assert len(list((tmp_path / run).glob("sample_*_mask.png"))) == 12
+        model = demo.build_model()
+        model.load_weights(str(tmp_path / run / "demo_model.weights.h5"))
+        weights.append(model.get_weights())
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)            # same seed, same model
+    for image in (tmp_path / "first").glob("sample_*.png"):
+        assert image.read_bytes() == (tmp_path / "second" / image.name).read_bytes()
 
 
 def test_demo_assets_are_reproducible_and_accurate():

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import data, demo, models, runs
+from tf_smoothtaylor import data, demo, distribute, models, runs
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
 
@@ -107,12 +107,30 @@ def method_options(flags, name: str) -> dict:
     return common
 
 
+def strategy_of(flags):
+    """The tf.distribute strategy named by --strategy (None: the default one)."""
+    if flags.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if flags.strategy == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
 def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
-    """method name -> ``(inputs, targets) -> (attributions, extra values)``."""
+    """method name -> ``(inputs, targets) -> (attributions, extra values)``.
+
+    With a distribution strategy each step's images are split across replicas
+    (top-1 classes, which is what the command line explains).
+    """
+    strategy = strategy_of(flags)
     explainers = {}
     for name in method_names:
         explainer = BY_NAME[name](spec, **method_options(flags, name))
-        explainers[name] = lambda x, t, e=explainer: (e(x, t), {})
+        if strategy is None:
+            explainers[name] = lambda x, t, e=explainer: (e(x, t), {})
+        else:
+            explainers[name] = lambda x, t, e=explainer: (distribute.explain_dataset(
+                e, tf.data.Dataset.from_tensors(x), strategy=strategy)["attributions"], {})
     return explainers
 
 
@@ -128,7 +146,8 @@ def metric_options(flags, spec) -> dict:
 def _settings(mode, flags, metric_names, options) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
-            "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations"]
+            "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations",
+            "strategy"]
     settings = {key: getattr(flags, key) for key in keys}
     settings.update(mode=mode, metrics=list(metric_names), metric_options=options)
     return settings
