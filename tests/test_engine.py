@@ -193,3 +193,28 @@ def test_keras_application_runs_through_every_method():
         result = METHODS[method](model, batch_size=8)(x, targets=[1, 7]).numpy()
         assert result.shape == x.shape and np.isfinite(result).all()
         assert np.abs(result).max() > 0
+
+
+class _CountingLayer(keras.layers.Layer):
+    """Identity that counts the examples passing through it."""
+
+    def build(self, shape):
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                    dtype="float32", name="seen")
+
+    def call(self, x):
+        self.seen.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "float32"))
+        return x
+
+
+@pytest.mark.parametrize("images_count,points,batch_size", [(1, 50, 16), (3, 150, 64), (5, 7, 16)])
+def test_exactly_one_gradient_per_point_packed_across_images(images_count, points, batch_size):
+    counter = _CountingLayer()
+    model = keras.Sequential([keras.Input((12, 12, 3)), counter, keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    x = np.random.default_rng(0).uniform(size=(images_count, 12, 12, 3)).astype(np.float32)
+    explainer = tst.SmoothTaylor(model, num_roots=points, batch_size=batch_size)
+    explainer(x, targets=0)                       # first call: one eager forward check too
+    counter.seen.assign(0.0)
+    explainer(x, targets=0)
+    assert float(counter.seen.numpy()) == images_count * points

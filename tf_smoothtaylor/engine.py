@@ -11,8 +11,9 @@ A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
   ``None`` batch axis so new data of the same image shape never retraces;
 * the (images × points) index space is flattened and walked in chunks of exactly
   ``batch_size`` gradient evaluations (several images share a chunk when they have
-  fewer points than ``batch_size``; the last chunk is padded with zero weights),
-  so memory depends on ``batch_size``, never on the number of points;
+  fewer points than ``batch_size``), then one chunk with the remainder, so no
+  gradient is wasted and memory depends on ``batch_size``, never on the number of
+  points (under XLA the remainder is padded, to keep one compiled shape);
 * points are made in-graph from stateless random numbers keyed by image content
   and point index (``_random``), so results do not depend on chunking or order;
 * per-image sums ``Σ w·m⊙g`` (and ``Σ w·(m⊙g)²`` for second-moment methods) are
@@ -171,9 +172,8 @@ class Engine:
         function = self._compiled.get(target_fn)
         if function is None:
             function = self._compiled[target_fn] = self._build(target_fn)
-        extras = {name: tf.cast(value, dtype) for (name, dtype), value in zip(
-            self.scheme.extra_specs.items(),
-            (extras[name] for name in self.scheme.extra_specs))}
+        extras = {name: tf.cast(extras[name], dtype)
+                  for name, dtype in self.scheme.extra_specs.items()}
         return function(images, tf.constant(classes, tf.int32), extras)
 
     def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor):
@@ -233,16 +233,13 @@ class Engine:
             # A chunk holds consecutive points of at most `span` consecutive images.
             span = min(size, -(-size // scheme.num_points) + 1)
 
-            def accumulate(total_sum, weights, value, start):
-                """total_sum[start + j] += Σ_p weights[j, p] · value[p], for j < span."""
-                partial = tf.matmul(weights, tf.reshape(value, [size, -1]))
-                rows = tf.minimum(start + tf.range(span), batch - 1)   # rows past the end add 0
-                return tf.tensor_scatter_nd_add(
-                    total_sum, rows[:, None],
-                    tf.reshape(partial, tf.concat([[span], tf.shape(total_sum)[1:]], 0)))
+            def chunk_sums(offset, count, first, second):
+                """Adds the points [offset, offset + count) into the per-image sums.
 
-            def body(chunk, first, second):
-                flat = chunk * size + tf.range(size)
+                ``count`` is ``size`` in the loop and the remainder at the end; points
+                past ``total`` (padding, under XLA only) get weight 0.
+                """
+                flat = offset + tf.range(count)
                 valid = flat < total
                 flat = tf.minimum(flat, total - 1)
                 image = flat // scheme.num_points
@@ -253,23 +250,40 @@ class Engine:
                 value = gradients(z, tf.gather(targets, image))
                 if m is not None:
                     value *= m
-                # Per-point weights (padding: 0) as a (span × points) matrix, so that
-                # weighting and summing per image is one small matrix product.
-                start = (chunk * size) // scheme.num_points
+                # Per-point weights as a (span × points) matrix: weighting and summing
+                # per image is one small matrix product added into those rows only.
+                start = offset // scheme.num_points
                 weights = tf.transpose(tf.one_hot(tf.where(valid, image - start, -1), span))
                 if w is not None:
                     weights *= tf.cast(w, tf.float32)[None, :]
-                first = accumulate(first, weights, value, start)
+                rows = tf.minimum(start + tf.range(span), batch - 1)[:, None]  # past the end: +0
+
+                def add(total_sum, values):
+                    partial = tf.matmul(weights, tf.reshape(values, [count, -1]))
+                    return tf.tensor_scatter_nd_add(total_sum, rows, tf.reshape(
+                        partial, tf.concat([[span], tf.shape(total_sum)[1:]], 0)))
+
+                first = add(first, value)
                 if scheme.moments == 2:
-                    second = accumulate(second, weights, value * value, start)
-                return chunk + 1, first, second
+                    second = add(second, value * value)
+                return first, second
 
             zeros = tf.zeros_like(images)
-            chunks = (total + size - 1) // size
+            first = zeros
+            second = zeros if scheme.moments == 2 else tf.zeros([])
+            full = total // size
             _, first, second = tf.while_loop(
-                lambda chunk, *_: chunk < chunks, body,
-                [tf.constant(0), zeros, zeros if scheme.moments == 2 else tf.zeros([])],
-                parallel_iterations=1)
+                lambda chunk, *_: chunk < full,
+                lambda chunk, first, second: (chunk + 1, *chunk_sums(chunk * size, size,
+                                                                     first, second)),
+                [tf.constant(0), first, second], parallel_iterations=1)
+            remainder = total - full * size
+            # The remainder runs at its own size (no wasted gradients), except under XLA,
+            # where a new shape means a new compilation: there it is padded to `size`.
+            count = size if self.jit_compile else remainder
+            first, second = tf.cond(remainder > 0,
+                                    lambda: chunk_sums(full * size, count, first, second),
+                                    lambda: (first, second))
             if scheme.point_weight is not None:
                 first, second = first * scheme.point_weight, second * scheme.point_weight
             return scheme.finalize(first, second)
