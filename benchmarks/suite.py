@@ -68,7 +68,7 @@ def engine_rows(name, model, args):
     bare = _common.bare_gradient_loop(model)
     xb, tb = tf.constant(_common.images(batch, args.size)), tf.constant(np.zeros(batch, np.int32))
     bare(xb, tb).numpy()
-    for images, points in ((x8[:1], args.points), (x8, args.points // 8 * 2)):
+    for images, points in ((x8[:1], args.points), (x8, max(1, args.points // 4))):
         count = len(images)
         total = count * points
         batches = max(1, total // batch)
@@ -159,7 +159,7 @@ def main():
     parser.add_argument("--models", default="mobilenet_v2,resnet50")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--points", type=int, default=48)
+    parser.add_argument("--points", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_memory", action="store_true")
     args = parser.parse_args()
