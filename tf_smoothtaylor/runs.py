@@ -242,9 +242,7 @@ def _number(value) -> Optional[float]:
 
 def summarize(records: List[dict], metric_names: Sequence[str]) -> List[dict]:
     """Mean ± standard error per method and metric over the records."""
-    methods = sorted({m for r in records for m in r["methods"]},
-                     key=lambda m: min(list(r["methods"]).index(m) for r in records
-                                       if m in r["methods"]))
+    methods = list(dict.fromkeys(m for r in records for m in r["methods"]))  # first-seen order
     rows = []
     for method in methods:
         row = {"method": method}
