@@ -129,8 +129,8 @@ class OutputDir:
 class Progress:
     """One line per update: images done, images/s, ETA."""
 
-    def __init__(self, total: Optional[int], stream=sys.stderr):
-        self.total, self.stream = total, stream
+    def __init__(self, total: Optional[int], stream=None):
+        self.total, self.stream = total, stream          # None: sys.stderr at write time
         self.start, self.done, self.skipped = time.perf_counter(), 0, 0
 
     def update(self, done: int, skipped: int = 0) -> None:
@@ -141,7 +141,8 @@ class Progress:
         eta = "?" if remaining is None or rate == 0 else f"{remaining / rate:.0f}s"
         total = "?" if self.total is None else self.total
         print(f"[{self.done + self.skipped}/{total}] {self.done} computed, {self.skipped} "
-              f"resumed, {rate:.2f} images/s, ETA {eta}", file=self.stream, flush=True)
+              f"resumed, {rate:.2f} images/s, ETA {eta}", file=self.stream or sys.stderr,
+              flush=True)
 
 
 def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Callable]:
