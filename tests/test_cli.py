@@ -177,3 +177,14 @@ def test_flagfile(tmp_path):
     with open(tmp_path / "out" / "index.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["method"] for row in rows] == ["gradient"]
+
+
+def test_export_mode(tmp_path):
+    target = tmp_path / "saved"
+    with flagsaver.flagsaver(output_dir=str(target), method=["gradient"]):
+        cli.main(["tf-smoothtaylor", "export"])
+    signatures = tf.saved_model.load(str(target)).signatures
+    assert {"serving_default", "explain_bytes", "explain_pixels"} <= set(signatures)
+    image = open(demo.sample_paths()[0], "rb").read()
+    out = signatures["serving_default"](image_bytes=tf.constant([image]))
+    assert out["heatmap"].shape == (1, 64, 64)
