@@ -95,6 +95,19 @@ class LogitModel:
             self._fn = logits
             self.stripped = True
 
+    def predict(self, images, batch_size: int) -> np.ndarray:
+        """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``.
+
+        One compiled function per instance, with a ``None`` batch axis.
+        """
+        if getattr(self, "_forward", None) is None:
+            self._forward = tf.function(self.__call__, input_signature=[
+                tf.TensorSpec((None,) + self.input_shape, tf.float32)])
+        images = tf.convert_to_tensor(images, tf.float32)
+        chunks = [self._forward(images[i:i + batch_size]).numpy()
+                  for i in range(0, int(images.shape[0]), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
+
     @property
     def num_classes(self) -> Optional[int]:
         if len(self.output_shape) == 2:

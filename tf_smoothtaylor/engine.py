@@ -99,7 +99,6 @@ class Engine:
         self.jit_compile = jit_compile
         self.trace_count = 0
         self._compiled: Dict[Optional[Callable], tf.types.experimental.GenericFunction] = {}
-        self._predict = None
         self._probabilities_checked = False
 
     # -- input checks --------------------------------------------------------
@@ -136,13 +135,7 @@ class Engine:
 
     def predict(self, images: tf.Tensor) -> np.ndarray:
         """Float32 logits of ``images``, computed in chunks of ``batch_size``."""
-        if self._predict is None:
-            model = self.model
-            self._predict = tf.function(lambda z: model(z),
-                                        input_signature=[self._image_spec()])
-        chunks = [self._predict(images[i:i + self.batch_size]).numpy()
-                  for i in range(0, int(images.shape[0]), self.batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
+        return self.model.predict(images, self.batch_size)
 
     def _check_probabilities(self, images, logits=None):
         if self._probabilities_checked or self.model.num_outputs != 1:

@@ -35,12 +35,8 @@ class VariantScorer:
             raise TypeError("Expected `targets` to be None, an int or one int per image. "
                             "Received: a callable")
         classes, _ = resolve_targets(targets, int(images.shape[0]), self.model.num_classes,
-                                     lambda: self.predict(images))
+                                     lambda: self.model.predict(images, self.batch_size))
         return classes
-
-    def predict(self, images) -> np.ndarray:
-        return np.concatenate([self.model(images[i:i + self.batch_size]).numpy()
-                               for i in range(0, int(images.shape[0]), self.batch_size)])
 
     def __call__(self, images, params, classes):
         if self._function is None:

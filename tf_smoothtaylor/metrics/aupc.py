@@ -110,9 +110,8 @@ class AUPC:
             raise TypeError("Expected `targets` to be None, an int or one int per image "
                             "for AUPC. Received: a callable")
         function = self._function(images.shape[1:])
-        logits = []
         classes, _ = resolve_targets(targets, batch, self._logits.num_classes,
-                                     lambda: logits.append(self._predict(images)) or logits[0])
+                                     lambda: self._logits.predict(images, self.batch_size))
         regions = select_regions(maps, self.window, self.num_regions)
         if bool(tf.reduce_any(regions < 0)):
             raise ValueError(
@@ -123,10 +122,6 @@ class AUPC:
         pixels = tf.clip_by_value(tf.cast(self.deprocess(images), tf.float32), 0.0, 1.0)
         curves = function(images, pixels, regions, tf.constant(classes))
         return AUPCResult(simpson(curves), curves, regions)
-
-    def _predict(self, images):
-        return np.concatenate([self._logits(images[i:i + self.batch_size]).numpy()
-                               for i in range(0, int(images.shape[0]), self.batch_size)])
 
     def _check(self, images, heatmaps):
         images = tf.convert_to_tensor(images, tf.float32)
