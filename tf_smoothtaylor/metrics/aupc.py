@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor._model import LogitModel, resolve_targets
-from tf_smoothtaylor.metrics.autvc import check_heatmaps
+from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
 _PIXEL_TOLERANCE = 1e-3
@@ -124,18 +124,12 @@ class AUPC:
         return AUPCResult(simpson(curves), curves, regions)
 
     def _check(self, images, heatmaps):
-        images = tf.convert_to_tensor(images, tf.float32)
-        maps = check_heatmaps(heatmaps)
+        images, maps = images_and_heatmaps(images, heatmaps)
         expected = self._logits.input_shape
-        if images.shape.rank != 4 or any(
-                e is not None and e != s for e, s in zip(expected, images.shape[1:])):
+        if any(e is not None and e != s for e, s in zip(expected, images.shape[1:])):
             raise ValueError("Expected `images` of shape (batch, height, width, channels) "
                              f"fitting the model input {expected}. "
                              f"Received: images of shape {tuple(images.shape)}")
-        if tuple(maps.shape) != tuple(images.shape[:3]):
-            raise ValueError("Expected `heatmaps` of shape (batch, height, width) = "
-                             f"{tuple(images.shape[:3])}, matching `images`. "
-                             f"Received: heatmaps of shape {tuple(maps.shape)}")
         if self.window >= min(images.shape[1:3]):
             raise ValueError(f"Expected `window` smaller than the image side "
                              f"{min(images.shape[1:3])}. Received: window={self.window}")

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor.metrics._inputs import check_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
 
@@ -96,23 +97,6 @@ def average_total_variation(maps) -> tf.Tensor:
     vertical = tf.reduce_sum(tf.abs(maps[:, 1:, :] - maps[:, :-1, :]), axis=[1, 2])
     horizontal = tf.reduce_sum(tf.abs(maps[:, :, 1:] - maps[:, :, :-1]), axis=[1, 2])
     return (vertical + horizontal) / float(maps.shape[1] * maps.shape[2])
-
-
-def check_heatmaps(heatmaps, name: str = "heatmaps") -> tf.Tensor:
-    """Returns (B, H, W) float32 finite heatmaps or raises."""
-    try:
-        maps = tf.convert_to_tensor(heatmaps, tf.float32)
-    except (TypeError, ValueError):
-        raise TypeError(f"Expected `{name}` to be a numeric (batch, height, width) array. "
-                        f"Received: {type(heatmaps).__name__}") from None
-    if maps.shape.rank != 3:
-        raise ValueError(f"Expected `{name}` of shape (batch, height, width); sum "
-                         "attributions over channels with tf_smoothtaylor.heatmap. "
-                         f"Received: shape {tuple(maps.shape)}")
-    if not bool(tf.reduce_all(tf.math.is_finite(maps))):
-        raise ValueError(f"Expected `{name}` to hold finite values. "
-                         f"Received: {name} containing NaN or Inf")
-    return maps
 
 
 def autvc(heatmaps, *, downscale: float = 1.5, min_size: int = 30,

@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._variants import VariantScorer, pixel_ranks
-from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth, check_heatmaps
+from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth
 
 REPLACEMENTS = ("zero", "mean", "blur")
 
@@ -58,12 +59,7 @@ def replacement_images(images: tf.Tensor, replacement, blur_sigma: float = 5.0) 
 def _curve(model, images, heatmaps, targets, steps, replacement, blur_sigma, batch_size,
            insert: bool) -> CurveResult:
     logits = LogitModel(model)
-    images = tf.convert_to_tensor(images, tf.float32)
-    maps = check_heatmaps(heatmaps)
-    if images.shape.rank != 4 or tuple(maps.shape) != tuple(images.shape[:3]):
-        raise ValueError("Expected `heatmaps` (batch, height, width) matching `images` "
-                         f"(batch, height, width, channels). Received: heatmaps "
-                         f"{tuple(maps.shape)} and images {tuple(images.shape)}")
+    images, maps = images_and_heatmaps(images, heatmaps)
     steps = _checks.positive_int("steps", steps)
     batch_size = _checks.positive_int("batch_size", batch_size)
     pixels = int(maps.shape[1] * maps.shape[2])

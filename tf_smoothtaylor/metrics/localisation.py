@@ -9,7 +9,7 @@ with no relevance of the chosen kind scores 0.
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor.metrics.autvc import check_heatmaps
+from tf_smoothtaylor.metrics._inputs import check_heatmaps
 
 
 def relevance_mass(heatmaps, masks, *, relevance: str = "positive") -> tf.Tensor:

@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._stats import pearson
 from tf_smoothtaylor.metrics._variants import VariantScorer
-from tf_smoothtaylor.metrics.autvc import check_heatmaps
 
 
 def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1000),
@@ -40,11 +40,7 @@ def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1
       float32 tensor (B, len(ns)) of correlations in [−1, 1].
     """
     logits = LogitModel(model)
-    images = tf.convert_to_tensor(images, tf.float32)
-    maps = check_heatmaps(heatmaps)
-    if images.shape.rank != 4 or tuple(maps.shape) != tuple(images.shape[:3]):
-        raise ValueError("Expected `heatmaps` (batch, height, width) matching `images`. "
-                         f"Received: heatmaps {tuple(maps.shape)}, images {tuple(images.shape)}")
+    images, maps = images_and_heatmaps(images, heatmaps)
     pixels = int(maps.shape[1] * maps.shape[2])
     ns = [_checks.positive_int("ns", n) for n in ns]
     if not ns or max(ns) > pixels:
