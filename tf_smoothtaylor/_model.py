@@ -171,7 +171,7 @@ def resolve_targets(targets, batch: int, num_classes: Optional[int],
     if targets is None:
         return np.argmax(predict(), axis=-1).astype(np.int32), None
     array = np.asarray(targets)
-    if not np.issubdtype(array.dtype, np.integer):   # also rejects bool, float, object:
+    if not np.issubdtype(array.dtype, np.integer):   # also rejects bool, float, object
         raise TypeError(
             "Expected `targets` to be None, an int class index, one int per "
             "image, or a callable. " f"Received: targets={targets!r}")
