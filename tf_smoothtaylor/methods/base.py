@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel
-from tf_smoothtaylor.engine import Engine, Scheme, per_point  # noqa: F401
+from tf_smoothtaylor.engine import Engine, Scheme
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
 

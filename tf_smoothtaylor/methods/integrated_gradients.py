@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.methods.base import Explainer, per_point
+from tf_smoothtaylor.engine import per_point
+from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.quadrature import RULES, quadrature
 
 BASELINES = ("zero", "uniform")
