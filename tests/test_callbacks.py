@@ -87,6 +87,23 @@ def test_metrics_follow_training_and_skipped_epochs_log_nan(training_data):
     assert callback.evaluate()[0] == pytest.approx(second, rel=1e-5)
 
 
+def test_deletion_and_insertion_equal_the_metrics_and_compile_once(training_data):
+    x, y = training_data
+    model = tiny_classifier()
+    explainer = tst.Gradient(model)
+    options = {"deletion": {"steps": 8}, "insertion": {"steps": 8, "replacement": "mean"}}
+    callback = AttributionMetrics(explainer, x[:4], targets=1,
+                                  metrics=("deletion", "insertion"), metric_options=options)
+    maps = tst.heatmap(explainer(x[:4], 1))
+    expected = [
+        np.mean(tst.metrics.deletion(model, x[:4], maps, targets=1, steps=8).auc),
+        np.mean(tst.metrics.insertion(model, x[:4], maps, targets=1, steps=8,
+                                      replacement="mean").auc)]
+    np.testing.assert_allclose(callback.evaluate(), expected, rtol=1e-5)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert [callback._scorers[name].trace_count for name in ("deletion", "insertion")] == [1, 1]
+
+
 def test_bad_input(training_data):
     x, y = training_data
     model = tiny_classifier()

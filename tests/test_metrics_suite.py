@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_smoothtaylor as tst
 from conftest import small_cnn
 from tf_smoothtaylor import metrics
+from tf_smoothtaylor.metrics.deletion import shown_counts
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,33 @@ def test_exact_contributions_delete_best(linear_case):
     best = metrics.deletion(model, x, exact, targets=0, steps=16).auc.numpy()
     other = metrics.deletion(model, x, random, targets=0, steps=16).auc.numpy()
     assert np.all(best <= other + 1e-6)
+
+
+def test_reusable_curves_compile_once_and_equal_the_functions(linear_case):
+    model, _, x, contributions, _ = linear_case
+    maps = tst.heatmap(contributions)
+    deletion = metrics.Deletion(model, steps=16)
+    insertion = metrics.Insertion(model, steps=16, replacement="mean")
+    both, second = deletion(x, maps, targets=0), deletion(x[1:], maps[1:], targets=0)
+    inserted = insertion(x, maps, targets=0)
+    assert deletion.trace_count == 1 and insertion.trace_count == 1
+    np.testing.assert_allclose(
+        both.curves, metrics.deletion(model, x, maps, targets=0, steps=16).curves, atol=1e-6)
+    np.testing.assert_allclose(second.curves[0], both.curves[1], atol=1e-6)
+    np.testing.assert_allclose(inserted.curves, metrics.insertion(
+        model, x, maps, targets=0, steps=16, replacement="mean").curves, atol=1e-6)
+    # A second image size gets its own compiled function; the step counts follow it:
+    # the curve runs from f(x) to f(0) (every pixel deleted).
+    flexible = small_cnn(shape=(None, None, 3))
+    score = metrics.Deletion(flexible, steps=3)
+    for side in (12, 10):
+        image = np.random.default_rng(side).uniform(size=(1, side, side, 3)).astype(np.float32)
+        ranks = np.arange(side * side, dtype=np.float32)[::-1].reshape(1, side, side)
+        curve = score(image, ranks, targets=2).curves.numpy()[0]
+        ends = flexible(np.concatenate([image, 0 * image])).numpy()[:, 2]
+        np.testing.assert_allclose(curve[[0, -1]], ends, atol=1e-5)
+    assert score.trace_count == 2
+    np.testing.assert_array_equal(shown_counts(3, 100), [0, 34, 67, 100])   # ⌈s·100/3⌉
 
 
 @pytest.mark.parametrize("replacement", ["mean", "blur", 0.7])
@@ -130,6 +158,10 @@ def test_randomization_check(images):
     (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 4)), replacement="noise"),
      ValueError, "'zero', 'mean', 'blur', or a number or an array"),
     (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 4)), steps=0), ValueError, "steps"),
+    (lambda m, x: metrics.Insertion(m, replacement="noise"), ValueError, "replacement"),
+    (lambda m, x: metrics.Deletion(m, blur_sigma=0), ValueError, "blur_sigma"),
+    (lambda m, x: metrics.Deletion(m, replacement=np.zeros(3))(x, np.zeros((2, 4, 4))),
+     ValueError, "replacement"),
     (lambda m, x: metrics.sensitivity_n(m, x, np.zeros((2, 4, 4)), ns=(17,)), ValueError, "ns"),
     (lambda m, x: metrics.infidelity(m, x, x[:1]), ValueError, "attributions"),
     (lambda m, x: metrics.infidelity(m, x, x, noise_scale=0), ValueError, "noise_scale"),

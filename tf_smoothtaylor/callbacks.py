@@ -24,7 +24,7 @@ from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
-from tf_smoothtaylor.metrics.deletion import deletion, insertion
+from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 
 METRICS = ("autvc", "aupc", "deletion", "insertion")
 
@@ -80,8 +80,10 @@ class AttributionMetrics(keras.callbacks.Callback):
         if unknown:
             raise ValueError(f"Expected `metric_options` keys among {self.metrics}. "
                              f"Received: {sorted(unknown)}")
-        self._aupc = (AUPC(explainer.model, **self.metric_options.get("aupc", {}))
-                      if "aupc" in self.metrics else None)
+        scorers = {"aupc": AUPC, "deletion": Deletion, "insertion": Insertion}
+        # Built once so that every epoch reuses the same compiled function.
+        self._scorers = {name: scorers[name](explainer.model, **self.metric_options.get(name, {}))
+                         for name in self.metrics if name in scorers}
 
     def on_train_begin(self, logs=None):
         _check_model(self, self.explainer)
@@ -101,15 +103,11 @@ class AttributionMetrics(keras.callbacks.Callback):
         maps = heatmap(self.explainer(self.images, self.targets))
         values = []
         for name in self.metrics:
-            options = self.metric_options.get(name, {})
             if name == "autvc":
-                value = autvc(maps, **options)
-            elif name == "aupc":
-                value = self._aupc(self.images, maps, self.targets).aupc
+                value = autvc(maps, **self.metric_options.get(name, {}))
             else:
-                curve = deletion if name == "deletion" else insertion
-                value = curve(self.explainer.model, self.images, maps, targets=self.targets,
-                              **options).auc
+                result = self._scorers[name](self.images, maps, self.targets)
+                value = result.aupc if name == "aupc" else result.auc
             values.append(float(np.mean(value)))
         return values
 

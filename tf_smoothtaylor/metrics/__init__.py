@@ -5,7 +5,8 @@ The paper's metrics (lower is better for both):
 * ``autvc`` — multi-scale average total variation (noise level).
 
 The wider suite:
-* ``deletion`` / ``insertion`` — curves and AUC, most relevant pixels first;
+* ``deletion`` / ``insertion`` — curves and AUC, most relevant pixels first
+  (``Deletion`` / ``Insertion`` compile once and can be reused, like ``AUPC``);
 * ``sensitivity_n`` — correlation of relevance sums with output drops (Ancona et al.);
 * ``infidelity`` and ``max_sensitivity`` — Yeh et al. 2019;
 * ``relevance_mass`` — fraction of relevance inside a ground-truth mask;
@@ -18,7 +19,8 @@ The wider suite:
 from tf_smoothtaylor.metrics._stats import pearson, spearman
 from tf_smoothtaylor.metrics.aupc import AUPC, AUPCResult, aupc, select_regions
 from tf_smoothtaylor.metrics.autvc import autvc, pyramid, saliency_norm
-from tf_smoothtaylor.metrics.deletion import CurveResult, deletion, insertion
+from tf_smoothtaylor.metrics.deletion import (CurveResult, Deletion, Insertion, deletion,
+                                              insertion)
 from tf_smoothtaylor.metrics.infidelity import infidelity
 from tf_smoothtaylor.metrics.integrate import simpson
 from tf_smoothtaylor.metrics.localisation import relevance_mass
@@ -26,7 +28,7 @@ from tf_smoothtaylor.metrics.max_sensitivity import max_sensitivity
 from tf_smoothtaylor.metrics.randomization import randomization_check, randomized_model
 from tf_smoothtaylor.metrics.sensitivity_n import sensitivity_n
 
-__all__ = ["AUPC", "AUPCResult", "CurveResult", "aupc", "autvc", "deletion", "infidelity",
-           "insertion", "max_sensitivity", "pearson", "pyramid", "randomization_check",
-           "randomized_model", "relevance_mass", "saliency_norm", "select_regions",
-           "sensitivity_n", "simpson", "spearman"]
+__all__ = ["AUPC", "AUPCResult", "CurveResult", "Deletion", "Insertion", "aupc", "autvc",
+           "deletion", "infidelity", "insertion", "max_sensitivity", "pearson", "pyramid",
+           "randomization_check", "randomized_model", "relevance_mass", "saliency_norm",
+           "select_regions", "sensitivity_n", "simpson", "spearman"]

@@ -3,12 +3,13 @@
 A metric describes variant v of image i by ``make(x, params, keys, v) ->
 (inputs, extra)`` on a chunk of (image, variant) pairs; this module runs all
 (images × variants) through the model in chunks of ``batch_size`` inside one
-compiled function and returns the target logit of every variant (B, V) and the
-optional per-variant scalar ``extra`` (B, V). Random draws are keyed by image
-content, so results do not depend on the chunk size or on the other images.
+compiled function (one per image shape, reused across calls) and returns the
+target logit of every variant (B, V) and the optional per-variant scalar
+``extra`` (B, V). Random draws are keyed by image content, so results do not
+depend on the chunk size or on the other images.
 """
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -18,15 +19,25 @@ from tf_smoothtaylor._model import LogitModel, resolve_targets
 
 
 class VariantScorer:
-    """Compiled ``(images, params, targets) -> (scores (B, V), extras (B, V))``."""
+    """Compiled ``(images, params, targets) -> (scores (B, V), extras (B, V))``.
+
+    Args:
+      model: The model's logits.
+      make: ``(x, params, keys, variants) -> (inputs, extra or None)`` for a chunk.
+      num_variants: V, variants per image.
+      batch_size: Variants per forward pass.
+      seed: Seed of the image keys.
+      param_specs: ``image_shape -> {name: tf.TensorSpec}`` of the per-image params.
+    """
 
     def __init__(self, model: LogitModel, make: Callable, num_variants: int, *,
-                 batch_size: int, seed: int, param_specs: Dict[str, tf.TensorSpec]):
+                 batch_size: int, seed: int,
+                 param_specs: Callable[[Tuple[int, ...]], Dict[str, tf.TensorSpec]]):
         self.model, self.make = model, make
         self.num_variants, self.batch_size, self.seed = num_variants, batch_size, seed
         self.trace_count = 0
         self._param_specs = param_specs
-        self._function = None
+        self._functions = {}
 
     def targets(self, images, targets) -> np.ndarray:
         """Class per image (top-1 when None)."""
@@ -39,9 +50,10 @@ class VariantScorer:
         return classes
 
     def __call__(self, images, params, classes):
-        if self._function is None:
-            self._function = self._build(images.shape[1:])
-        return self._function(images, params, tf.constant(classes, tf.int32))
+        key = tuple(images.shape[1:])
+        if key not in self._functions:
+            self._functions[key] = self._build(key)
+        return self._functions[key](images, params, tf.constant(classes, tf.int32))
 
     def _build(self, image_shape):
         size, variants, model = self.batch_size, self.num_variants, self.model
@@ -73,8 +85,13 @@ class VariantScorer:
             return tf.reshape(scores, [batch, variants]), tf.reshape(extras, [batch, variants])
 
         spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32)
-        return tf.function(run, input_signature=[spec, self._param_specs,
+        return tf.function(run, input_signature=[spec, self._param_specs(image_shape),
                                                  tf.TensorSpec((None,), tf.int32)])
+
+
+def per_image(shape, dtype=tf.float32) -> tf.TensorSpec:
+    """Spec of a batch of per-image values of ``shape``."""
+    return tf.TensorSpec((None,) + tuple(shape), dtype)
 
 
 def pixel_ranks(heatmaps: tf.Tensor) -> tf.Tensor:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
-from tf_smoothtaylor.metrics._variants import VariantScorer, pixel_ranks
+from tf_smoothtaylor.metrics._variants import VariantScorer, per_image, pixel_ranks
 from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth
 
 REPLACEMENTS = ("zero", "mean", "blur")
@@ -56,40 +56,103 @@ def replacement_images(images: tf.Tensor, replacement, blur_sigma: float = 5.0) 
                          f"Received: replacement of shape {np.shape(replacement)}") from None
 
 
-def _curve(model, images, heatmaps, targets, steps, replacement, blur_sigma, batch_size,
-           insert: bool) -> CurveResult:
-    logits = LogitModel(model)
-    images, maps = images_and_heatmaps(images, heatmaps)
-    steps = _checks.positive_int("steps", steps)
-    batch_size = _checks.positive_int("batch_size", batch_size)
-    pixels = int(maps.shape[1] * maps.shape[2])
-    counts = tf.constant(np.ceil(np.arange(steps + 1) * pixels / steps).astype(np.int32))
+class _PixelCurve:
+    """Reusable, compiled curve for one model (one trace per image shape)."""
 
-    def make(x, params, keys, variant):
-        shown = params["ranks"] < tf.gather(counts, variant)[:, None, None]
-        shown = shown[..., None]
-        if insert:
+    _insert = False
+    _default_replacement = "zero"
+
+    def __init__(self, model, *, steps: int = 100,
+                 replacement: Union[str, float, np.ndarray, None] = None,
+                 blur_sigma: float = 5.0, batch_size: int = 64):
+        self._logits = LogitModel(model)
+        self.steps = _checks.positive_int("steps", steps)
+        self.replacement = self._default_replacement if replacement is None else replacement
+        if isinstance(self.replacement, str):
+            _checks.one_of("replacement", self.replacement, REPLACEMENTS,
+                           otherwise="a number or an array")
+        self.blur_sigma = _checks.positive_float("blur_sigma", blur_sigma)
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self._scorer = VariantScorer(self._logits, self._make, self.steps + 1,
+                                     batch_size=self.batch_size, seed=0,
+                                     param_specs=self._specs)
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the compiled function was traced."""
+        return self._scorer.trace_count
+
+    def __call__(self, images, heatmaps, targets=None) -> CurveResult:
+        """Curves and AUC of ``heatmaps`` (B, H, W) for model inputs ``images`` (B, H, W, C).
+
+        Args:
+          images: (B, H, W, C) model inputs.
+          heatmaps: (B, H, W).
+          targets: None (top-1), an int or one int per image.
+
+        Returns:
+          ``CurveResult(auc (B,), curves (B, S + 1))``.
+        """
+        images, maps = images_and_heatmaps(images, heatmaps)
+        if int(images.shape[0]) == 0:
+            return CurveResult(tf.zeros([0]), tf.zeros([0, self.steps + 1]))
+        classes = self._scorer.targets(images, targets)
+        params = {"ranks": pixel_ranks(maps),
+                  "replacement": replacement_images(images, self.replacement, self.blur_sigma)}
+        curves, _ = self._scorer(images, params, classes)
+        auc = tf.reduce_sum((curves[:, 1:] + curves[:, :-1]) * 0.5, axis=-1) / self.steps
+        return CurveResult(auc, curves)
+
+    @staticmethod
+    def _specs(image_shape):
+        return {"ranks": per_image(image_shape[:2], tf.int32),
+                "replacement": per_image(image_shape)}
+
+    def _make(self, x, params, keys, variant):
+        pixels = int(x.shape[1]) * int(x.shape[2])
+        counts = tf.constant(shown_counts(self.steps, pixels))
+        shown = (params["ranks"] < tf.gather(counts, variant)[:, None, None])[..., None]
+        if self._insert:
             return tf.where(shown, x, params["replacement"]), None
         return tf.where(shown, params["replacement"], x), None
 
-    spec = {"ranks": tf.TensorSpec((None,) + tuple(maps.shape[1:]), tf.int32),
-            "replacement": tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)}
-    scorer = VariantScorer(logits, make, steps + 1, batch_size=batch_size, seed=0,
-                           param_specs=spec)
-    if int(images.shape[0]) == 0:
-        return CurveResult(tf.zeros([0]), tf.zeros([0, steps + 1]))
-    classes = scorer.targets(images, targets)
-    params = {"ranks": pixel_ranks(maps),
-              "replacement": replacement_images(images, replacement, blur_sigma)}
-    curves, _ = scorer(images, params, classes)
-    auc = tf.reduce_sum((curves[:, 1:] + curves[:, :-1]) * 0.5, axis=-1) / steps
-    return CurveResult(auc, curves)
+
+def shown_counts(steps: int, pixels: int) -> np.ndarray:
+    """Pixels changed at step s = 0 … S: ⌈s·HW/S⌉ (exact integer arithmetic)."""
+    return ((np.arange(steps + 1, dtype=np.int64) * pixels + steps - 1) // steps).astype(
+        np.int32)
+
+
+class Deletion(_PixelCurve):
+    """Reusable deletion curve (lower AUC is better); see the module docstring.
+
+    Args:
+      model: Keras model (logits are used).
+      steps: S, curve points after the start.
+      replacement: What deleted pixels become (model-input space); ``"zero"`` if None.
+      blur_sigma: σ in pixels for ``replacement="blur"``.
+      batch_size: Images per forward pass.
+
+    Example:
+      >>> score = Deletion(model, steps=50)
+      >>> score(images, tf_smoothtaylor.heatmap(attributions)).auc
+    """
+
+
+class Insertion(_PixelCurve):
+    """Reusable insertion curve (higher AUC is better); arguments as :class:`Deletion`
+    (``replacement`` defaults to ``"blur"``)."""
+
+    _insert = True
+    _default_replacement = "blur"
 
 
 def deletion(model, images, heatmaps, *, targets=None, steps: int = 100,
              replacement: Union[str, float, np.ndarray] = "zero", blur_sigma: float = 5.0,
              batch_size: int = 64) -> CurveResult:
     """Deletion curve and AUC (lower is better); see the module docstring.
+
+    One-off form of :class:`Deletion` (which compiles once and can be reused).
 
     Args:
       model: Keras model (logits are used).
@@ -104,13 +167,16 @@ def deletion(model, images, heatmaps, *, targets=None, steps: int = 100,
     Returns:
       ``CurveResult(auc (B,), curves (B, S + 1))``.
     """
-    return _curve(model, images, heatmaps, targets, steps, replacement, blur_sigma,
-                  batch_size, insert=False)
+    return Deletion(model, steps=steps, replacement=replacement, blur_sigma=blur_sigma,
+                    batch_size=batch_size)(images, heatmaps, targets)
 
 
 def insertion(model, images, heatmaps, *, targets=None, steps: int = 100,
               replacement: Union[str, float, np.ndarray] = "blur", blur_sigma: float = 5.0,
               batch_size: int = 64) -> CurveResult:
-    """Insertion curve and AUC (higher is better); arguments as :func:`deletion`."""
-    return _curve(model, images, heatmaps, targets, steps, replacement, blur_sigma,
-                  batch_size, insert=True)
+    """Insertion curve and AUC (higher is better); arguments as :func:`deletion`.
+
+    One-off form of :class:`Insertion`.
+    """
+    return Insertion(model, steps=steps, replacement=replacement, blur_sigma=blur_sigma,
+                     batch_size=batch_size)(images, heatmaps, targets)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor._model import LogitModel
-from tf_smoothtaylor.metrics._variants import VariantScorer
+from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
 
 
 def infidelity(model, images, attributions, *, noise_scale: float = 0.1,
@@ -45,9 +45,9 @@ def infidelity(model, images, attributions, *, noise_scale: float = 0.1,
         dot = tf.reduce_sum(perturbation * params["attributions"], axis=axes)
         return x - perturbation, dot
 
-    spec = {"attributions": tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)}
     scorer = VariantScorer(logits, make, num_samples, batch_size=batch_size,
-                           seed=_checks.seed(seed), param_specs=spec)
+                           seed=_checks.seed(seed),
+                           param_specs=lambda shape: {"attributions": per_image(shape)})
     if int(images.shape[0]) == 0:
         return tf.zeros([0])
     classes = scorer.targets(images, targets)

@@ -17,7 +17,7 @@ from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._stats import pearson
-from tf_smoothtaylor.metrics._variants import VariantScorer
+from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
 
 
 def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1000),
@@ -60,10 +60,11 @@ def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1
         relevance = tf.reduce_sum(tf.where(removed, params["heatmap"], 0.0), axis=[1, 2])
         return tf.where(removed[..., None], params["baseline"], x), relevance
 
-    spec = {"heatmap": tf.TensorSpec((None,) + tuple(maps.shape[1:]), tf.float32),
-            "baseline": tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)}
+    def specs(image_shape):
+        return {"heatmap": per_image(image_shape[:2]), "baseline": per_image(image_shape)}
+
     scorer = VariantScorer(logits, make, len(ns) * num_subsets, batch_size=batch_size,
-                           seed=_checks.seed(seed), param_specs=spec)
+                           seed=_checks.seed(seed), param_specs=specs)
     if int(images.shape[0]) == 0:
         return tf.zeros([0, len(ns)])
     classes = scorer.targets(images, targets)
