@@ -4,8 +4,9 @@ Prints, measured in one run with interleaved repetitions:
 * for SmoothTaylor, IG and SmoothGrad: gradient evaluations/s of the engine
   divided by that of a bare loop of batched input gradients (same model, same
   batch); target >= 0.95;
-* peak RSS of SmoothTaylor with R = 10 and R = 1000 roots (fresh processes);
-  target R=1000 / R=10 <= 1.10.
+* peak RSS of SmoothTaylor (fresh processes) as R grows: R = 16 -> 1008 (whole
+  chunks of 16), R = 24 -> 1000 (both end with a partial chunk of 8) and
+  R = 10 -> 1000; target <= 1.10 for growth with R.
 
 Usage:
   python benchmarks/engine.py [--model mobilenet_v2] [--batch 16] [--points 64]
@@ -80,15 +81,28 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+MEMORY_PAIRS = ((16, 1008, "whole chunks"), (24, 1000, "last chunk of 8 in both"),
+                (10, 1000, "one chunk of 10 vs chunks of 16 + 8"))
+
+
+def child_peak_rss_mb(roots: int, model: str = "mobilenet_v2", size: int = 224,
+                      batch: int = 16) -> float:
+    """Peak RSS of a fresh process running SmoothTaylor with ``roots`` roots."""
+    command = [sys.executable, os.path.abspath(__file__), "--child_roots", str(roots),
+               "--model", model, "--size", str(size), "--batch", str(batch)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
+
+
 def memory(args):
     peaks = {}
-    for roots in (10, 1000):
-        command = [sys.executable, __file__, "--child_roots", str(roots), "--model", args.model,
-                   "--size", str(args.size), "--batch", str(args.batch)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        peaks[roots] = json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
-        print(f"SmoothTaylor R={roots:<5d} peak RSS {peaks[roots]:8.1f} MB")
-    print(f"peak RSS ratio R=1000 / R=10: {peaks[1000] / peaks[10]:.3f}")
+    for low, high, _ in MEMORY_PAIRS:
+        for roots in (low, high):
+            if roots not in peaks:
+                peaks[roots] = child_peak_rss_mb(roots, args.model, args.size, args.batch)
+                print(f"SmoothTaylor R={roots:<5d} peak RSS {peaks[roots]:8.1f} MB")
+    for low, high, what in MEMORY_PAIRS:
+        print(f"peak RSS ratio R={high} / R={low} ({what}): {peaks[high] / peaks[low]:.3f}")
 
 
 def main():

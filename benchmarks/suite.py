@@ -11,24 +11,28 @@ For MobileNetV2 and ResNet50 (``weights=None``, 224×224, batch 16):
 * XLA (``jit_compile=True``) and ``mixed_float16`` throughput ÷ float32, with the
   largest relative map difference;
 * AUPC forward passes/s ÷ a bare forward loop;
-* peak RSS of SmoothTaylor with R = 1000 ÷ R = 10 (MobileNetV2, fresh processes).
+* peak RSS of SmoothTaylor as R grows (MobileNetV2, fresh processes; see engine.py).
+
+Each ratio is taken over interleaved repetitions of the two sides: the value is the
+ratio of their summed times (throughput over every call, slow calls included); the
+note adds the median and range of the per-repetition ratios and the ratio of the
+fastest calls.
 
 Usage:
-  python benchmarks/suite.py [--models mobilenet_v2,resnet50] [--repeats 3]
+  python benchmarks/suite.py [--models mobilenet_v2,resnet50] [--repeats 5]
   PYTHONPATH=/path/to/xplique python benchmarks/suite.py      # with the xplique columns
 """
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+import engine as engine_benchmark  # noqa: E402  (benchmarks/engine.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -43,14 +47,33 @@ def report(measure, model, value, note=""):
     print(f"{measure:58s} {model:13s} {value:8.3f}  {note}", flush=True)
 
 
-def median_ratio(first, second, repeats):
-    """Median over interleaved repetitions of time(second) / time(first)."""
-    ratios = []
-    for _ in range(repeats):
-        a = _common.timed(*first)
-        b = _common.timed(*second)
-        ratios.append(b / a)
-    return float(np.median(ratios))
+class Paired:
+    """Interleaved repetitions of two calls: ratios of time(second) to time(first).
+
+    ``total`` is the ratio of the summed times — a throughput ratio that counts every
+    call, slow ones included; ``median``, ``low``/``high`` describe the per-repetition
+    ratios and ``best`` compares the fastest call of each side.
+    """
+
+    def __init__(self, first, second, repeats, scale=1.0):
+        a = np.array([0.0] * repeats)
+        b = np.array([0.0] * repeats)
+        for i in range(repeats):
+            a[i] = _common.timed(*first)
+            b[i] = _common.timed(*second)
+        ratios = b / a * scale
+        self.total = float(b.sum() / a.sum() * scale)
+        self.median = float(np.median(ratios))
+        self.low, self.high = float(ratios.min()), float(ratios.max())
+        self.best = float(b.min() / a.min() * scale)
+
+    def note(self):
+        return (f"median {self.median:.3f} ({self.low:.3f}–{self.high:.3f}), "
+                f"fastest calls {self.best:.3f}")
+
+
+def report_paired(measure, model, paired, note=""):
+    report(measure, model, paired.total, (paired.note() + " " + note).strip())
 
 
 def xplique_explainers(model, points, batch):
@@ -68,7 +91,7 @@ def engine_rows(name, model, args):
     bare = _common.bare_gradient_loop(model)
     xb, tb = tf.constant(_common.images(batch, args.size)), tf.constant(np.zeros(batch, np.int32))
     bare(xb, tb).numpy()
-    for images, points in ((x8[:1], args.points), (x8, max(1, args.points // 4))):
+    for images, points in ((x8[:1], args.points), (x8, args.points_8 or args.points)):
         count = len(images)
         total = count * points
         batches = max(1, total // batch)
@@ -82,10 +105,11 @@ def engine_rows(name, model, args):
             explainer(images, targets).numpy()
             first = time.perf_counter() - start
             steady = _common.timed(explainer, images, targets)
-            ratio = median_ratio((explainer, images, targets),
-                                 (lambda: [bare(xb, tb).numpy() for _ in range(batches)],),
-                                 args.repeats) * total / (batches * batch)
-            report(f"{method} ÷ bare loop ({count} image(s) × {points} points)", name, ratio)
+            paired = Paired((explainer, images, targets),
+                            (lambda: [bare(xb, tb).numpy() for _ in range(batches)],),
+                            args.repeats, scale=total / (batches * batch))
+            report_paired(f"{method} ÷ bare loop ({count} image(s) × {points} points)", name,
+                          paired)
             if count == 1:
                 report(f"{method} first call ÷ steady call", name, first / steady)
         peers = xplique_explainers(model, points, batch)
@@ -94,9 +118,10 @@ def engine_rows(name, model, args):
         one_hot = tf.one_hot(targets, model.output_shape[-1])
         for method, peer in peers.items():
             peer.explain(images, one_hot)
-            ratio = median_ratio((ours[method], images, targets),
-                                 (peer.explain, images, one_hot), args.repeats)
-            report(f"{method} ÷ xplique ({count} image(s) × {points} points)", name, ratio)
+            paired = Paired((ours[method], images, targets), (peer.explain, images, one_hot),
+                            args.repeats)
+            report_paired(f"{method} ÷ xplique ({count} image(s) × {points} points)", name,
+                          paired)
 
 
 def precision_rows(name, args):
@@ -107,18 +132,18 @@ def precision_rows(name, args):
     xla = tst.SmoothTaylor(reference_model, num_roots=args.points, batch_size=args.batch,
                            jit_compile=True)
     xla_maps = xla(x, 0).numpy()
-    report("XLA throughput ÷ float32", name, median_ratio((xla, x, 0), (float32, x, 0),
-                                                           args.repeats),
-           f"max rel. map diff {_relative(xla_maps, reference):.1e}")
+    report_paired("XLA throughput ÷ float32", name,
+                  Paired((xla, x, 0), (float32, x, 0), args.repeats),
+                  f"max rel. map diff {_relative(xla_maps, reference):.1e}")
     keras.mixed_precision.set_global_policy("mixed_float16")
     half_model = _common.build_model(name, args.size)
     keras.mixed_precision.set_global_policy("float32")
     half_model.set_weights(reference_model.get_weights())
     half = tst.SmoothTaylor(half_model, num_roots=args.points, batch_size=args.batch)
     half_maps = half(x, 0).numpy()
-    report("mixed_float16 throughput ÷ float32", name,
-           median_ratio((half, x, 0), (float32, x, 0), args.repeats),
-           f"max rel. map diff {_relative(half_maps, reference):.1e}")
+    report_paired("mixed_float16 throughput ÷ float32", name,
+                  Paired((half, x, 0), (float32, x, 0), args.repeats),
+                  f"max rel. map diff {_relative(half_maps, reference):.1e}")
 
 
 def _relative(a, b):
@@ -137,21 +162,20 @@ def aupc_row(name, model, args):
     forward(batch).numpy()
     metric(x, maps, targets=0)
     batches = 4 * 48 // args.batch
-    ratio = median_ratio((lambda: metric(x, maps, targets=0).aupc.numpy(),),
+    report_paired("AUPC forward/s ÷ bare forward loop", name,
+                  Paired((lambda: metric(x, maps, targets=0).aupc.numpy(),),
                          (lambda: [forward(batch).numpy() for _ in range(batches)],),
-                         args.repeats)
-    report("AUPC forward/s ÷ bare forward loop", name, ratio)
+                         args.repeats))
 
 
-def memory_row(args):
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine.py")
+def memory_rows():
     peaks = {}
-    for roots in (10, 1000):
-        output = subprocess.run([sys.executable, script, "--child_roots", str(roots)],
-                                check=True, capture_output=True, text=True).stdout
-        peaks[roots] = json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
-    report("SmoothTaylor peak RSS, R=1000 ÷ R=10", "mobilenet_v2", peaks[1000] / peaks[10],
-           f"{peaks[10]:.0f} MB vs {peaks[1000]:.0f} MB")
+    for low, high, what in engine_benchmark.MEMORY_PAIRS:
+        for roots in (low, high):
+            if roots not in peaks:
+                peaks[roots] = engine_benchmark.child_peak_rss_mb(roots)
+        report(f"SmoothTaylor peak RSS, R={high} ÷ R={low}", "mobilenet_v2",
+               peaks[high] / peaks[low], f"{what}: {peaks[low]:.0f} MB vs {peaks[high]:.0f} MB")
 
 
 def main():
@@ -160,7 +184,9 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--points", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--points_8", type=int, default=0,
+                        help="points per image with 8 images per call (default: --points)")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip_memory", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow "
@@ -171,7 +197,7 @@ def main():
         aupc_row(name, model, args)
         precision_rows(name, args)
     if not args.skip_memory:
-        memory_row(args)
+        memory_rows()
     print("\n| measure | model | value | note |\n|---|---|---|---|")
     for measure, model, value, note in ROWS:
         print(f"| {measure} | {model} | {value:.3f} | {note} |")
