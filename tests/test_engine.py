@@ -81,6 +81,23 @@ def test_callable_target_for_other_heads(cnn, images):
     np.testing.assert_allclose(total, summed, atol=1e-5)
 
 
+def test_callable_targets_keep_a_bounded_number_of_compiled_functions(cnn, images):
+    from tf_smoothtaylor.engine import MAX_CALLABLE_TARGETS
+    explainer = tst.Gradient(cnn)
+    by_index = explainer(images, targets=1).numpy()
+    reused = lambda out: out[:, 1]  # noqa: E731
+    for step in range(MAX_CALLABLE_TARGETS + 4):
+        fresh = explainer(images, targets=lambda out, c=step % 5: out[:, c]).numpy()
+        np.testing.assert_allclose(fresh, explainer(images, targets=step % 5), atol=1e-6)
+        np.testing.assert_allclose(explainer(images, targets=reused), by_index, atol=1e-6)
+    compiled = explainer._engine._compiled
+    assert None in compiled and reused in compiled
+    assert len(compiled) == MAX_CALLABLE_TARGETS + 1
+    traces = explainer.trace_count
+    explainer(images, targets=reused)                       # kept: most recently used
+    assert explainer.trace_count == traces
+
+
 def test_multi_output_model_with_callable_target(images):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((12, 12, 3))

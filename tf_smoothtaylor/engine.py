@@ -35,6 +35,9 @@ from tf_smoothtaylor import _random
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
+MAX_CALLABLE_TARGETS = 8
+
+
 def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """Reshapes (n,) values to broadcast against (n, ...) tensors."""
     return tf.reshape(tf.cast(values, like.dtype), [-1] + [1] * (like.shape.rank - 1))
@@ -98,6 +101,9 @@ class Engine:
         self.seed = seed
         self.jit_compile = jit_compile
         self.trace_count = 0
+        # One compiled function for class indices (key None) and one per callable target,
+        # the most recent MAX_CALLABLE_TARGETS of them (a new lambda on every call would
+        # otherwise keep every compiled function alive).
         self._compiled: Dict[Optional[Callable], tf.types.experimental.GenericFunction] = {}
         self._probabilities_checked = False
 
@@ -162,9 +168,13 @@ class Engine:
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
         self._check_probabilities(images, logits[0] if logits else None)
-        function = self._compiled.get(target_fn)
+        function = self._compiled.pop(target_fn, None)
         if function is None:
-            function = self._compiled[target_fn] = self._build(target_fn)
+            function = self._build(target_fn)
+        self._compiled[target_fn] = function                 # most recently used last
+        callables = [key for key in self._compiled if key is not None]
+        for key in callables[:-MAX_CALLABLE_TARGETS]:
+            del self._compiled[key]
         extras = {name: tf.cast(extras[name], dtype)
                   for name, dtype in self.scheme.extra_specs.items()}
         return function(images, tf.constant(classes, tf.int32), extras)
