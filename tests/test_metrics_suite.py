@@ -106,6 +106,27 @@ def test_infidelity_of_exact_gradient_of_linear_model_is_zero(linear_case):
     assert np.abs(metrics.infidelity(model, x, doubled, targets=0, normalize=True)).max() < 1e-6
 
 
+def test_reusable_sensitivity_n_and_infidelity_trace_once_and_ignore_the_batch(linear_case):
+    model, _, x, _, _ = linear_case
+    attributions = tst.GradientXInput(model)(x, targets=0)
+    maps = tst.heatmap(attributions)
+    sensitivity = metrics.SensitivityN(model, ns=(1, 4, 8), num_subsets=20)
+    infidelity = metrics.Infidelity(model, noise_scale=0.1, num_samples=30, normalize=True)
+    both = sensitivity(x, maps, targets=0)
+    np.testing.assert_allclose(both, 1.0, atol=1e-4)         # exact additive map
+    np.testing.assert_allclose(sensitivity(x[1:], maps[1:], targets=0)[0], both[1], atol=1e-6)
+    np.testing.assert_allclose(both, metrics.sensitivity_n(
+        model, x, maps, ns=(1, 4, 8), num_subsets=20, targets=0), atol=1e-6)
+    pair = infidelity(x, 3 * attributions, targets=0)
+    np.testing.assert_allclose(infidelity(x[::-1], 3 * attributions[::-1], targets=0)[::-1],
+                               pair, rtol=1e-5)
+    np.testing.assert_allclose(pair, metrics.infidelity(
+        model, x, 3 * attributions, targets=0, num_samples=30, normalize=True), rtol=1e-5)
+    assert sensitivity.trace_count == 1 and infidelity.trace_count == 1
+    with pytest.raises(ValueError, match="ns"):
+        metrics.SensitivityN(model, ns=(17,))(x, maps)
+
+
 def test_max_sensitivity(linear_case):
     model, weights, x, _, _ = linear_case
     assert metrics.max_sensitivity(tst.Gradient(model), x, targets=0).numpy().max() < 1e-6

@@ -5,13 +5,16 @@ The paper's metrics (lower is better for both):
 * ``autvc`` — multi-scale average total variation (noise level).
 
 The wider suite:
-* ``deletion`` / ``insertion`` — curves and AUC, most relevant pixels first
-  (``Deletion`` / ``Insertion`` compile once and can be reused, like ``AUPC``);
+* ``deletion`` / ``insertion`` — curves and AUC, most relevant pixels first;
 * ``sensitivity_n`` — correlation of relevance sums with output drops (Ancona et al.);
 * ``infidelity`` and ``max_sensitivity`` — Yeh et al. 2019;
 * ``relevance_mass`` — fraction of relevance inside a ground-truth mask;
 * ``randomization_check`` — Spearman correlation of maps before/after destroying the
   model's weights (Adebayo et al.).
+
+``AUPC``, ``Deletion``, ``Insertion``, ``SensitivityN`` and ``Infidelity`` are the
+model-based metrics as classes: built once, they compile once per image shape and
+can be called on batch after batch; the functions build a new one per call.
 
 ``simpson`` is the integration rule of AUPC and AUTVC.
 """
@@ -21,14 +24,15 @@ from tf_smoothtaylor.metrics.aupc import AUPC, AUPCResult, aupc, select_regions
 from tf_smoothtaylor.metrics.autvc import autvc, pyramid, saliency_norm
 from tf_smoothtaylor.metrics.deletion import (CurveResult, Deletion, Insertion, deletion,
                                               insertion)
-from tf_smoothtaylor.metrics.infidelity import infidelity
+from tf_smoothtaylor.metrics.infidelity import Infidelity, infidelity
 from tf_smoothtaylor.metrics.integrate import simpson
 from tf_smoothtaylor.metrics.localisation import relevance_mass
 from tf_smoothtaylor.metrics.max_sensitivity import max_sensitivity
 from tf_smoothtaylor.metrics.randomization import randomization_check, randomized_model
-from tf_smoothtaylor.metrics.sensitivity_n import sensitivity_n
+from tf_smoothtaylor.metrics.sensitivity_n import SensitivityN, sensitivity_n
 
-__all__ = ["AUPC", "AUPCResult", "CurveResult", "Deletion", "Insertion", "aupc", "autvc",
-           "deletion", "infidelity", "insertion", "max_sensitivity", "pearson", "pyramid",
-           "randomization_check", "randomized_model", "relevance_mass", "saliency_norm",
-           "select_regions", "sensitivity_n", "simpson", "spearman"]
+__all__ = ["AUPC", "AUPCResult", "CurveResult", "Deletion", "Infidelity", "Insertion",
+           "SensitivityN", "aupc", "autvc", "deletion", "infidelity", "insertion",
+           "max_sensitivity", "pearson", "pyramid", "randomization_check", "randomized_model",
+           "relevance_mass", "saliency_norm", "select_regions", "sensitivity_n", "simpson",
+           "spearman"]

@@ -15,10 +15,61 @@ from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
 
 
+class Infidelity:
+    """Reusable, compiled infidelity for one model (one trace per input shape).
+
+    Args:
+      model: Keras model (logits are used).
+      noise_scale: σ of the Gaussian perturbations I (model-input space).
+      num_samples: Perturbations per image.
+      normalize: Scale Φ by the optimal β first.
+      seed: Seed of the perturbations.
+      batch_size: Images per forward pass.
+    """
+
+    def __init__(self, model, *, noise_scale: float = 0.1, num_samples: int = 50,
+                 normalize: bool = False, seed: int = 0, batch_size: int = 64):
+        self._logits = LogitModel(model)
+        self.noise_scale = _checks.positive_float("noise_scale", noise_scale)
+        self.num_samples = _checks.positive_int("num_samples", num_samples)
+        self.normalize = bool(normalize)
+        self._scorer = VariantScorer(
+            self._logits, self._make, self.num_samples,
+            batch_size=_checks.positive_int("batch_size", batch_size), seed=_checks.seed(seed),
+            param_specs=lambda shape: {"attributions": per_image(shape)})
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the compiled function was traced."""
+        return self._scorer.trace_count
+
+    def __call__(self, images, attributions, targets=None) -> tf.Tensor:
+        """Infidelity of ``attributions`` (shaped like ``images``) per image, float32 (B,)."""
+        images, attributions = _checks.images_and_attributions(images, attributions)
+        if int(images.shape[0]) == 0:
+            return tf.zeros([0])
+        classes = self._scorer.targets(images, targets)
+        start = tf.gather(self._logits(images), classes, batch_dims=1)
+        scores, dots = self._scorer(images, {"attributions": attributions}, classes)
+        drops = start[:, None] - scores
+        if self.normalize:
+            beta = tf.math.divide_no_nan(tf.reduce_mean(dots * drops, -1),
+                                         tf.reduce_mean(dots * dots, -1))
+            dots *= beta[:, None]
+        return tf.reduce_mean(tf.square(dots - drops), axis=-1)
+
+    def _make(self, x, params, keys, variant):
+        perturbation = self.noise_scale * _random.normal(keys, _random.INFIDELITY, variant,
+                                                         x.shape[1:])
+        axes = list(range(1, x.shape.rank))
+        dot = tf.reduce_sum(perturbation * params["attributions"], axis=axes)
+        return x - perturbation, dot
+
+
 def infidelity(model, images, attributions, *, noise_scale: float = 0.1,
                num_samples: int = 50, normalize: bool = False, targets=None, seed: int = 0,
                batch_size: int = 64) -> tf.Tensor:
-    """Infidelity per image (lower is better).
+    """Infidelity per image, lower is better (one-off form of :class:`Infidelity`).
 
     Args:
       model: Keras model (logits are used).
@@ -34,28 +85,6 @@ def infidelity(model, images, attributions, *, noise_scale: float = 0.1,
     Returns:
       float32 tensor (B,).
     """
-    logits = LogitModel(model)
-    images, attributions = _checks.images_and_attributions(images, attributions)
-    sigma = _checks.positive_float("noise_scale", noise_scale)
-    num_samples = _checks.positive_int("num_samples", num_samples)
-    axes = list(range(1, images.shape.rank))
-
-    def make(x, params, keys, variant):
-        perturbation = sigma * _random.normal(keys, _random.INFIDELITY, variant, x.shape[1:])
-        dot = tf.reduce_sum(perturbation * params["attributions"], axis=axes)
-        return x - perturbation, dot
-
-    scorer = VariantScorer(logits, make, num_samples, batch_size=batch_size,
-                           seed=_checks.seed(seed),
-                           param_specs=lambda shape: {"attributions": per_image(shape)})
-    if int(images.shape[0]) == 0:
-        return tf.zeros([0])
-    classes = scorer.targets(images, targets)
-    start = tf.gather(logits(images), classes, batch_dims=1)
-    scores, dots = scorer(images, {"attributions": attributions}, classes)
-    drops = start[:, None] - scores
-    if normalize:
-        beta = tf.math.divide_no_nan(tf.reduce_mean(dots * drops, -1),
-                                     tf.reduce_mean(dots * dots, -1))
-        dots *= beta[:, None]
-    return tf.reduce_mean(tf.square(dots - drops), axis=-1)
+    return Infidelity(model, noise_scale=noise_scale, num_samples=num_samples,
+                      normalize=normalize, seed=seed, batch_size=batch_size)(
+                          images, attributions, targets)

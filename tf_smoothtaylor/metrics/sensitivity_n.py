@@ -20,10 +20,78 @@ from tf_smoothtaylor.metrics._stats import pearson
 from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
 
 
+class SensitivityN:
+    """Reusable, compiled Sensitivity-n for one model (one trace per image shape).
+
+    Args:
+      model: Keras model (logits are used).
+      ns: Subset sizes n (each ≤ H·W of the images it is called on).
+      num_subsets: Random subsets per n (≥ 2).
+      baseline: Value of removed pixels (model-input space), broadcastable to images.
+      seed: Seed of the subsets.
+      batch_size: Images per forward pass.
+    """
+
+    def __init__(self, model, *, ns: Sequence[int] = (1, 10, 100, 1000),
+                 num_subsets: int = 100, baseline=0.0, seed: int = 0, batch_size: int = 64):
+        self._logits = LogitModel(model)
+        self.ns = [_checks.positive_int("ns", n) for n in ns]
+        if not self.ns:
+            raise ValueError("Expected `ns` to be non-empty. Received: ns=[]")
+        self.num_subsets = _checks.positive_int("num_subsets", num_subsets, minimum=2)
+        self.baseline = baseline
+        self._sizes = np.repeat(self.ns, self.num_subsets).astype(np.int32)
+        self._scorer = VariantScorer(
+            self._logits, self._make, len(self.ns) * self.num_subsets,
+            batch_size=_checks.positive_int("batch_size", batch_size),
+            seed=_checks.seed(seed), param_specs=lambda shape: {
+                "heatmap": per_image(shape[:2]), "baseline": per_image(shape)})
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the compiled function was traced."""
+        return self._scorer.trace_count
+
+    def __call__(self, images, heatmaps, targets=None) -> tf.Tensor:
+        """Sensitivity-n of ``heatmaps`` (B, H, W) for model inputs ``images`` (B, H, W, C).
+
+        Returns:
+          float32 tensor (B, len(ns)) of correlations in [−1, 1].
+        """
+        images, maps = images_and_heatmaps(images, heatmaps)
+        pixels = int(maps.shape[1] * maps.shape[2])
+        if max(self.ns) > pixels:
+            raise ValueError(f"Expected `ns` to be sizes in [1, {pixels}] for images of "
+                             f"{tuple(maps.shape[1:])} pixels. Received: ns={self.ns}")
+        try:
+            baseline = tf.broadcast_to(tf.cast(self.baseline, tf.float32), tf.shape(images))
+        except (ValueError, tf.errors.InvalidArgumentError):
+            raise ValueError("Expected `baseline` broadcastable to `images`. "
+                             f"Received: shape {np.shape(self.baseline)}") from None
+        if int(images.shape[0]) == 0:
+            return tf.zeros([0, len(self.ns)])
+        classes = self._scorer.targets(images, targets)
+        start = tf.gather(self._logits(images), classes, batch_dims=1)
+        scores, relevance = self._scorer(images, {"heatmap": maps, "baseline": baseline},
+                                         classes)
+        drop = start[:, None] - scores
+        shape = [-1, len(self.ns), self.num_subsets]
+        return pearson(tf.reshape(relevance, shape), tf.reshape(drop, shape))
+
+    def _make(self, x, params, keys, variant):
+        pixels = int(x.shape[1]) * int(x.shape[2])
+        noise = _random.uniform(keys, _random.SUBSETS, variant, [pixels])
+        ranks = tf.argsort(tf.argsort(noise, axis=-1), axis=-1)
+        sizes = tf.gather(tf.constant(self._sizes), variant)
+        removed = tf.reshape(ranks < sizes[:, None], tf.shape(x)[:3])
+        relevance = tf.reduce_sum(tf.where(removed, params["heatmap"], 0.0), axis=[1, 2])
+        return tf.where(removed[..., None], params["baseline"], x), relevance
+
+
 def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1000),
                   num_subsets: int = 100, baseline=0.0, targets=None, seed: int = 0,
                   batch_size: int = 64) -> tf.Tensor:
-    """Sensitivity-n per image and n.
+    """Sensitivity-n per image and n (one-off form of :class:`SensitivityN`).
 
     Args:
       model: Keras model (logits are used).
@@ -39,37 +107,5 @@ def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1
     Returns:
       float32 tensor (B, len(ns)) of correlations in [−1, 1].
     """
-    logits = LogitModel(model)
-    images, maps = images_and_heatmaps(images, heatmaps)
-    pixels = int(maps.shape[1] * maps.shape[2])
-    ns = [_checks.positive_int("ns", n) for n in ns]
-    if not ns or max(ns) > pixels:
-        raise ValueError(f"Expected `ns` to be non-empty sizes in [1, {pixels}]. Received: ns={ns}")
-    num_subsets = _checks.positive_int("num_subsets", num_subsets, minimum=2)
-    sizes = tf.constant(np.repeat(ns, num_subsets).astype(np.int32))
-    try:
-        baseline = tf.broadcast_to(tf.cast(baseline, tf.float32), tf.shape(images))
-    except (ValueError, tf.errors.InvalidArgumentError):
-        raise ValueError("Expected `baseline` broadcastable to `images`. "
-                         f"Received: shape {np.shape(baseline)}") from None
-
-    def make(x, params, keys, variant):
-        noise = _random.uniform(keys, _random.SUBSETS, variant, [pixels])
-        ranks = tf.argsort(tf.argsort(noise, axis=-1), axis=-1)
-        removed = tf.reshape(ranks < tf.gather(sizes, variant)[:, None], tf.shape(x)[:3])
-        relevance = tf.reduce_sum(tf.where(removed, params["heatmap"], 0.0), axis=[1, 2])
-        return tf.where(removed[..., None], params["baseline"], x), relevance
-
-    def specs(image_shape):
-        return {"heatmap": per_image(image_shape[:2]), "baseline": per_image(image_shape)}
-
-    scorer = VariantScorer(logits, make, len(ns) * num_subsets, batch_size=batch_size,
-                           seed=_checks.seed(seed), param_specs=specs)
-    if int(images.shape[0]) == 0:
-        return tf.zeros([0, len(ns)])
-    classes = scorer.targets(images, targets)
-    start = tf.gather(logits(images), classes, batch_dims=1)
-    scores, relevance = scorer(images, {"heatmap": maps, "baseline": baseline}, classes)
-    drop = start[:, None] - scores
-    shape = [-1, len(ns), num_subsets]
-    return pearson(tf.reshape(relevance, shape), tf.reshape(drop, shape))
+    return SensitivityN(model, ns=ns, num_subsets=num_subsets, baseline=baseline, seed=seed,
+                        batch_size=batch_size)(images, heatmaps, targets)
