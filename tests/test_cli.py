@@ -188,3 +188,23 @@ def test_export_mode(tmp_path):
     image = open(demo.sample_paths()[0], "rb").read()
     out = signatures["serving_default"](image_bytes=tf.constant([image]))
     assert out["heatmap"].shape == (1, 64, 64)
+
+
+def test_model_flag_takes_a_savedmodel_directory(tmp_path):
+    import tf_smoothtaylor as tst
+    from conftest import small_cnn
+    from tf_smoothtaylor import commands
+    x = np.random.default_rng(0).uniform(size=(2, 12, 12, 3)).astype(np.float32)
+    for activation in (None, "softmax"):
+        model = small_cnn(activation=activation)
+        directory = str(tmp_path / f"classifier_{activation}")
+        model.export(directory, verbose=False)
+        with flagsaver.flagsaver(model=directory, preprocess="identity"):
+            loaded = commands.load_spec(FLAGS).model
+        np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+        if activation is None:
+            np.testing.assert_allclose(tst.Gradient(loaded)(x, targets=1),
+                                       tst.Gradient(model)(x, targets=1), atol=1e-6)
+        else:   # a softmax inside a SavedModel cannot be removed: the user is told
+            with pytest.warns(UserWarning, match="softmax"):
+                tst.Gradient(loaded)(x, targets=1)

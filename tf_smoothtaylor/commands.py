@@ -27,8 +27,8 @@ def load_spec(flags) -> models.ModelSpec:
     path = flags.model
     if os.path.isdir(path):
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
-        signature = tf.saved_model.load(path).signatures["serving_default"]
-        spec = list(signature.structured_input_signature[1].values())[0]
+        signature = layer.call_endpoint_fn.structured_input_signature
+        spec = tf.nest.flatten(signature)[0]
         inputs = keras.Input(tuple(spec.shape[1:]))
         outputs = layer(inputs)
         if isinstance(outputs, dict):
