@@ -72,6 +72,24 @@ def test_evaluate_reports_metrics_and_relevance_mass(tmp_path, capsys):
     assert (tmp_path / "summary.md").read_text().startswith("| method | aupc")
 
 
+def test_evaluate_with_deletion_and_insertion_matches_the_library(tmp_path):
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=demo.sample_paths()[:3],
+                             method=["gradient"], metric=["deletion", "insertion"],
+                             images_per_step=2):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and "aupc" not in rows[0]
+    import tf_smoothtaylor as tst
+    spec = demo.load()
+    x = spec.preprocess(demo.samples()[0][:3])
+    targets = [int(row["target"]) for row in rows]
+    maps = tst.heatmap(tst.Gradient(spec)(x, targets=targets))
+    for name, curve in (("deletion", tst.metrics.deletion), ("insertion", tst.metrics.insertion)):
+        np.testing.assert_allclose([float(row[name]) for row in rows],
+                                   curve(spec, x, maps, targets=targets).auc, rtol=1e-4)
+
+
 def test_adapt_records_sigma_per_image(tmp_path):
     with flagsaver.flagsaver(output_dir=str(tmp_path), images=demo.sample_paths()[:2],
                              objective="autvc", num_roots=4, max_iterations=2):

@@ -33,7 +33,7 @@ from tf_smoothtaylor import visualize
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
-from tf_smoothtaylor.metrics.deletion import deletion, insertion
+from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 from tf_smoothtaylor.metrics.localisation import relevance_mass
 
 _UMASK = os.umask(0)
@@ -159,9 +159,8 @@ def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Cal
             functions[name] = lambda x, m, t, k: (relevance_mass(m, k) if k is not None
                                                   else tf.fill([len(m)], np.nan))
         elif name in ("deletion", "insertion"):
-            curve = deletion if name == "deletion" else insertion
-            functions[name] = lambda x, m, t, k, c=curve, s=settings: c(spec, x, m, targets=t,
-                                                                         **s).auc
+            curve = (Deletion if name == "deletion" else Insertion)(spec, **settings)
+            functions[name] = lambda x, m, t, k, curve=curve: curve(x, m, t).auc
         else:
             raise ValueError(f"Expected metric names among {sorted(LOWER_IS_BETTER)}. "
                              f"Received: {name!r}")
