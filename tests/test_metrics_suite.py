@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import tf_smoothtaylor as tst
 from conftest import small_cnn
-from tf_smoothtaylor import metrics
+from tf_smoothtaylor import _random, metrics
 from tf_smoothtaylor.metrics.deletion import shown_counts
 
 
@@ -135,6 +135,25 @@ def test_max_sensitivity(linear_case):
                                     num_samples=20, targets=0).numpy()
     bound = radius * np.linalg.norm(weights[:, 0])                       # ‖(y − x) ⊙ w‖ ≤ r‖w‖
     assert np.all(value <= bound + 1e-6) and np.all(value > 0.4 * bound)
+
+
+def test_max_sensitivity_equals_one_sample_at_a_time(cnn, images):
+    explainer = tst.SmoothGrad(cnn, num_samples=5, batch_size=4)
+    radius, samples = 0.05, 3
+    targets = [1, 2, 3, 4]
+    got = metrics.max_sensitivity(explainer, images, radius=radius, num_samples=samples,
+                                  targets=targets, seed=7).numpy()
+    x = tf.constant(images)
+    reference = explainer(x, targets)
+    keys = _random.image_keys(x, 7)
+    worst = np.zeros(len(images))
+    for sample in range(samples):
+        offset = _random.uniform(keys, _random.SENSITIVITY, tf.fill([len(images)], sample),
+                                 images.shape[1:])
+        moved = explainer(x + radius * (2.0 * offset - 1.0), targets)
+        change = np.linalg.norm((moved - reference).numpy().reshape(len(images), -1), axis=1)
+        worst = np.maximum(worst, change)
+    np.testing.assert_allclose(got, worst, rtol=1e-5)
 
 
 def test_relevance_mass_hand_computed():
