@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _random
+from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel, resolve_targets
 
 
@@ -39,15 +40,25 @@ class VariantScorer:
         self._param_specs = param_specs
         self._functions = {}
 
-    def targets(self, images, targets) -> np.ndarray:
-        """Class per image (top-1 when None)."""
+    def targets(self, images, targets, *, start: bool = False):
+        """Class per image (top-1 when None); with ``start``, also ``(classes, f(x))``,
+        each image's target logit, from the same chunked forward pass."""
         self.model.check_outputs(False)
         if callable(targets):
             raise TypeError("Expected `targets` to be None, an int or one int per image. "
                             "Received: a callable")
-        classes, _ = resolve_targets(targets, int(images.shape[0]), self.model.num_classes,
-                                     lambda: self.model.predict(images, self.batch_size))
-        return classes
+        outputs = []
+
+        def predict():
+            outputs.append(self.model.predict(images, self.batch_size))
+            return outputs[0]
+
+        batch = int(images.shape[0])
+        classes, _ = resolve_targets(targets, batch, self.model.num_classes, predict)
+        if not start:
+            return classes
+        logits = outputs[0] if outputs else predict()
+        return classes, tf.constant(logits[np.arange(batch), classes])
 
     def __call__(self, images, params, classes):
         key = tuple(images.shape[1:])
@@ -87,6 +98,32 @@ class VariantScorer:
         spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32)
         return tf.function(run, input_signature=[spec, self._param_specs(image_shape),
                                                  tf.TensorSpec((None,), tf.int32)])
+
+
+class VariantMetric:
+    """Base of the reusable metrics scored by a :class:`VariantScorer`.
+
+    Subclasses define ``_make`` (see the module docstring) and ``_specs(image_shape)``
+    (the per-image params' specs).
+    """
+
+    def __init__(self, model, num_variants: int, *, batch_size: int, seed: int):
+        self._logits = LogitModel(model)
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self._scorer = VariantScorer(self._logits, self._make, num_variants,
+                                     batch_size=self.batch_size, seed=_checks.seed(seed),
+                                     param_specs=self._specs)
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the compiled function was traced."""
+        return self._scorer.trace_count
+
+    def _make(self, x, params, keys, variant):
+        raise NotImplementedError
+
+    def _specs(self, image_shape):
+        raise NotImplementedError
 
 
 def per_image(shape, dtype=tf.float32) -> tf.TensorSpec:

@@ -19,9 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
-from tf_smoothtaylor.metrics._variants import VariantScorer, per_image, pixel_ranks
+from tf_smoothtaylor.metrics._variants import VariantMetric, per_image, pixel_ranks
 from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth
 
 REPLACEMENTS = ("zero", "mean", "blur")
@@ -56,7 +55,7 @@ def replacement_images(images: tf.Tensor, replacement, blur_sigma: float = 5.0) 
                          f"Received: replacement of shape {np.shape(replacement)}") from None
 
 
-class _PixelCurve:
+class _PixelCurve(VariantMetric):
     """Reusable, compiled curve for one model (one trace per image shape)."""
 
     _insert = False
@@ -65,22 +64,13 @@ class _PixelCurve:
     def __init__(self, model, *, steps: int = 100,
                  replacement: Union[str, float, np.ndarray, None] = None,
                  blur_sigma: float = 5.0, batch_size: int = 64):
-        self._logits = LogitModel(model)
         self.steps = _checks.positive_int("steps", steps)
         self.replacement = self._default_replacement if replacement is None else replacement
         if isinstance(self.replacement, str):
             _checks.one_of("replacement", self.replacement, REPLACEMENTS,
                            otherwise="a number or an array")
         self.blur_sigma = _checks.positive_float("blur_sigma", blur_sigma)
-        self.batch_size = _checks.positive_int("batch_size", batch_size)
-        self._scorer = VariantScorer(self._logits, self._make, self.steps + 1,
-                                     batch_size=self.batch_size, seed=0,
-                                     param_specs=self._specs)
-
-    @property
-    def trace_count(self) -> int:
-        """How many times the compiled function was traced."""
-        return self._scorer.trace_count
+        super().__init__(model, self.steps + 1, batch_size=batch_size, seed=0)
 
     def __call__(self, images, heatmaps, targets=None) -> CurveResult:
         """Curves and AUC of ``heatmaps`` (B, H, W) for model inputs ``images`` (B, H, W, C).
@@ -103,8 +93,7 @@ class _PixelCurve:
         auc = tf.reduce_sum((curves[:, 1:] + curves[:, :-1]) * 0.5, axis=-1) / self.steps
         return CurveResult(auc, curves)
 
-    @staticmethod
-    def _specs(image_shape):
+    def _specs(self, image_shape):
         return {"ranks": per_image(image_shape[:2], tf.int32),
                 "replacement": per_image(image_shape)}
 

@@ -11,11 +11,10 @@ gradient of a linear model has infidelity 0.
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import LogitModel
-from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
+from tf_smoothtaylor.metrics._variants import VariantMetric, per_image
 
 
-class Infidelity:
+class Infidelity(VariantMetric):
     """Reusable, compiled infidelity for one model (one trace per input shape).
 
     Args:
@@ -29,27 +28,17 @@ class Infidelity:
 
     def __init__(self, model, *, noise_scale: float = 0.1, num_samples: int = 50,
                  normalize: bool = False, seed: int = 0, batch_size: int = 64):
-        self._logits = LogitModel(model)
         self.noise_scale = _checks.positive_float("noise_scale", noise_scale)
         self.num_samples = _checks.positive_int("num_samples", num_samples)
         self.normalize = bool(normalize)
-        self._scorer = VariantScorer(
-            self._logits, self._make, self.num_samples,
-            batch_size=_checks.positive_int("batch_size", batch_size), seed=_checks.seed(seed),
-            param_specs=lambda shape: {"attributions": per_image(shape)})
-
-    @property
-    def trace_count(self) -> int:
-        """How many times the compiled function was traced."""
-        return self._scorer.trace_count
+        super().__init__(model, self.num_samples, batch_size=batch_size, seed=seed)
 
     def __call__(self, images, attributions, targets=None) -> tf.Tensor:
         """Infidelity of ``attributions`` (shaped like ``images``) per image, float32 (B,)."""
         images, attributions = _checks.images_and_attributions(images, attributions)
         if int(images.shape[0]) == 0:
             return tf.zeros([0])
-        classes = self._scorer.targets(images, targets)
-        start = tf.gather(self._logits(images), classes, batch_dims=1)
+        classes, start = self._scorer.targets(images, targets, start=True)
         scores, dots = self._scorer(images, {"attributions": attributions}, classes)
         drops = start[:, None] - scores
         if self.normalize:
@@ -57,6 +46,9 @@ class Infidelity:
                                          tf.reduce_mean(dots * dots, -1))
             dots *= beta[:, None]
         return tf.reduce_mean(tf.square(dots - drops), axis=-1)
+
+    def _specs(self, image_shape):
+        return {"attributions": per_image(image_shape)}
 
     def _make(self, x, params, keys, variant):
         perturbation = self.noise_scale * _random.normal(keys, _random.INFIDELITY, variant,

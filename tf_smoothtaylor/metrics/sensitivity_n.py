@@ -14,13 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._stats import pearson
-from tf_smoothtaylor.metrics._variants import VariantScorer, per_image
+from tf_smoothtaylor.metrics._variants import VariantMetric, per_image
 
 
-class SensitivityN:
+class SensitivityN(VariantMetric):
     """Reusable, compiled Sensitivity-n for one model (one trace per image shape).
 
     Args:
@@ -34,23 +33,14 @@ class SensitivityN:
 
     def __init__(self, model, *, ns: Sequence[int] = (1, 10, 100, 1000),
                  num_subsets: int = 100, baseline=0.0, seed: int = 0, batch_size: int = 64):
-        self._logits = LogitModel(model)
         self.ns = [_checks.positive_int("ns", n) for n in ns]
         if not self.ns:
             raise ValueError("Expected `ns` to be non-empty. Received: ns=[]")
         self.num_subsets = _checks.positive_int("num_subsets", num_subsets, minimum=2)
         self.baseline = baseline
         self._sizes = np.repeat(self.ns, self.num_subsets).astype(np.int32)
-        self._scorer = VariantScorer(
-            self._logits, self._make, len(self.ns) * self.num_subsets,
-            batch_size=_checks.positive_int("batch_size", batch_size),
-            seed=_checks.seed(seed), param_specs=lambda shape: {
-                "heatmap": per_image(shape[:2]), "baseline": per_image(shape)})
-
-    @property
-    def trace_count(self) -> int:
-        """How many times the compiled function was traced."""
-        return self._scorer.trace_count
+        super().__init__(model, len(self.ns) * self.num_subsets, batch_size=batch_size,
+                         seed=seed)
 
     def __call__(self, images, heatmaps, targets=None) -> tf.Tensor:
         """Sensitivity-n of ``heatmaps`` (B, H, W) for model inputs ``images`` (B, H, W, C).
@@ -70,13 +60,15 @@ class SensitivityN:
                              f"Received: shape {np.shape(self.baseline)}") from None
         if int(images.shape[0]) == 0:
             return tf.zeros([0, len(self.ns)])
-        classes = self._scorer.targets(images, targets)
-        start = tf.gather(self._logits(images), classes, batch_dims=1)
+        classes, start = self._scorer.targets(images, targets, start=True)
         scores, relevance = self._scorer(images, {"heatmap": maps, "baseline": baseline},
                                          classes)
         drop = start[:, None] - scores
         shape = [-1, len(self.ns), self.num_subsets]
         return pearson(tf.reshape(relevance, shape), tf.reshape(drop, shape))
+
+    def _specs(self, image_shape):
+        return {"heatmap": per_image(image_shape[:2]), "baseline": per_image(image_shape)}
 
     def _make(self, x, params, keys, variant):
         pixels = int(x.shape[1]) * int(x.shape[2])
