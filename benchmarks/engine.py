@@ -94,13 +94,16 @@ def child_peak_rss_mb(roots: int, model: str = "mobilenet_v2", size: int = 224,
     return json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
 
 
+def memory_peaks(model: str = "mobilenet_v2", size: int = 224, batch: int = 16) -> dict:
+    """R -> peak RSS (MB) for every R in MEMORY_PAIRS, one fresh process each."""
+    roots = sorted({r for low, high, _ in MEMORY_PAIRS for r in (low, high)})
+    return {r: child_peak_rss_mb(r, model, size, batch) for r in roots}
+
+
 def memory(args):
-    peaks = {}
-    for low, high, _ in MEMORY_PAIRS:
-        for roots in (low, high):
-            if roots not in peaks:
-                peaks[roots] = child_peak_rss_mb(roots, args.model, args.size, args.batch)
-                print(f"SmoothTaylor R={roots:<5d} peak RSS {peaks[roots]:8.1f} MB")
+    peaks = memory_peaks(args.model, args.size, args.batch)
+    for roots, peak in peaks.items():
+        print(f"SmoothTaylor R={roots:<5d} peak RSS {peak:8.1f} MB")
     for low, high, what in MEMORY_PAIRS:
         print(f"peak RSS ratio R={high} / R={low} ({what}): {peaks[high] / peaks[low]:.3f}")
 

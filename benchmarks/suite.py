@@ -56,8 +56,7 @@ class Paired:
     """
 
     def __init__(self, first, second, repeats, scale=1.0):
-        a = np.array([0.0] * repeats)
-        b = np.array([0.0] * repeats)
+        a, b = np.zeros(repeats), np.zeros(repeats)
         for i in range(repeats):
             a[i] = _common.timed(*first)
             b[i] = _common.timed(*second)
@@ -169,11 +168,8 @@ def aupc_row(name, model, args):
 
 
 def memory_rows():
-    peaks = {}
+    peaks = engine_benchmark.memory_peaks()
     for low, high, what in engine_benchmark.MEMORY_PAIRS:
-        for roots in (low, high):
-            if roots not in peaks:
-                peaks[roots] = engine_benchmark.child_peak_rss_mb(roots)
         report(f"SmoothTaylor peak RSS, R={high} ÷ R={low}", "mobilenet_v2",
                peaks[high] / peaks[low], f"{what}: {peaks[low]:.0f} MB vs {peaks[high]:.0f} MB")
 
