@@ -206,6 +206,10 @@ def test_randomization_check(images):
     (lambda m, x: metrics.infidelity(m, x, x[:1]), ValueError, "attributions"),
     (lambda m, x: metrics.infidelity(m, x, x, noise_scale=0), ValueError, "noise_scale"),
     (lambda m, x: metrics.max_sensitivity(m, x), TypeError, "explainer"),
+    (lambda m, x: metrics.deletion(m, x, np.zeros((2, 4, 4)), targets=lambda out: out[:, 0]),
+     TypeError, "callable"),
+    (lambda m, x: metrics.infidelity(m, x, x, targets=lambda out: out[:, 0]),
+     TypeError, "callable"),
 ])
 def test_bad_input(linear_case, call, error, match):
     model, _, x, _, _ = linear_case

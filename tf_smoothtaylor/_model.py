@@ -108,6 +108,28 @@ class LogitModel:
                   for i in range(0, int(images.shape[0]), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
 
+    def metric_classes(self, images, targets, batch_size: int, *, start: bool = False):
+        """Class per image for a metric: top-1 when None, else an int or one int per image
+        (metrics score one class, so no callables). With ``start``, returns
+        ``(classes, f(x))``: also each image's target logit, from the same chunked
+        forward pass that picks the top-1 classes."""
+        if callable(targets):
+            raise TypeError("Expected `targets` to be None, an int or one int per image for "
+                            "a metric. Received: a callable")
+        self.check_outputs(False)
+        outputs = []
+
+        def predict():
+            outputs.append(self.predict(images, batch_size))
+            return outputs[0]
+
+        batch = int(images.shape[0])
+        classes, _ = resolve_targets(targets, batch, self.num_classes, predict)
+        if not start:
+            return classes
+        logits = outputs[0] if outputs else predict()
+        return classes, tf.constant(logits[np.arange(batch), classes])
+
     @property
     def num_classes(self) -> Optional[int]:
         if len(self.output_shape) == 2:

@@ -6,7 +6,6 @@ import re
 from typing import Callable, Dict
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import data, demo, distribute, models, runs

@@ -27,7 +27,6 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 _TOLERANCE = 1e-3

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.engine import per_point
 from tf_smoothtaylor.methods.base import Explainer
-from tf_smoothtaylor.quadrature import RULES, quadrature
+from tf_smoothtaylor.quadrature import quadrature
 
 BASELINES = ("zero", "uniform")
 

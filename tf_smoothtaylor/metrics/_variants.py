@@ -11,12 +11,11 @@ depend on the chunk size or on the other images.
 
 from typing import Callable, Dict, Tuple
 
-import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _random
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel, resolve_targets
+from tf_smoothtaylor._model import LogitModel
 
 
 class VariantScorer:
@@ -39,26 +38,6 @@ class VariantScorer:
         self.trace_count = 0
         self._param_specs = param_specs
         self._functions = {}
-
-    def targets(self, images, targets, *, start: bool = False):
-        """Class per image (top-1 when None); with ``start``, also ``(classes, f(x))``,
-        each image's target logit, from the same chunked forward pass."""
-        self.model.check_outputs(False)
-        if callable(targets):
-            raise TypeError("Expected `targets` to be None, an int or one int per image. "
-                            "Received: a callable")
-        outputs = []
-
-        def predict():
-            outputs.append(self.model.predict(images, self.batch_size))
-            return outputs[0]
-
-        batch = int(images.shape[0])
-        classes, _ = resolve_targets(targets, batch, self.model.num_classes, predict)
-        if not start:
-            return classes
-        logits = outputs[0] if outputs else predict()
-        return classes, tf.constant(logits[np.arange(batch), classes])
 
     def __call__(self, images, params, classes):
         key = tuple(images.shape[1:])

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import LogitModel, resolve_targets
+from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
@@ -105,13 +105,8 @@ class AUPC:
         if batch == 0:
             return AUPCResult(tf.zeros([0]), tf.zeros([0, self.num_regions + 1]),
                               tf.zeros([0, self.num_regions, 2], tf.int32))
-        self._logits.check_outputs(callable(targets))
-        if callable(targets):
-            raise TypeError("Expected `targets` to be None, an int or one int per image "
-                            "for AUPC. Received: a callable")
+        classes = self._logits.metric_classes(images, targets, self.batch_size)
         function = self._function(images.shape[1:])
-        classes, _ = resolve_targets(targets, batch, self._logits.num_classes,
-                                     lambda: self._logits.predict(images, self.batch_size))
         regions = select_regions(maps, self.window, self.num_regions)
         if bool(tf.reduce_any(regions < 0)):
             raise ValueError(

@@ -86,7 +86,7 @@ class _PixelCurve(VariantMetric):
         images, maps = images_and_heatmaps(images, heatmaps)
         if int(images.shape[0]) == 0:
             return CurveResult(tf.zeros([0]), tf.zeros([0, self.steps + 1]))
-        classes = self._scorer.targets(images, targets)
+        classes = self._logits.metric_classes(images, targets, self.batch_size)
         params = {"ranks": pixel_ranks(maps),
                   "replacement": replacement_images(images, self.replacement, self.blur_sigma)}
         curves, _ = self._scorer(images, params, classes)

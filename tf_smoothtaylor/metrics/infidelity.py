@@ -38,7 +38,8 @@ class Infidelity(VariantMetric):
         images, attributions = _checks.images_and_attributions(images, attributions)
         if int(images.shape[0]) == 0:
             return tf.zeros([0])
-        classes, start = self._scorer.targets(images, targets, start=True)
+        classes, start = self._logits.metric_classes(images, targets, self.batch_size,
+                                                     start=True)
         scores, dots = self._scorer(images, {"attributions": attributions}, classes)
         drops = start[:, None] - scores
         if self.normalize:

@@ -60,7 +60,8 @@ class SensitivityN(VariantMetric):
                              f"Received: shape {np.shape(self.baseline)}") from None
         if int(images.shape[0]) == 0:
             return tf.zeros([0, len(self.ns)])
-        classes, start = self._scorer.targets(images, targets, start=True)
+        classes, start = self._logits.metric_classes(images, targets, self.batch_size,
+                                                     start=True)
         scores, relevance = self._scorer(images, {"heatmap": maps, "baseline": baseline},
                                          classes)
         drop = start[:, None] - scores
