@@ -8,24 +8,37 @@ A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
 ``m_k`` and the weights ``w_k`` of one chunk; this module does the rest, once:
 
 * one ``tf.function`` per (explainer, target kind), closed over the model, with a
-  ``None`` batch axis so new data of the same image shape never retraces;
+  ``None`` batch axis (and ``None`` image sides for variable-size models) so new
+  data never retraces;
 * the (images × points) index space is flattened and walked in chunks of exactly
   ``batch_size`` gradient evaluations (several images share a chunk when they have
   fewer points than ``batch_size``), then one chunk with the remainder, so no
   gradient is wasted and memory depends on ``batch_size``, never on the number of
   points (under XLA the remainder is padded, to keep one compiled shape);
-* points are made in-graph from stateless random numbers keyed by image content
-  and point index (``_random``), so results do not depend on chunking or order;
-* per-image sums ``Σ w·m⊙g`` (and ``Σ w·(m⊙g)²`` for second-moment methods) are
-  accumulated in float32, whatever the model's compute dtype: a chunk's points
-  belong to at most ⌈batch_size / K⌉ + 1 consecutive images, so weighting and
-  summing them is one small (images × points) matrix product added into those
-  rows only — the cost does not grow with the number of images in the call;
+* points are made in-graph from counter-based random numbers keyed by each image
+  (its content, or a key the caller gives) and the point index (``_random``), so
+  results do not depend on chunking or order;
+* per-image sums ``Σ w·m⊙g`` are accumulated in float32, whatever the model's
+  compute dtype, by segment sums: each point is added into its own image's row
+  only, so a NaN or Inf gradient of one image never reaches another image's map
+  (it makes that image's own map non-finite, which ``explain`` reports), and no
+  float32 matrix product is involved (GPUs would run it in TF32). Second-moment
+  methods accumulate centred sums of squares merged chunk by chunk (Chan et al.),
+  never E[v²] − E[v]²;
+* a chunk's points belong to at most ⌈batch_size / K⌉ + 1 consecutive images:
+  only those rows are carried through the loop, and each image's row is written
+  once, when it is finished, into a ``TensorArray`` — the work per chunk does not
+  grow with the number of images in the call;
 * with ``jit_compile=True`` only the chunk's forward/backward pass is compiled by
   XLA: the points are made by the same kernels, so XLA changes only the
   gradients' round-off.
+
+Every op outside the model has a GPU kernel, and the only host-side values are
+loop counters and the int32 bookkeeping derived from them: a call never waits
+for the device until its result is read.
 """
 
+import warnings
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -48,8 +61,9 @@ class Scheme:
 
     Attributes:
       num_points: Gradient evaluations per image (K).
-      moments: 1 to accumulate ``Σ w·v``; 2 to also accumulate ``Σ w·v²``,
-        where ``v = m ⊙ ∇f(z)``.
+      moments: 1 to accumulate ``Σ w·v``, where ``v = m ⊙ ∇f(z)``; 2 to also
+        accumulate the centred ``M2 = Σ (v − v̄)²`` (needs ``point_weight``:
+        equal weights).
       point_weight: When every point has the same weight, that weight: then
         ``points`` returns ``w=None`` and the sums are scaled once at the end
         (one pass per point less on the hot path).
@@ -86,7 +100,8 @@ class Scheme:
         raise NotImplementedError
 
     def finalize(self, first, second):
-        """Attributions from the accumulated sums."""
+        """Attributions from ``first = Σ w·v`` and, with ``moments == 2``,
+        ``second = point_weight · M2`` (else None)."""
         return first
 
 
@@ -95,6 +110,9 @@ class Engine:
 
     def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
                  seed: int, jit_compile: bool = False):
+        if scheme.moments == 2 and scheme.point_weight is None:
+            raise ValueError("A scheme with second moments needs equal point weights "
+                             "(`point_weight`)")
         self.model = model
         self.scheme = scheme
         self.batch_size = batch_size
@@ -153,10 +171,25 @@ class Engine:
         self.model.warn_if_probabilities(logits)
 
     # -- attribution -----------------------------------------------------------
-    def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor]) -> tf.Tensor:
+    def check_keys(self, keys, batch: int) -> Optional[tf.Tensor]:
+        """Caller-given random keys: None, or one integer per image."""
+        if keys is None:
+            return None
+        array = np.asarray(keys)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError("Expected `keys` to be None or one integer per image. "
+                            f"Received: keys of dtype {array.dtype}")
+        if array.shape != (batch,):
+            raise ValueError(f"Expected `keys` to hold one integer per image ({batch}). "
+                             f"Received: keys of shape {array.shape}")
+        return tf.constant(array.astype(np.int64))
+
+    def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
+            keys=None) -> tf.Tensor:
         """Attributions of checked ``images`` for ``targets`` (see ``explain``)."""
         batch = int(images.shape[0])
         self.model.check_outputs(callable(targets))
+        keys = self.check_keys(keys, batch)
         if batch == 0:
             return tf.zeros_like(images)
         logits = []
@@ -168,16 +201,32 @@ class Engine:
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
         self._check_probabilities(images, logits[0] if logits else None)
+        function = self._function(target_fn)
+        extras = {name: tf.cast(extras[name], dtype)
+                  for name, dtype in self.scheme.extra_specs.items()}
+        keys = (_random.image_keys(images, self.seed) if keys is None
+                else _random.user_keys(keys, self.seed))
+        result = function(images, tf.constant(classes, tf.int32), keys.value, extras)
+        finite = np.all(np.isfinite(np.reshape(result.numpy(), [batch, -1])), axis=1)
+        if not finite.all():
+            warnings.warn(
+                f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
+                "in this call) are not finite: the model's gradient was NaN or Inf at "
+                "some of their points (e.g. a float16 overflow, or a division by zero). "
+                "Those rows hold NaN/Inf; every other image's map is unaffected.",
+                stacklevel=4)
+        return result
+
+    def _function(self, target_fn):
+        """The compiled function for ``target_fn``, most recently used kept last."""
         function = self._compiled.pop(target_fn, None)
         if function is None:
             function = self._build(target_fn)
-        self._compiled[target_fn] = function                 # most recently used last
+        self._compiled[target_fn] = function
         callables = [key for key in self._compiled if key is not None]
         for key in callables[:-MAX_CALLABLE_TARGETS]:
             del self._compiled[key]
-        extras = {name: tf.cast(extras[name], dtype)
-                  for name, dtype in self.scheme.extra_specs.items()}
-        return function(images, tf.constant(classes, tf.int32), extras)
+        return function
 
     def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor):
         """Graph-only attribution for serving and ``tf.distribute``.
@@ -204,7 +253,8 @@ class Engine:
             function = self._compiled[None] = self._build(None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
-        return function(images, classes, extras), logits, classes
+        keys = _random.image_keys(images, self.seed).value
+        return function(images, classes, keys, extras), logits, classes
 
     def _build(self, target_fn):
         model, scheme = self.model, self.scheme
@@ -226,72 +276,128 @@ class Engine:
         if self.jit_compile:
             gradients = tf.function(gradients, jit_compile=True)
 
-        def attribute(images, targets, extras):
+        def attribute(images, targets, key_values, extras):
             self.trace_count += 1
             batch = tf.shape(images)[0]
-            total = batch * scheme.num_points
-            keys = _random.image_keys(images, self.seed)
+            image_shape = tf.shape(images)[1:]
+            width = (int(np.prod(images.shape[1:])) if images.shape[1:].is_fully_defined()
+                     else tf.reduce_prod(image_shape))          # values per image
+            points_per_image = scheme.num_points
+            total = batch * points_per_image
+            keys = _random.Keys(key_values, tf.range(batch))
             params = scheme.prepare(images, extras)
-
             # A chunk holds consecutive points of at most `span` consecutive images.
-            span = min(size, -(-size // scheme.num_points) + 1)
+            span = min(size, -(-size // points_per_image) + 1)
+            moments = scheme.moments
 
-            def chunk_sums(offset, count, first, second):
-                """Adds the points [offset, offset + count) into the per-image sums.
+            def chunk(offset, count, state):
+                """Folds the points [offset, offset + count) into the open rows.
 
-                ``count`` is ``size`` in the loop and the remainder at the end; points
-                past ``total`` (padding, under XLA only) get weight 0.
+                ``state`` = (finished images, first image of the open rows, open
+                rows of Σ w·v, open rows of M2). ``count`` is ``size`` in the
+                loop and the remainder at the end; points past ``total``
+                (padding, under XLA only) are dropped.
                 """
+                done, open_start, first, second = state
+                start = offset // points_per_image           # the chunk's first image
+                # Rows before `start` are final: write each once, shift the window.
+                shift = start - open_start
+                done = _write_rows(done, open_start, first[:shift],
+                                   second[:shift] if moments == 2 else None)
+                first = _shift(first, shift, span, width)
+                if moments == 2:
+                    second = _shift(second, shift, span, width)
+
                 flat = offset + tf.range(count)
                 valid = flat < total
                 flat = tf.minimum(flat, total - 1)
-                image = flat // scheme.num_points
+                image = flat // points_per_image
                 z, m, w = scheme.points(
                     tf.gather(images, image),
                     tf.nest.map_structure(lambda t: tf.gather(t, image), params),
-                    tf.gather(keys, image), flat % scheme.num_points)
+                    keys.gather(image), flat % points_per_image)
                 value = gradients(z, tf.gather(targets, image))
                 if m is not None:
                     value *= m
-                # Per-point weights as a (span × points) matrix: weighting and summing
-                # per image is one small matrix product added into those rows only.
-                start = offset // scheme.num_points
-                weights = tf.transpose(tf.one_hot(tf.where(valid, image - start, -1), span))
+                value = tf.reshape(value, [count, width])
                 if w is not None:
-                    weights *= tf.cast(w, tf.float32)[None, :]
-                rows = tf.minimum(start + tf.range(span), batch - 1)[:, None]  # past the end: +0
+                    value *= tf.cast(w, tf.float32)[:, None]
+                # Each point is added into its own image's row only (negative ids are
+                # dropped): a non-finite gradient never reaches another image.
+                row = tf.where(valid, image - start, -1)
+                if moments == 1:
+                    first += tf.math.unsorted_segment_sum(value, row, span)
+                else:
+                    before = tf.clip_by_value(
+                        offset - (start + tf.range(span)) * points_per_image,
+                        0, points_per_image)
+                    first, second = _merge_moments(first, second, before, value, row, span)
+                return done, start, first, second
 
-                def add(total_sum, values):
-                    partial = tf.matmul(weights, tf.reshape(values, [count, -1]))
-                    return tf.tensor_scatter_nd_add(total_sum, rows, tf.reshape(
-                        partial, tf.concat([[span], tf.shape(total_sum)[1:]], 0)))
-
-                first = add(first, value)
-                if scheme.moments == 2:
-                    second = add(second, value * value)
-                return first, second
-
-            zeros = tf.zeros_like(images)
-            first = zeros
-            second = zeros if scheme.moments == 2 else tf.zeros([])
+            done = tf.TensorArray(tf.float32, size=batch, element_shape=[None])
+            zeros = tf.zeros([span, width]) if isinstance(width, int) else tf.zeros(
+                tf.stack([span, width]))
+            state = (done, tf.constant(0), zeros, zeros if moments == 2 else tf.zeros([]))
             full = total // size
-            _, first, second = tf.while_loop(
-                lambda chunk, *_: chunk < full,
-                lambda chunk, first, second: (chunk + 1, *chunk_sums(chunk * size, size,
-                                                                     first, second)),
-                [tf.constant(0), first, second], parallel_iterations=1)
+            _, *state = tf.while_loop(
+                lambda index, *_: index < full,
+                lambda index, *state: (index + 1, *chunk(index * size, size, state)),
+                [tf.constant(0), *state], parallel_iterations=1)
             remainder = total - full * size
             # The remainder runs at its own size (no wasted gradients), except under XLA,
             # where a new shape means a new compilation: there it is padded to `size`.
             count = size if self.jit_compile else remainder
-            first, second = tf.cond(remainder > 0,
-                                    lambda: chunk_sums(full * size, count, first, second),
-                                    lambda: (first, second))
+            done, open_start, first, second = tf.cond(
+                remainder > 0, lambda: chunk(full * size, count, tuple(state)),
+                lambda: tuple(state))
+            rows = batch - open_start
+            done = _write_rows(done, open_start, first[:rows],
+                               second[:rows] if moments == 2 else None)
+            sums = tf.reshape(done.stack(), [batch, 2 if moments == 2 else 1, -1])
+            first = tf.reshape(sums[:, 0], tf.shape(images))
+            second = tf.reshape(sums[:, -1], tf.shape(images))
             if scheme.point_weight is not None:
                 first, second = first * scheme.point_weight, second * scheme.point_weight
-            return scheme.finalize(first, second)
+            return scheme.finalize(first, second if moments == 2 else None)
 
         extra_specs = {name: tf.TensorSpec((None,), dtype)
                        for name, dtype in scheme.extra_specs.items()}
         return tf.function(attribute, input_signature=[
-            self._image_spec(), tf.TensorSpec((None,), tf.int32), extra_specs])
+            self._image_spec(), tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.int64), extra_specs])
+
+
+def _shift(rows: tf.Tensor, shift, span: int, width) -> tf.Tensor:
+    """Drops the first ``shift`` rows and appends as many zero rows."""
+    return tf.reshape(tf.concat([rows[shift:], tf.zeros(tf.stack([shift, width]))], 0),
+                      [span, width])
+
+
+def _write_rows(done: tf.TensorArray, start, first, second) -> tf.TensorArray:
+    """Writes finished rows (one image each) at ``start, start + 1, ...``."""
+    rows = first if second is None else tf.concat([first, second], 1)
+    return done.scatter(start + tf.range(tf.shape(rows)[0]), rows)
+
+
+def _merge_moments(total, m2, before, value, row, span):
+    """Adds a chunk's values into per-row sums and centred second moments.
+
+    Chan et al.'s parallel update: with ``n_a`` earlier points of sum ``S_a``
+    and ``n_b`` new points of sum ``S_b`` and centred sum of squares ``M2_b``,
+
+        M2 = M2_a + M2_b + (S_b/n_b − S_a/n_a)² · n_a n_b / (n_a + n_b),
+
+    so no E[v²] − E[v]² cancellation occurs, whatever |v| is next to its spread.
+    """
+    count = tf.math.unsorted_segment_sum(tf.ones_like(row, tf.float32), row, span)
+    chunk_sum = tf.math.unsorted_segment_sum(value, row, span)
+    n_b = count[:, None]
+    mean_b = chunk_sum / tf.maximum(n_b, 1.0)
+    centred = value - tf.gather(mean_b, tf.maximum(row, 0))
+    chunk_m2 = tf.math.unsorted_segment_sum(centred * centred, row, span)
+    n_a = tf.cast(before, tf.float32)[:, None]
+    delta = mean_b - total / tf.maximum(n_a, 1.0)
+    # Terms with n_a = 0 or n_b = 0 vanish; the where keeps 0 · ∞ out of them.
+    correction = tf.where(n_a * n_b > 0, delta * delta * (n_a * n_b / tf.maximum(n_a + n_b, 1.0)),
+                          0.0)
+    return total + chunk_sum, m2 + chunk_m2 + correction

@@ -12,7 +12,13 @@ An explainer is a thin holder of settings around one compiled engine
   picks any scalar (for other heads and multi-output models). Class outputs are
   explained on their **logits**: a final softmax is removed first;
 * results depend on ``seed`` and the images' content only — never on
-  ``batch_size``, on the other images of the call, or on their order;
+  ``batch_size``, on the other images of the call, or on their order. Random
+  draws are keyed by a hash of each image's values, so an image preprocessed
+  by two pipelines that differ by one ulp gets other draws; ``keys=`` (one
+  integer per image, e.g. a file id) pins the draws to the caller's ids
+  instead;
+* a non-finite gradient of one image (NaN/Inf) makes that image's map
+  non-finite and is reported with a warning; it never reaches other images;
 * settings are keyword-only and checked at construction.
 """
 
@@ -61,18 +67,20 @@ class Explainer(Scheme):
         """How many times the compiled attribution function was traced."""
         return self._engine.trace_count
 
-    def explain(self, images, targets: Targets = None) -> tf.Tensor:
+    def explain(self, images, targets: Targets = None, *, keys=None) -> tf.Tensor:
         """Attributions of ``images`` for ``targets`` (see the module docstring).
 
         Args:
           images: (batch, ...) model inputs.
           targets: None (top-1), an int, one int per image, or a callable.
+          keys: None to key random draws by image content, or one integer per
+            image (the same key gives the same draws, whatever the pixels).
 
         Returns:
           float32 tensor shaped like ``images``.
         """
         images = self._engine.check_images(images)
-        return self._engine.run(images, targets, self.extras(images))
+        return self._engine.run(images, targets, self.extras(images), keys=keys)
 
     __call__ = explain
 

@@ -121,6 +121,6 @@ class IntegratedGradients(Explainer):
             b = params["baseline"]
         else:
             b = self._pixels_to_inputs(
-                _random.uniform(keys, _random.BASELINES, j, x.shape[1:]))
+                _random.uniform(keys, _random.BASELINES, j, _random.row_shape(x)))
         alpha = per_point(tf.gather(self._alphas, step), x)
         return b + alpha * (x - b), x - b, tf.gather(self._weights, step)

@@ -50,7 +50,8 @@ class SmoothTaylor(Explainer):
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
 
-    def explain(self, images, targets=None, *, noise_scale=None, draw=0) -> tf.Tensor:
+    def explain(self, images, targets=None, *, noise_scale=None, draw=0,
+                keys=None) -> tf.Tensor:
         """Attributions; see ``Explainer.explain``.
 
         Args:
@@ -59,6 +60,7 @@ class SmoothTaylor(Explainer):
             (batch,) or a scalar (used by adaptive noising).
           draw: Non-negative int (or one per image) selecting an independent set
             of roots; the same ``draw`` gives the same roots.
+          keys: see ``Explainer.explain``.
         """
         images = self._engine.check_images(images)
         extras = self.extras(images)
@@ -71,7 +73,7 @@ class SmoothTaylor(Explainer):
                                  f"finite. Received: noise_scale={noise_scale!r}")
             extras["noise_scale"] = sigma
         extras["draw"] = tf.broadcast_to(tf.cast(draw, tf.int64), [batch])
-        return self._engine.run(images, targets, extras)
+        return self._engine.run(images, targets, extras, keys=keys)
 
     __call__ = explain
 
@@ -84,6 +86,6 @@ class SmoothTaylor(Explainer):
 
     def points(self, x, params, keys, k):
         # ε = σ·n; the multiplier x − z = −ε, with the sign in point_weight.
-        eps = _random.normal(keys, _random.ROOTS, k, x.shape[1:],
+        eps = _random.normal(keys, _random.ROOTS, k, _random.row_shape(x),
                              draw=params["draw"], scale=params["noise_scale"])
         return x + eps, eps, None

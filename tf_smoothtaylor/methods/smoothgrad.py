@@ -88,7 +88,7 @@ class SmoothGrad(Explainer):
 
     def points(self, x, params, keys, k):
         sample, inner = k // self._base_points, k % self._base_points
-        noise = _random.normal(keys, _random.SMOOTHING, sample, x.shape[1:],
+        noise = _random.normal(keys, _random.SMOOTHING, sample, _random.row_shape(x),
                                scale=params["noise_scale"])
         noisy = x + noise
         if isinstance(self.base, Explainer):
@@ -100,6 +100,7 @@ class SmoothGrad(Explainer):
     def finalize(self, first, second):
         if self.statistic == "mean":
             return first
+        # second = M2 / N, the (population) variance, accumulated centred.
         if self.statistic == "square":
-            return second
-        return tf.maximum(second - first * first, 0.0)
+            return second + first * first
+        return second

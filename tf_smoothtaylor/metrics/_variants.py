@@ -60,7 +60,7 @@ class VariantScorer:
                 inputs, extra = self.make(
                     tf.gather(images, image),
                     {name: tf.gather(value, image) for name, value in params.items()},
-                    tf.gather(keys, image), flat % variants)
+                    keys.gather(image), flat % variants)
                 value = tf.gather(model(inputs), tf.gather(targets, image), batch_dims=1)
                 index = flat[:, None]
                 scores = tf.tensor_scatter_nd_update(scores, index, value)

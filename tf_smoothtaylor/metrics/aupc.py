@@ -178,7 +178,7 @@ class AUPC:
                     flat = tf.minimum(chunk * size + tf.range(size), total - 1)
                     image = flat // copies
                     batch_pixels = perturb(tf.gather(current, image), tf.gather(region, image),
-                                           tf.gather(keys, image), step, flat % copies)
+                                           keys.gather(image), step, flat % copies)
                     out = logits(tf.cast(self.preprocess(batch_pixels), tf.float32))
                     value = tf.gather(out, tf.gather(targets, image), batch_dims=1)
                     return chunk + 1, tf.tensor_scatter_nd_update(values, flat[:, None], value)
