@@ -85,15 +85,15 @@ def explainer_for(kind, settings, spec, options):
     common = dict(batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     if kind == "ig":
         explainer = IntegratedGradients(spec, **settings, **common)
-        return lambda x, t: (explainer(x, t), {})
+        return lambda x, t, k: (explainer(x, t, keys=k), {})
     if kind == "st":
         explainer = SmoothTaylor(spec, **settings, **common)
-        return lambda x, t: (explainer(x, t), {})
+        return lambda x, t, k: (explainer(x, t, keys=k), {})
     search = AdaptiveNoising(spec, objective_options=options[settings["objective"]],
                              **settings, **common)
 
-    def adapt(x, t):
-        result = search(x, t)
+    def adapt(x, t, k):
+        result = search(x, t, keys=k)
         return result.attributions, {"noise_scale": result.noise_scale.numpy(),
                                      "aupc_or_autvc_best": result.objective.numpy()}
     return adapt

@@ -14,7 +14,8 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from tf_smoothtaylor import cli, demo
+import tf_smoothtaylor as tst
+from tf_smoothtaylor import cli, demo, runs
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,24 @@ def test_explain_writes_maps_pngs_and_index(tmp_path):
     from tf_smoothtaylor import Gradient
     expected = Gradient(spec)(spec.preprocess(pixels), targets=int(rows[0]["target"]))
     np.testing.assert_allclose(np.load(tmp_path / rows[0]["npy"]), expected[0], atol=1e-5)
+
+
+def test_runs_key_each_image_by_its_id(tmp_path):
+    images = demo.sample_paths()[:2]
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=images,
+                             method=["smooth_taylor"], num_roots=6):
+        cli.main(["tf-smoothtaylor", "explain"])
+    with open(tmp_path / "index.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    spec = demo.load()
+    x = spec.preprocess(demo.samples()[0][:2])
+    targets = [int(row["target"]) for row in rows]
+    explainer = tst.SmoothTaylor(spec, num_roots=6, noise_scale=0.5)
+    by_id = explainer(x, targets, keys=[runs.id_key(row["id"]) for row in rows]).numpy()
+    for i, row in enumerate(rows):
+        np.testing.assert_allclose(np.load(tmp_path / row["npy"]), by_id[i], atol=1e-5)
+    by_content = explainer(x, targets).numpy()
+    assert np.abs(by_content - by_id).max() > 1e-3
 
 
 def test_evaluate_reports_metrics_and_relevance_mass(tmp_path, capsys):

@@ -156,3 +156,24 @@ def test_no_warning_for_finite_maps(cnn, images):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tst.IntegratedGradients(cnn, steps=3)(images)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "variance"])
+def test_gpu_machines_sum_without_reading_segment_ids_back(monkeypatch, cnn, images, statistic):
+    """A sorted segment sum sizes its output from its last id, which a GPU kernel must
+    copy to the host; on a machine with a GPU the engine uses the unsorted sum, whose
+    size is given. Simulated here by making TensorFlow report a GPU while tracing."""
+    from test_random import _graph_ops
+
+    def make():
+        return tst.SmoothGrad(cnn, num_samples=7, statistic=statistic, batch_size=5)
+
+    reference = make()(images, targets=1).numpy()
+    listed = tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: ["/device:GPU:0"] if kind == "GPU" else listed(kind))
+    explainer = make()
+    got = explainer(images, targets=1).numpy()
+    ops = {node.op for node in _graph_ops(explainer, images)}
+    assert "UnsortedSegmentSum" in ops and "SegmentSum" not in ops
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-7)

@@ -39,18 +39,31 @@ def test_reference_philox_matches_published_vectors(counter, key, expected):
     assert philox4x32_10(counter, key) == expected
 
 
-def reference_uniform(key: int, stream: int, draw: int, index: int, length: int):
-    """Row ``index`` of length ``length`` as the module docstring defines it."""
+def reference_words(key: int, stream: int, draw: int, index: int, length: int):
+    """The Philox words of row ``index`` as the module docstring defines them."""
     key &= (1 << 64) - 1
     lanes = -(-length // 4)
     high = (draw + (stream << 56)) & ((1 << 64) - 1)
-    values = []
+    words = []
     for lane in range(lanes):
         low = index * lanes + lane
-        words = philox4x32_10([low & MASK, low >> 32, high & MASK, high >> 32],
-                              [key & MASK, key >> 32])
-        values += [(w & 0x7FFFFF) / 2.0 ** 23 for w in words]
-    return np.array(values[:length], np.float32)
+        words += philox4x32_10([low & MASK, low >> 32, high & MASK, high >> 32],
+                               [key & MASK, key >> 32])
+    return words
+
+
+def reference_uniform(key: int, stream: int, draw: int, index: int, length: int):
+    words = reference_words(key, stream, draw, index, length)
+    return np.array([(w & 0x7FFFFF) / 2.0 ** 23 for w in words][:length], np.float32)
+
+
+def reference_normal(key: int, stream: int, draw: int, index: int, size: int):
+    """Box–Muller on 2h uniforms: √(−2 ln(1 − u₁)) · (cos 2πu₂, sin 2πu₂)."""
+    half = -(-size // 2)
+    u = reference_uniform(key, stream, draw, index, 2 * half).astype(np.float64)
+    radius = np.sqrt(-2 * np.log1p(-u[:half]))
+    angle = 2 * np.pi * u[half:]
+    return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
 
 
 def test_every_number_is_philox_of_key_stream_draw_index_and_element():
@@ -62,10 +75,12 @@ def test_every_number_is_philox_of_key_stream_draw_index_and_element():
     keys = _random.Keys(tf.gather(values, owner), owner)
     draw = tf.constant([2, 2, 2, 2, 0, 1, 1], tf.int64)
     got = _random.uniform(keys, _random.ROOTS, index, [10], draw=draw).numpy()
+    normal = _random.normal(keys, _random.ROOTS, index, [3, 3], draw=draw).numpy()
     for row in range(7):
-        expected = reference_uniform(int(keys.value[row]), _random.ROOTS, int(draw[row]),
-                                     int(index[row]), 10)
-        np.testing.assert_array_equal(got[row], expected)
+        settings = (int(keys.value[row]), _random.ROOTS, int(draw[row]), int(index[row]), 10)
+        np.testing.assert_array_equal(got[row], reference_uniform(*settings))
+        np.testing.assert_allclose(normal[row].ravel(), reference_normal(*settings[:4], 9),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_rows_do_not_depend_on_which_rows_share_a_call():

@@ -9,8 +9,9 @@ random stream it belongs to (roots, baselines, ...), a draw number, a row index
     counter = (index · ⌈L/4⌉ + ⌊e/4⌋,  draw + stream · 2⁵⁶)     (two 64-bit words)
 
 where ``L`` is the row length, then turned into a float32 in [0, 1) from its low
-23 bits (TensorFlow's own conversion). Results therefore never depend on the
-chunk size, on the other images of a call or on their order.
+23 bits (TensorFlow's own conversion); normals are Box–Muller on those floats.
+Results therefore never depend on the chunk size, on the other images of a call
+or on their order.
 
 Rows are generated without a loop per row: consecutive rows of one owner whose
 indices follow each other (the points of one image in a chunk) share one call
@@ -148,29 +149,47 @@ def _runs(owner, index):
 
 
 def _uniform_rows(keys: Keys, stream: int, index, length, draw) -> tf.Tensor:
-    """(n, length) U[0, 1) floats; row i keyed by (keys[i], stream, draw[i], index[i])."""
+    """(n, length) U[0, 1) floats; row i keyed by (keys[i], stream, draw[i], index[i]).
+
+    ``draw`` must be the same for rows of one owner."""
     n = tf.shape(keys.value)[0]
     index = tf.broadcast_to(tf.cast(index, tf.int32), [n])
     draw = tf.broadcast_to(tf.cast(draw, tf.int64), [n])
     lanes = (tf.cast(length, tf.int32) + 3) // 4                   # counters per row
+    width = 4 * lanes
     unique, row_of, starts, ends = _runs(keys.owner, index)
     key_words = tf.bitcast(tf.gather(keys.value, unique), tf.uint64)
     high = tf.bitcast(tf.gather(draw, unique), tf.uint64) + _const(stream << 56)
     low = tf.cast(tf.gather(index, unique), tf.uint64) * tf.cast(lanes, tf.uint64)
-    parts = tf.TensorArray(tf.float32, size=tf.shape(starts)[0], infer_shape=False,
-                           element_shape=tf.TensorShape([None, None]))
 
-    def generate(run, parts):
-        start, end = starts[run], ends[run]
-        values = tf.raw_ops.StatelessRandomUniformV2(
-            shape=tf.stack([end - start, 4 * lanes]), key=key_words[start][None],
-            counter=tf.stack([low[start], high[start]]), alg=_PHILOX, dtype=tf.float32)
-        return run + 1, parts.write(run, values)
+    def run_values(run, count):
+        return tf.raw_ops.StatelessRandomUniformV2(
+            shape=tf.stack([count, width]), key=key_words[run][None],
+            counter=tf.stack([low[run], high[run]]), alg=_PHILOX, dtype=tf.float32)
 
-    _, parts = tf.while_loop(lambda run, _: run < tf.shape(starts)[0], generate,
-                             [tf.constant(0), parts])
-    values = tf.reshape(parts.concat(), [-1, 4 * lanes])
-    return tf.gather(values, row_of)[:, :length]
+    def one_call():
+        # The common case (consecutive points of one image): no copies.
+        return run_values(0, n)
+
+    def by_run():
+        parts = tf.TensorArray(tf.float32, size=tf.shape(starts)[0], infer_shape=False,
+                               element_shape=tf.TensorShape([None, None]))
+
+        def generate(run, parts):
+            values = run_values(starts[run], ends[run] - starts[run])
+            return run + 1, parts.write(run, values)
+
+        _, parts = tf.while_loop(lambda run, _: run < tf.shape(starts)[0], generate,
+                                 [tf.constant(0), parts])
+        return tf.gather(tf.reshape(parts.concat(), [-1, width]), row_of)
+
+    with tf.device("/cpu:0"):
+        single = tf.logical_and(tf.equal(tf.shape(starts)[0], 1),
+                                tf.equal(tf.shape(unique)[0], n))
+    values = tf.cond(single, one_call, by_run)
+    if isinstance(length, int) and length % 4 == 0:
+        return tf.ensure_shape(values, [None, length])
+    return values[:, :length]
 
 
 def row_shape(x: tf.Tensor):
@@ -188,7 +207,8 @@ def _row_shape(shape):
 
 def uniform(keys: Keys, stream: int, index, shape, *, draw=0) -> tf.Tensor:
     """U[0, 1) tensor of shape ``(n,) + shape``, row i keyed by
-    ``(keys[i], stream, draw[i], index[i])`` (see the module docstring)."""
+    ``(keys.value[i], stream, draw[i], index[i])``: element e is the low 23 bits
+    of Philox word e (see the module docstring) over 2²³."""
     dims, size = _row_shape(shape)
     values = _uniform_rows(keys, stream, index, size, draw)
     return tf.reshape(values, tf.concat([[-1], dims], 0))
@@ -210,5 +230,7 @@ def normal(keys: Keys, stream: int, index, shape, *, draw=0, scale=None) -> tf.T
         radius *= tf.reshape(tf.cast(scale, tf.float32), [-1, 1, 1])
     # cos(θ − π/2) = sin θ: both halves in one pass over (n, 2, half).
     angle = (2.0 * math.pi) * u[:, 1:] + tf.constant([[[0.0], [-math.pi / 2]]], tf.float32)
-    values = tf.reshape(radius * tf.cos(angle), [-1, 2 * half])[:, :size]
+    values = tf.reshape(radius * tf.cos(angle), [-1, 2 * half])
+    if not (isinstance(size, int) and size == 2 * half):
+        values = values[:, :size]
     return tf.reshape(values, tf.concat([[-1], dims], 0))

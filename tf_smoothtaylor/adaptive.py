@@ -98,11 +98,13 @@ class AdaptiveNoising:
                                       batch_size=batch_size, seed=seed,
                                       jit_compile=jit_compile)
 
-    def __call__(self, images, targets=None) -> AdaptiveResult:
-        """Runs the search on ``images`` (see :func:`adaptive_noising`)."""
+    def __call__(self, images, targets=None, *, keys=None) -> AdaptiveResult:
+        """Runs the search on ``images`` (see :func:`adaptive_noising`); ``keys``
+        (one integer per image) pins the roots as in ``Explainer.explain``."""
         explainer = self.explainer
         images = explainer._engine.check_images(images)
         batch = int(images.shape[0])
+        keys = explainer._engine.check_keys(keys, batch)
         if callable(targets):
             per_image = lambda index: targets  # noqa: E731
         else:
@@ -113,7 +115,8 @@ class AdaptiveNoising:
 
         def evaluate(index, sigma, draw):
             subset = tf.gather(images, index)
-            maps = explainer.explain(subset, per_image(index), noise_scale=sigma, draw=draw)
+            maps = explainer.explain(subset, per_image(index), noise_scale=sigma, draw=draw,
+                                     keys=None if keys is None else tf.gather(keys, index))
             scores = tf.cast(self._score(subset, maps, per_image(index)), tf.float32)
             return maps, scores
 

@@ -116,7 +116,7 @@ def strategy_of(flags):
 
 
 def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
-    """method name -> ``(inputs, targets) -> (attributions, extra values)``.
+    """method name -> ``(inputs, targets, keys) -> (attributions, extra values)``.
 
     With a distribution strategy each step's images are split across replicas
     (top-1 classes, which is what the command line explains).
@@ -126,10 +126,11 @@ def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
     for name in method_names:
         explainer = BY_NAME[name](spec, **method_options(flags, name))
         if strategy is None:
-            explainers[name] = lambda x, t, e=explainer: (e(x, t), {})
+            explainers[name] = lambda x, t, k, e=explainer: (e(x, t, keys=k), {})
         else:
-            explainers[name] = lambda x, t, e=explainer: (distribute.explain_dataset(
-                e, tf.data.Dataset.from_tensors(x), strategy=strategy)["attributions"], {})
+            explainers[name] = lambda x, t, k, e=explainer: (distribute.explain_dataset(
+                e, tf.data.Dataset.from_tensors((x, k)), strategy=strategy,
+                keyed=True)["attributions"], {})
     return explainers
 
 
@@ -181,8 +182,8 @@ def run(mode: str, flags) -> None:
                                  batch_size=flags.batch_size,
                                  objective_options=options[flags.objective])
 
-        def adapt(inputs, targets):
-            result = search(inputs, targets)
+        def adapt(inputs, targets, keys):
+            result = search(inputs, targets, keys=keys)
             return result.attributions, {"noise_scale": result.noise_scale.numpy(),
                                          "objective_best": result.objective.numpy(),
                                          "objective_rescored": result.rescored.numpy()}

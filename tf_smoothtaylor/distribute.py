@@ -26,7 +26,8 @@ def _images_of(element):
 
 
 def explain_dataset(explainer: Explainer, dataset: tf.data.Dataset, *,
-                    strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, np.ndarray]:
+                    strategy: Optional[tf.distribute.Strategy] = None,
+                    keyed: bool = False) -> Dict[str, np.ndarray]:
     """Attributions of every image of a batched dataset, in input order.
 
     Args:
@@ -35,6 +36,9 @@ def explain_dataset(explainer: Explainer, dataset: tf.data.Dataset, *,
         the model inputs (labels, ids, ... are ignored). Each image's top-1 class
         is explained.
       strategy: A ``tf.distribute.Strategy`` (default: the current one).
+      keyed: Whether each element's second item holds int64 random keys, one
+        per image (see ``Explainer.explain``); otherwise draws are keyed by
+        image content.
 
     Returns:
       ``{"attributions": (N, ...), "targets": (N,), "logits": (N, classes)}``.
@@ -49,15 +53,16 @@ def explain_dataset(explainer: Explainer, dataset: tf.data.Dataset, *,
     engine = explainer._engine
 
     @tf.function
-    def step(images):
+    def step(images, keys):
         images = tf.cast(images, tf.float32)
         targets = -tf.ones(tf.shape(images)[:1], tf.int32)
-        attributions, logits, classes = engine.run_in_graph(images, targets)
+        attributions, logits, classes = engine.run_in_graph(images, targets, keys=keys)
         return attributions, classes, logits
 
     parts = {"attributions": [], "targets": [], "logits": []}
     for element in strategy.experimental_distribute_dataset(dataset):
-        results = strategy.run(step, args=(_images_of(element),))
+        keys = element[1] if keyed else None
+        results = strategy.run(step, args=(_images_of(element), keys))
         for name, value in zip(("attributions", "targets", "logits"), results):
             parts[name].extend(t.numpy() for t in strategy.experimental_local_results(value))
     if not parts["attributions"]:

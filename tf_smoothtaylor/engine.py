@@ -228,12 +228,12 @@ class Engine:
             del self._compiled[key]
         return function
 
-    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor):
+    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None):
         """Graph-only attribution for serving and ``tf.distribute``.
 
         No Python-side checks: ``targets`` (batch,) int32 where a negative value
         means the top-1 class; classes out of range fail with an
-        ``InvalidArgumentError``.
+        ``InvalidArgumentError``; ``keys`` (batch,) int64 or None (content keys).
 
         Returns:
           ``(attributions, logits, classes)``.
@@ -253,7 +253,8 @@ class Engine:
             function = self._compiled[None] = self._build(None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
-        keys = _random.image_keys(images, self.seed).value
+        keys = (_random.image_keys(images, self.seed) if keys is None
+                else _random.user_keys(keys, self.seed)).value
         return function(images, classes, keys, extras), logits, classes
 
     def _build(self, target_fn):
@@ -308,9 +309,7 @@ class Engine:
                 if moments == 2:
                     second = _shift(second, shift, span, width)
 
-                flat = offset + tf.range(count)
-                valid = flat < total
-                flat = tf.minimum(flat, total - 1)
+                flat = tf.minimum(offset + tf.range(count), total - 1)
                 image = flat // points_per_image
                 z, m, w = scheme.points(
                     tf.gather(images, image),
@@ -322,11 +321,14 @@ class Engine:
                 value = tf.reshape(value, [count, width])
                 if w is not None:
                     value *= tf.cast(w, tf.float32)[:, None]
-                # Each point is added into its own image's row only (negative ids are
-                # dropped): a non-finite gradient never reaches another image.
-                row = tf.where(valid, image - start, -1)
+                if self.jit_compile:                        # drop the padding
+                    valid = tf.minimum(count, total - offset)
+                    value, image = value[:valid], image[:valid]
+                # Each point is added into its own image's row only, by sorted segment
+                # sums: a non-finite gradient never reaches another image.
+                row = image - start
                 if moments == 1:
-                    first += tf.math.unsorted_segment_sum(value, row, span)
+                    first += _segment_sums(value, row, span)
                 else:
                     before = tf.clip_by_value(
                         offset - (start + tf.range(span)) * points_per_image,
@@ -348,7 +350,8 @@ class Engine:
             # where a new shape means a new compilation: there it is padded to `size`.
             count = size if self.jit_compile else remainder
             done, open_start, first, second = tf.cond(
-                remainder > 0, lambda: chunk(full * size, count, tuple(state)),
+                remainder > 0,
+                lambda: chunk(full * size, count, tuple(state)),
                 lambda: tuple(state))
             rows = batch - open_start
             done = _write_rows(done, open_start, first[:rows],
@@ -379,6 +382,22 @@ def _write_rows(done: tf.TensorArray, start, first, second) -> tf.TensorArray:
     return done.scatter(start + tf.range(tf.shape(rows)[0]), rows)
 
 
+def _segment_sums(values: tf.Tensor, rows: tf.Tensor, span: int) -> tf.Tensor:
+    """``out[r] = Σ_{i: rows[i] = r} values[i]`` for r < span; ``rows`` sorted.
+
+    Only values of one row are ever added together (no product with other rows'
+    values). On a GPU machine: ``unsorted_segment_sum``, whose output size is
+    given (a sorted segment sum reads its last id back to the host to size its
+    output). On CPU: the sorted segment sum, about 5× faster there, padded to
+    ``span`` rows.
+    """
+    if tf.config.list_logical_devices("GPU"):
+        return tf.math.unsorted_segment_sum(values, rows, span)
+    sums = tf.math.segment_sum(values, rows)
+    padding = [[0, span - tf.shape(sums)[0]]] + [[0, 0]] * (sums.shape.rank - 1)
+    return tf.ensure_shape(tf.pad(sums, padding), [span] + sums.shape[1:])
+
+
 def _merge_moments(total, m2, before, value, row, span):
     """Adds a chunk's values into per-row sums and centred second moments.
 
@@ -389,12 +408,12 @@ def _merge_moments(total, m2, before, value, row, span):
 
     so no E[v²] − E[v]² cancellation occurs, whatever |v| is next to its spread.
     """
-    count = tf.math.unsorted_segment_sum(tf.ones_like(row, tf.float32), row, span)
-    chunk_sum = tf.math.unsorted_segment_sum(value, row, span)
+    count = _segment_sums(tf.ones_like(row, tf.float32), row, span)
+    chunk_sum = _segment_sums(value, row, span)
     n_b = count[:, None]
     mean_b = chunk_sum / tf.maximum(n_b, 1.0)
-    centred = value - tf.gather(mean_b, tf.maximum(row, 0))
-    chunk_m2 = tf.math.unsorted_segment_sum(centred * centred, row, span)
+    centred = value - tf.gather(mean_b, row)
+    chunk_m2 = _segment_sums(centred * centred, row, span)
     n_a = tf.cast(before, tf.float32)[:, None]
     delta = mean_b - total / tf.maximum(n_a, 1.0)
     # Terms with n_a = 0 or n_b = 0 vanish; the where keeps 0 · ∞ out of them.

@@ -16,6 +16,7 @@ Every file is written to a temporary name and renamed into place.
 """
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -62,6 +63,16 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def id_key(identifier: str) -> int:
+    """The random key of an image id: its first 8 BLAKE2b bytes as an int64.
+
+    Runs key each image's draws by its id, not by its pixels, so the same image
+    preprocessed on another machine (another resize, XLA or not) gets the same
+    roots and noise."""
+    digest = hashlib.blake2b(identifier.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 def image_id(index: int, name: str) -> str:
@@ -176,7 +187,8 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
     Args:
       spec: ModelSpec of the model.
       batches: (pixels, labels, names) batches, pixels in [0, 1].
-      explainers: method name -> ``(inputs, targets) -> (attributions, extra dict)``.
+      explainers: method name -> ``(inputs, targets, keys) -> (attributions, extra
+        dict)``; ``keys`` (int64, one per image) come from the image ids.
       out: The run's :class:`OutputDir`.
       metrics: metric name -> function (see :func:`metric_functions`).
       masks: name -> ground-truth mask or None (for relevance mass).
@@ -220,8 +232,9 @@ def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, m
         atomic_write(os.path.join(out.path, record["input_png"]),
                      tf.io.encode_png(np.round(np.clip(pixels[i], 0, 1) * 255)
                                       .astype(np.uint8)).numpy())
+    keys = np.array([id_key(identifier) for identifier in ids], np.int64)
     for method, explain in explainers.items():
-        attributions, extra = explain(inputs, targets)
+        attributions, extra = explain(inputs, targets, keys)
         attributions = np.asarray(attributions, np.float32)
         maps = heatmap(attributions)
         scores = {name: np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
