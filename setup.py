@@ -25,7 +25,7 @@ setup(
     extras_require={
         "tensorboard": ["tensorboard"],
         "serving": ["tensorflow-serving-api", "grpcio"],
-        "test": ["pytest", "scikit-image", "tensorboard"],
+        "test": ["pytest", "pytest-xdist", "scikit-image", "tensorboard"],
     },
     license="Apache-2.0",
 )

@@ -192,10 +192,16 @@ def test_jit_compile_matches_float32(cnn, images):
         assert explainer.trace_count == 1
 
 
-def test_keras_application_runs_through_every_method():
+@pytest.fixture(scope="module")
+def application():
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    return model, x
+
+
+def test_keras_application_gradient_is_the_logit_gradient(application):
+    model, x = application
     gradient = tst.Gradient(model, batch_size=8)(x, targets=[1, 7]).numpy()
     # Explained on logits: the softmax of Keras Applications is removed.
     logits = keras.Model(model.inputs, model.layers[-2].output)
@@ -206,10 +212,14 @@ def test_keras_application_runs_through_every_method():
             tf.matmul(logits(z), model.layers[-1].kernel) + model.layers[-1].bias,
             [1, 7], axis=1, batch_dims=0) * tf.eye(2))
     np.testing.assert_allclose(gradient, tape.gradient(y, z), rtol=1e-4, atol=1e-6)
-    for method in sorted(METHODS):
-        result = METHODS[method](model, batch_size=8)(x, targets=[1, 7]).numpy()
-        assert result.shape == x.shape and np.isfinite(result).all()
-        assert np.abs(result).max() > 0
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_keras_application_runs_through_every_method(application, method):
+    model, x = application
+    result = METHODS[method](model, batch_size=8)(x, targets=[1, 7]).numpy()
+    assert result.shape == x.shape and np.isfinite(result).all()
+    assert np.abs(result).max() > 0
 
 
 class _CountingLayer(keras.layers.Layer):

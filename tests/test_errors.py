@@ -50,9 +50,9 @@ def test_bad_targets(cnn, targets, error, match):
     (lambda m: tst.SmoothTaylor(m, noise_scale=-1.0), ValueError, "noise_scale"),
     (lambda m: tst.SmoothTaylor(m, noise_scale=float("nan")), ValueError, "noise_scale"),
     (lambda m: tst.SmoothTaylor(m, noise_scale=0.5, noise_level=0.1), ValueError,
-     "exactly one of `noise_scale`"),
-    (lambda m: tst.SmoothTaylor(m, noise_scale=None), ValueError, "exactly one of `noise_scale`"),
-    (lambda m: tst.SmoothGrad(m, noise_scale=0.5), ValueError, "exactly one of `noise_scale`"),
+     "at most one of `noise_scale`"),
+    (lambda m: tst.SmoothGrad(m, noise_scale=0.5, noise_level=0.2), ValueError,
+     "at most one of `noise_scale`"),
     (lambda m: tst.SmoothGrad(m, noise_level=float("inf")), ValueError, "noise_level"),
     (lambda m: tst.IntegratedGradients(m, rule="simpson"), ValueError,
      "'riemann_left', 'riemann_right', 'riemann_middle', 'trapezoid', 'gauss_legendre'"),
@@ -132,3 +132,18 @@ def test_heatmap_and_completeness_gap_check_shapes(cnn):
         tst.completeness_gap(cnn, GOOD, GOOD[:1], 0.0)
     with pytest.raises(ValueError, match="baselines"):
         tst.completeness_gap(cnn, GOOD, GOOD, np.zeros((5, 3)))
+
+
+def test_either_noise_setting_alone_works_and_the_defaults_stay(cnn):
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 12, 12, 3)).astype(np.float32)
+    relative = tst.SmoothTaylor(cnn, noise_level=0.1, num_roots=3)
+    assert (relative.noise_scale, relative.noise_level) == (None, 0.1)
+    assert (tst.SmoothTaylor(cnn).noise_scale, tst.SmoothTaylor(cnn).noise_level) == (0.5, None)
+    absolute = tst.SmoothGrad(cnn, noise_scale=0.3, num_samples=3)
+    assert (absolute.noise_scale, absolute.noise_level) == (0.3, None)
+    assert (tst.SmoothGrad(cnn).noise_scale, tst.SmoothGrad(cnn).noise_level) == (None, 0.15)
+    spread = images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3))
+    by_level = relative(images, targets=0).numpy()
+    by_scale = tst.SmoothTaylor(cnn, num_roots=3, noise_scale=float(0.1 * spread[0]))(
+        images[:1], targets=0).numpy()
+    np.testing.assert_allclose(by_level[0], by_scale[0], rtol=1e-4, atol=1e-7)

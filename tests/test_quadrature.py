@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_smoothtaylor.quadrature import RULES, quadrature
+from tf_smoothtaylor._quadrature import RULES, quadrature
 
 PINNED = {
     "riemann_left": ([0, 0.25, 0.5, 0.75], [0.25] * 4),
@@ -50,3 +50,12 @@ def test_bad_arguments():
         quadrature("riemann_right", 0)
     with pytest.raises(TypeError, match="steps"):
         quadrature("riemann_right", 2.5)
+
+
+def test_public_quadrature_stays_the_function_after_explainers_are_used(linear):
+    import tf_smoothtaylor as tst
+    model, _ = linear
+    tst.IntegratedGradients(model, steps=3)(np.ones((1, 4, 4, 2), np.float32), targets=0)
+    alphas, weights = tst.quadrature("riemann_right", 4)
+    np.testing.assert_allclose(alphas, [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(np.sum(weights), 1.0)

@@ -26,7 +26,7 @@ _NAMES = {
     "IntegratedGradients": "tf_smoothtaylor.methods",
     "SmoothGrad": "tf_smoothtaylor.methods",
     "SmoothTaylor": "tf_smoothtaylor.methods",
-    "quadrature": "tf_smoothtaylor.quadrature",
+    "quadrature": "tf_smoothtaylor._quadrature",
 }
 _MODULES = ("callbacks", "data", "demo", "distribute", "metrics", "models", "serving",
             "visualize")

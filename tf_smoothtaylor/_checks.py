@@ -57,16 +57,21 @@ def one_of(name: str, value: Any, valid: Iterable[str], *, otherwise: str = "") 
     return value
 
 
-def noise_setting(noise_scale: Optional[float],
-                  noise_level: Optional[float]) -> tuple:
-    """Checks that exactly one of ``noise_scale`` and ``noise_level`` is set.
+def noise_setting(noise_scale: Optional[float], noise_level: Optional[float], *,
+                  default: tuple) -> tuple:
+    """Checks that at most one of ``noise_scale`` and ``noise_level`` is set.
+
+    Args:
+      default: ``(noise_scale, noise_level)`` when neither is given.
 
     Returns:
       ``(noise_scale, noise_level)`` with the unset one ``None``.
     """
+    if noise_scale is None and noise_level is None:
+        noise_scale, noise_level = default
     if (noise_scale is None) == (noise_level is None):
         raise ValueError(
-            "Expected exactly one of `noise_scale` (absolute, in model-input "
+            "Expected at most one of `noise_scale` (absolute, in model-input "
             "space) and `noise_level` (fraction of each image's value range). "
             f"Received: noise_scale={noise_scale!r}, noise_level={noise_level!r}")
     if noise_scale is not None:

@@ -85,10 +85,27 @@ def _mix64(x: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _const(31)))
 
 
-def _with_seed(hashes: tf.Tensor, seed: int) -> tf.Tensor:
+def _with_seed(hashes: tf.Tensor, seed) -> tf.Tensor:
     """int64 keys from uint64 hashes and the seed."""
-    mixed = _mix64(tf.bitwise.bitwise_xor(hashes, _const((seed + 1) * _GOLDEN)))
-    return tf.bitcast(mixed, tf.int64)
+    seed_word = (tf.cast(seed, tf.uint64) + _const(1)) * _const(_GOLDEN)
+    return tf.bitcast(_mix64(tf.bitwise.bitwise_xor(hashes, seed_word)), tf.int64)
+
+
+def _content_keys(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    batch = tf.shape(images)[0]
+    flat = tf.reshape(images, [batch, -1])
+    bits = tf.cast(tf.bitcast(flat, tf.uint32), tf.uint64)
+    position = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), tf.uint64) * _const(_GOLDEN)
+    hashed = _mix64(tf.bitwise.bitwise_xor(bits, position[None, :]))
+    # Integer sums wrap around, so their order does not matter (GPU reductions too).
+    total = tf.bitcast(tf.reduce_sum(tf.bitcast(hashed, tf.int64), axis=1), tf.uint64)
+    return _with_seed(total, seed)
+
+
+# Compiled once for any image shape: eager calls of a dozen small ops would cost more
+# than the hashing itself.
+_compiled_content_keys = tf.function(_content_keys, input_signature=[
+    tf.TensorSpec(None, tf.float32), tf.TensorSpec([], tf.int64)])
 
 
 def image_keys(images: tf.Tensor, seed: int) -> Keys:
@@ -98,14 +115,9 @@ def image_keys(images: tf.Tensor, seed: int) -> Keys:
     sums, ``φ`` the 64-bit golden ratio and ``mix`` SplitMix64's finaliser.
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    batch = tf.shape(images)[0]
-    flat = tf.reshape(images, [batch, -1])
-    bits = tf.cast(tf.bitcast(flat, tf.uint32), tf.uint64)
-    position = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), tf.uint64) * _const(_GOLDEN)
-    hashed = _mix64(tf.bitwise.bitwise_xor(bits, position[None, :]))
-    # Integer sums wrap around, so their order does not matter (GPU reductions too).
-    total = tf.bitcast(tf.reduce_sum(tf.bitcast(hashed, tf.int64), axis=1), tf.uint64)
-    return Keys(_with_seed(total, seed), tf.range(batch))
+    seed = tf.constant(seed, tf.int64)
+    hash_fn = _compiled_content_keys if tf.executing_eagerly() else _content_keys
+    return Keys(hash_fn(images, seed), tf.range(tf.shape(images)[0]))
 
 
 def user_keys(keys, seed: int) -> Keys:

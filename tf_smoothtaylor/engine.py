@@ -69,12 +69,15 @@ class Scheme:
         (one pass per point less on the hot path).
       extra_specs: Per-image extra inputs of the compiled function, name ->
         dtype (each fed as a ``(batch,)`` tensor).
+      uses_random: Whether ``points`` draws random numbers (else no image keys
+        are computed).
     """
 
     num_points: int = 1
     moments: int = 1
     point_weight: Optional[float] = None
     extra_specs: Dict[str, tf.DType] = {}
+    uses_random: bool = False
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -204,10 +207,9 @@ class Engine:
         function = self._function(target_fn)
         extras = {name: tf.cast(extras[name], dtype)
                   for name, dtype in self.scheme.extra_specs.items()}
-        keys = (_random.image_keys(images, self.seed) if keys is None
-                else _random.user_keys(keys, self.seed))
-        result = function(images, tf.constant(classes, tf.int32), keys.value, extras)
-        finite = np.all(np.isfinite(np.reshape(result.numpy(), [batch, -1])), axis=1)
+        result = function(images, tf.constant(classes, tf.int32),
+                          self._keys(images, keys).value, extras)
+        finite = _finite_rows(result).numpy()       # one flag per image, not the maps
         if not finite.all():
             warnings.warn(
                 f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
@@ -216,6 +218,15 @@ class Engine:
                 "Those rows hold NaN/Inf; every other image's map is unaffected.",
                 stacklevel=4)
         return result
+
+    def _keys(self, images, keys) -> _random.Keys:
+        """Random keys: the caller's, a hash of each image, or zeros when unused."""
+        if keys is not None:
+            return _random.user_keys(keys, self.seed)
+        if self.scheme.uses_random:
+            return _random.image_keys(images, self.seed)
+        batch = tf.shape(images)[0]
+        return _random.Keys(tf.zeros([batch], tf.int64), tf.range(batch))
 
     def _function(self, target_fn):
         """The compiled function for ``target_fn``, most recently used kept last."""
@@ -253,9 +264,7 @@ class Engine:
             function = self._compiled[None] = self._build(None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
-        keys = (_random.image_keys(images, self.seed) if keys is None
-                else _random.user_keys(keys, self.seed)).value
-        return function(images, classes, keys, extras), logits, classes
+        return function(images, classes, self._keys(images, keys).value, extras), logits, classes
 
     def _build(self, target_fn):
         model, scheme = self.model, self.scheme
@@ -368,6 +377,13 @@ class Engine:
         return tf.function(attribute, input_signature=[
             self._image_spec(), tf.TensorSpec((None,), tf.int32),
             tf.TensorSpec((None,), tf.int64), extra_specs])
+
+
+@tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
+def _finite_rows(result: tf.Tensor) -> tf.Tensor:
+    """Whether each image's map is finite everywhere."""
+    return tf.reduce_all(tf.math.is_finite(tf.reshape(result, [tf.shape(result)[0], -1])),
+                         axis=1)
 
 
 def _shift(rows: tf.Tensor, shift, span: int, width) -> tf.Tensor:

@@ -3,7 +3,7 @@
     IG(x; b) = (x − b) ⊙ ∫₀¹ ∇f(b + α(x − b)) dα
              ≈ (x − b) ⊙ Σ_m w_m ∇f(b + α_m (x − b))
 
-with ``(α_m, w_m)`` from ``tf_smoothtaylor.quadrature`` (weights sum to 1; the
+with ``(α_m, w_m)`` from ``tst.quadrature`` (weights sum to 1; the
 paper's rule is the right Riemann sum with M = 50). With ``N`` random baselines
 the N maps are averaged. Completeness: ``Σ IG(x; b) ≈ f(x) − f(b)``.
 """
@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.engine import per_point
 from tf_smoothtaylor.methods.base import Explainer
-from tf_smoothtaylor.quadrature import quadrature
+from tf_smoothtaylor._quadrature import quadrature
 
 BASELINES = ("zero", "uniform")
 
@@ -27,7 +27,7 @@ class IntegratedGradients(Explainer):
     Args:
       model: Keras model (explained on its logits).
       steps: M, gradient evaluations along each path.
-      rule: Quadrature rule, one of ``quadrature.RULES``.
+      rule: Quadrature rule, one of ``tf_smoothtaylor._quadrature.RULES``.
       baseline: ``"zero"`` — a black image in pixel space mapped by
         ``preprocess`` (all zeros without ``preprocess``); ``"uniform"`` — U[0, 1]
         pixels mapped by ``preprocess``, ``num_baselines`` of them averaged; an
@@ -72,6 +72,7 @@ class IntegratedGradients(Explainer):
             raise TypeError("Expected `preprocess` to be a callable or None. "
                             f"Received: preprocess={preprocess!r}")
         self.baseline, self.preprocess = baseline, preprocess
+        self.uses_random = isinstance(baseline, str) and baseline == "uniform"
         self._alphas = tf.constant(alphas, tf.float32)
         self._weights = tf.constant(weights / self.num_baselines, tf.float32)
         self.num_points = self.steps * self.num_baselines

@@ -22,9 +22,10 @@ class SmoothTaylor(Explainer):
       model: Keras model (explained on its logits).
       num_roots: R, the number of roots ``z_r``.
       noise_scale: σ, absolute, in model-input space (the paper's choice:
-        0.3–0.7 for inputs normalised by the ImageNet mean/std).
+        0.3–0.7 for inputs normalised by the ImageNet mean/std); 0.5 when
+        neither this nor ``noise_level`` is given.
       noise_level: Instead of ``noise_scale``: σ = ``noise_level`` ×
-        (max(x) − min(x)) of each image. Give exactly one of the two.
+        (max(x) − min(x)) of each image. Give at most one of the two.
       batch_size, seed, jit_compile: see ``Explainer``.
 
     Raises:
@@ -37,14 +38,15 @@ class SmoothTaylor(Explainer):
     """
 
     extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
+    uses_random = True
 
     def __init__(self, model, *, num_roots: int = 150,
-                 noise_scale: Optional[float] = 0.5,
+                 noise_scale: Optional[float] = None,
                  noise_level: Optional[float] = None, batch_size: int = 64,
                  seed: int = 0, jit_compile: bool = False):
         self.num_roots = _checks.positive_int("num_roots", num_roots)
-        self.noise_scale, self.noise_level = _checks.noise_setting(noise_scale,
-                                                                   noise_level)
+        self.noise_scale, self.noise_level = _checks.noise_setting(
+            noise_scale, noise_level, default=(0.5, None))
         self.num_points = self.num_roots
         self.point_weight = -1.0 / self.num_roots
         super().__init__(model, batch_size=batch_size, seed=seed,

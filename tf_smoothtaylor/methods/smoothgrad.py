@@ -28,9 +28,8 @@ class SmoothGrad(Explainer):
       model: Keras model (explained on its logits).
       num_samples: N, noisy copies per image.
       noise_scale: Absolute σ in model-input space; or
-      noise_level: σ as a fraction of each image's value range (default 0.15).
-        Give exactly one of the two (set ``noise_level=None`` to use
-        ``noise_scale``).
+      noise_level: σ as a fraction of each image's value range (0.15 when
+        neither is given). Give at most one of the two.
       statistic: ``"mean"`` (SmoothGrad), ``"square"`` (SquareGrad) or
         ``"variance"`` (VarGrad).
       base: ``"gradient"``, ``"input_x_gradient"``, or an explainer of this
@@ -44,15 +43,16 @@ class SmoothGrad(Explainer):
     """
 
     extra_specs = {"noise_scale": tf.float32}
+    uses_random = True
 
     def __init__(self, model, *, num_samples: int = 50,
                  noise_scale: Optional[float] = None,
-                 noise_level: Optional[float] = 0.15, statistic: str = "mean",
+                 noise_level: Optional[float] = None, statistic: str = "mean",
                  base: Union[str, Explainer] = "gradient", batch_size: int = 64,
                  seed: int = 0, jit_compile: bool = False):
         self.num_samples = _checks.positive_int("num_samples", num_samples)
-        self.noise_scale, self.noise_level = _checks.noise_setting(noise_scale,
-                                                                   noise_level)
+        self.noise_scale, self.noise_level = _checks.noise_setting(
+            noise_scale, noise_level, default=(None, 0.15))
         self.statistic = _checks.one_of("statistic", statistic, STATISTICS)
         if isinstance(base, Explainer):
             if statistic != "mean":
