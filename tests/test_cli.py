@@ -245,3 +245,49 @@ def test_model_flag_takes_a_savedmodel_directory(tmp_path):
         else:   # a softmax inside a SavedModel cannot be removed: the user is told
             with pytest.warns(UserWarning, match="softmax"):
                 tst.Gradient(loaded)(x, targets=1)
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    output = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "tf_smoothtaylor", "explain",
+                                "--images_per_step", "1", "--num_roots", "400",
+                                "--output_dir", str(output)], env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((output / "results").glob("*.json")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "tf-smoothtaylor: interrupted; rerun the same command to resume")
+
+
+def test_preprocess_identity_keeps_pixels_and_scale255_multiplies(tmp_path):
+    from tf_smoothtaylor import commands
+    import keras
+    inputs = keras.Input((64, 64, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    pixels = np.full((1, 64, 64, 3), 0.5, np.float32)
+    for mode, factor in (("identity", 1.0), ("scale255", 255.0)):
+        with flagsaver.flagsaver(model=path, preprocess=mode):
+            spec = commands.load_spec(FLAGS)
+        np.testing.assert_allclose(spec.preprocess(pixels), pixels * factor)
+    assert "none" not in FLAGS["preprocess"].parser.enum_values
+
+
+@pytest.mark.parametrize("flag", ["--help", "--helpfull"])
+def test_help_shows_modes_examples_names_and_the_project_flags_first(flag):
+    done = run_cli(flag, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    for expected in ("explain", "evaluate", "adapt", "export", "tf-smoothtaylor evaluate",
+                     "smooth_taylor", "relevance_mass", "mobilenet_v2", "--num_roots"):
+        assert expected in text
+    ours = text.index("tf_smoothtaylor.cli:")
+    assert ours < text.index("--num_roots")
+    if flag == "--helpfull":
+        assert "absl.app:" in text and ours < text.index("absl.app:")

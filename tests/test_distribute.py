@@ -69,3 +69,28 @@ def test_bad_input(cnn, images):
         distribute.explain_dataset(explainer, images)
     with pytest.raises(TypeError, match="explainer"):
         distribute.explain_dataset(cnn, tf.data.Dataset.from_tensor_slices(images).batch(2))
+
+
+def test_importing_every_module_leaves_collectives_configurable():
+    """Importing the package must not start the TensorFlow runtime, or a
+    MultiWorkerMirroredStrategy created afterwards fails ("Collective ops must be
+    configured at program startup")."""
+    import os
+    import subprocess
+    import sys
+    script = (
+        "import importlib, pkgutil, tf_smoothtaylor\n"
+        "names = [m.name for m in pkgutil.walk_packages(tf_smoothtaylor.__path__,\n"
+        "         'tf_smoothtaylor.') if not m.name.endswith('__main__')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "import tensorflow as tf\n"
+        "tf.distribute.MultiWorkerMirroredStrategy()\n"
+        "print('imported', len(names))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root)
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 30

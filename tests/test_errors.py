@@ -147,3 +147,9 @@ def test_either_noise_setting_alone_works_and_the_defaults_stay(cnn):
     by_scale = tst.SmoothTaylor(cnn, num_roots=3, noise_scale=float(0.1 * spread[0]))(
         images[:1], targets=0).numpy()
     np.testing.assert_allclose(by_level[0], by_scale[0], rtol=1e-4, atol=1e-7)
+
+
+def test_callable_target_returning_class_indices_is_named(cnn):
+    images = np.zeros((2, 12, 12, 3), np.float32)
+    with pytest.raises(ValueError, match="value to explain.*dtype int64"):
+        tst.Gradient(cnn)(images, targets=lambda out: tf.argmin(out, -1))

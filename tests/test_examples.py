@@ -67,7 +67,7 @@ def test_reproduce_paper_end_to_end_on_a_fake_imagenet(tmp_path):
     write_imagenet_val_tar(str(manual), [2, 1, 3])
     # The paper's models (DenseNet121, ResNet152) take minutes to build and trace on a
     # CPU; the plumbing is the same for any two registry models (here two
-    # preprocessing modes: "tf" and "none").
+    # preprocessing modes: "tf" and "scale255").
     output = run_example("reproduce_paper.py", "--quick", "--manual_dir", str(manual),
                          "--data_dir", str(tmp_path / "tfds"), "--limit", "2",
                          "--weights", "none", "--size", "32", "--models", "mobilenet_v2",

@@ -215,3 +215,43 @@ def test_bad_input(linear_case, call, error, match):
     model, _, x, _, _ = linear_case
     with pytest.raises(error, match=match):
         call(model, x)
+
+
+def _reference_spearman(a, b):
+    """Pearson's r of average ranks, ties sharing the mean of their positions."""
+    def ranks(x):
+        order = np.argsort(x, kind="stable")
+        ranked = np.empty(len(x))
+        ranked[order] = np.arange(len(x))
+        return np.array([ranked[x == value].mean() for value in x])
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def test_spearman_gives_ties_their_average_rank():
+    a = np.zeros(40)
+    a[3] = 1.0
+    b = np.zeros(40)
+    b[17] = 1.0
+    rng = np.random.default_rng(0)
+    sparse = rng.normal(size=(2, 40)) * (rng.uniform(size=(2, 40)) < 0.3)
+    got = metrics.spearman(np.stack([a, sparse[0]]), np.stack([b, sparse[1]])).numpy()
+    assert got[0] == pytest.approx(_reference_spearman(a, b), abs=1e-6)
+    assert got[1] == pytest.approx(_reference_spearman(sparse[0], sparse[1]), abs=1e-6)
+    with pytest.warns(UserWarning, match="constant"):
+        undefined = metrics.spearman(np.zeros((1, 9)), np.zeros((1, 9))).numpy()
+    assert np.isnan(undefined[0])
+
+
+def test_randomization_check_leaves_batchnorm_statistics_alone(images):
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    batchnorm = model.layers[1]
+    batchnorm.moving_variance.assign(np.full(4, 0.01, np.float32))   # far from N(mean, std)
+    copy = metrics.randomized_model(model, mode="normal", seed=0)
+    np.testing.assert_array_equal(copy.layers[1].moving_variance.numpy(), np.float32(0.01))
+    assert not np.allclose(copy.layers[0].kernel.numpy(), model.layers[0].kernel.numpy())
+    scores = metrics.randomization_check(lambda m: tst.Gradient(m), model, images, targets=0,
+                                         mode="normal")
+    assert np.isfinite(scores.numpy()).all()

@@ -27,7 +27,7 @@ def test_every_family_builds_with_logits_and_inverts_its_preprocessing(name):
     ("caffe", [1.0, 0.5, 0.0], [0.0 - 103.939, 127.5 - 116.779, 255.0 - 123.68]),  # BGR
     ("torch", [1.0, 0.5, 0.0], [(1 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, -0.406 / 0.225]),
     ("tf", [1.0, 0.5, 0.0], [1.0, 0.0, -1.0]),
-    ("none", [1.0, 0.5, 0.0], [255.0, 127.5, 0.0]),
+    ("scale255", [1.0, 0.5, 0.0], [255.0, 127.5, 0.0]),
 ])
 def test_pinned_preprocessing_modes(mode, pixel, expected):
     preprocess, _ = models.pixel_transforms(mode)
@@ -121,3 +121,13 @@ class _no_warning:
 
     def __exit__(self, *args):
         return False
+
+
+@pytest.mark.parametrize("spelling", ["mobilenet_v2", "MobileNetV2", "mobilenetv2", " MOBILENET_V2 "])
+def test_registry_names_and_keras_class_names_in_any_case(spelling):
+    assert models.registry_name(spelling) == "mobilenet_v2"
+
+
+def test_unknown_model_name_lists_the_registry():
+    with pytest.raises(ValueError, match="registered model.*mobilenet_v2.*Keras class name"):
+        models.registry_name("MobileNetV9")

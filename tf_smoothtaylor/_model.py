@@ -173,7 +173,15 @@ def select_target(outputs, targets, target_fn: Optional[Callable]) -> tf.Tensor:
     """Per-example scalar to differentiate: ``outputs[i, targets[i]]`` or
     ``target_fn(outputs)``."""
     if target_fn is not None:
-        value = tf.cast(target_fn(outputs), tf.float32)
+        value = target_fn(outputs)
+        dtype = tf.as_dtype(getattr(value, "dtype", tf.float32))
+        if not dtype.is_floating:
+            raise ValueError(
+                "Expected the callable `targets` to return the value to explain, one "
+                "float per example (e.g. `lambda out: out[:, 3]`). Received: values of "
+                f"dtype {dtype.name} — to explain a class index per image, pass the "
+                "indices as `targets` instead of a callable")
+        value = tf.cast(value, tf.float32)
         if value.shape.rank != 1:
             raise ValueError(
                 "Expected the callable `targets` to return one scalar per "

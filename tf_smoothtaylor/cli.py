@@ -35,8 +35,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "demo", "'demo', a registry name (tf_smoothtaylor.models), "
                     "or the path of a .keras file or SavedModel directory.")
 flags.DEFINE_string("weights", "imagenet", "Registry models: 'imagenet', 'none' or a file.")
-flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf", "none"],
-                  "Pixel preprocessing of a model given by path.")
+flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf", "scale255"],
+                  "Pixel preprocessing of a model given by path, from pixels x in [0, 1]: "
+                  "identity = x unchanged; scale255 = 255·x (models that rescale inside, "
+                  "like EfficientNet); tf = 2x − 1; torch = (x − ImageNet mean) / std; "
+                  "caffe = 255·x as BGR minus the ImageNet mean.")
 flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
                   "(Keras safe_mode=False). Only for files you trust.")
 flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
@@ -49,9 +52,9 @@ flags.DEFINE_integer("size", None, "Input size of registry models (default: the 
 flags.DEFINE_multi_enum("method", ["smooth_taylor", "integrated_gradients"], METHODS,
                         "Attribution methods (repeat the flag).")
 flags.DEFINE_integer("num_roots", 150, "SmoothTaylor roots R.", lower_bound=1)
-flags.DEFINE_float("noise_scale", None, "Absolute σ (SmoothTaylor default 0.5).", lower_bound=0)
-flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image "
-                   "(SmoothGrad default 0.15).", lower_bound=0)
+flags.DEFINE_float("noise_scale", None, "Absolute σ > 0 (SmoothTaylor default 0.5).")
+flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image, level > 0 "
+                   "(SmoothGrad default 0.15).")
 flags.DEFINE_integer("steps", 50, "IG steps M.", lower_bound=1)
 flags.DEFINE_enum("rule", "riemann_right", ["riemann_left", "riemann_right", "riemann_middle",
                                             "trapezoid", "gauss_legendre"], "IG quadrature rule.")
@@ -125,10 +128,36 @@ def _main_with_errors(argv):
     except (CommandError, ValueError, TypeError, OSError) as error:
         print(f"tf-smoothtaylor: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("tf-smoothtaylor: interrupted; rerun the same command to resume",
+              file=sys.stderr)
+        sys.exit(130)
+
+
+def _help(full: bool) -> str:
+    """The usage text, then this command's flags (with ``full``, every module's after)."""
+    import textwrap
+    _import_tensorflow_quietly()
+    from tf_smoothtaylor.models import FAMILIES
+    registry = textwrap.fill("Registry models (--model, or their Keras class names): "
+                             + ", ".join(FAMILIES), width=96, subsequent_indent="  ")
+    text = [__doc__.split("Runs resume:")[0].rstrip(), "",
+            "Methods (--method): " + ", ".join(METHODS),
+            "Metrics (--metric): " + ", ".join(METRICS), registry, "",
+            "Flags of tf-smoothtaylor:", FLAGS.module_help(sys.modules[__name__])]
+    if full:
+        others = [module for module in FLAGS.flags_by_module_dict()
+                  if module != __name__]
+        text += [""] + [FLAGS.module_help(module) for module in others]
+    return "\n".join(text) + "\n"
 
 
 def _parse_flags(argv):
     """absl flag parsing that reports a bad flag in one line (exit code 2)."""
+    asked = set(argv[1:]) & {"--help", "-h", "-?", "--helpshort", "--helpfull"}
+    if asked:
+        sys.stdout.write(_help(full="--helpfull" in asked))
+        sys.exit(0)
     try:
         return FLAGS(argv)
     except flags.Error as error:

@@ -20,9 +20,14 @@ def load_spec(flags) -> models.ModelSpec:
     """The model of ``--model`` as a ModelSpec."""
     if flags.model == "demo":
         return demo.load()
-    if flags.model in models.FAMILIES:
-        weights = None if flags.weights in ("none", "None", "") else flags.weights
-        return models.load(flags.model, weights=weights, input_size=flags.size)
+    if not os.path.exists(flags.model):
+        try:
+            name = models.registry_name(flags.model)
+        except ValueError:
+            name = None
+        if name is not None:
+            weights = None if flags.weights in ("none", "None", "") else flags.weights
+            return models.load(name, weights=weights, input_size=flags.size)
     path = flags.model
     if os.path.isdir(path):
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")

@@ -9,29 +9,38 @@ from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
-def heatmap(attributions) -> tf.Tensor:
+def heatmap(attributions, *, data_format: Optional[str] = None) -> tf.Tensor:
     """The paper's heatmap: the signed sum over channels.
 
-        h[b, i, j] = Σ_c A[b, i, j, c]
+        h[b, i, j] = Σ_c A[b, i, j, c]      (channels last)
 
     Args:
-      attributions: (B, H, W, C) channels-last attributions.
+      attributions: (B, H, W, C) or, channels first, (B, C, H, W) attributions.
+      data_format: "channels_last" or "channels_first"; None follows Keras's
+        ``keras.config.image_data_format()`` (the layout Keras models use).
 
     Returns:
       float32 tensor (B, H, W).
 
     Raises:
-      ValueError: if ``attributions`` is not of rank 4.
+      ValueError: if ``attributions`` is not of rank 4 or ``data_format`` is
+        unknown.
 
     Example:
       >>> heatmap(tf.ones([2, 8, 8, 3])).shape
       TensorShape([2, 8, 8])
     """
+    if data_format is None:
+        import keras
+        data_format = keras.config.image_data_format()
+    _checks.one_of("data_format", data_format, ("channels_last", "channels_first"))
     attributions = tf.convert_to_tensor(attributions, tf.float32)
     if attributions.shape.rank != 4:
-        raise ValueError("Expected `attributions` of shape (batch, height, width, "
-                         f"channels). Received: shape {attributions.shape}")
-    return tf.reduce_sum(attributions, axis=-1)
+        layout = "height, width, channels" if data_format == "channels_last" else \
+            "channels, height, width"
+        raise ValueError(f"Expected `attributions` of shape (batch, {layout}). "
+                         f"Received: shape {attributions.shape}")
+    return tf.reduce_sum(attributions, axis=-1 if data_format == "channels_last" else 1)
 
 
 def completeness_gap(model, images, attributions, baselines,

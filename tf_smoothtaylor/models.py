@@ -13,7 +13,7 @@ Preprocessing modes (x = pixels in [0, 1]):
 | caffe | 255·x, RGB→BGR, minus (103.939, 116.779, 123.68) | ResNet, VGG |
 | torch | (x − (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225) | DenseNet |
 | tf    | 2x − 1                                        | MobileNetV2, InceptionV3, Xception |
-| none  | 255·x (the model rescales inside)             | MobileNetV3, EfficientNet(V2), ConvNeXt |
+| scale255 | 255·x (the model rescales inside)          | MobileNetV3, EfficientNet(V2), ConvNeXt |
 
 ``preprocess`` rejects pixels outside [0, 1] (beyond 1e-3 of round-off) with a
 ``ValueError`` when called eagerly and an ``InvalidArgumentError`` inside a
@@ -35,7 +35,7 @@ _TORCH_MEAN, _TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _CLASS_INDEX_URL = ("https://storage.googleapis.com/download.tensorflow.org/data/"
                     "imagenet_class_index.json")
 
-MODES = ("caffe", "torch", "tf", "none")
+MODES = ("caffe", "torch", "tf", "scale255")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,16 +58,16 @@ FAMILIES: Dict[str, Family] = {
     "vgg16": Family("VGG16", 224, 32, "caffe"),
     "vgg19": Family("VGG19", 224, 32, "caffe"),
     "mobilenet_v2": Family("MobileNetV2", 224, 32, "tf"),
-    "mobilenet_v3_small": Family("MobileNetV3Small", 224, 32, "none"),
-    "mobilenet_v3_large": Family("MobileNetV3Large", 224, 32, "none"),
+    "mobilenet_v3_small": Family("MobileNetV3Small", 224, 32, "scale255"),
+    "mobilenet_v3_large": Family("MobileNetV3Large", 224, 32, "scale255"),
     "inception_v3": Family("InceptionV3", 299, 75, "tf"),
     "xception": Family("Xception", 299, 71, "tf"),
-    **{f"efficientnet_b{i}": Family(f"EfficientNetB{i}", size, 32, "none")
+    **{f"efficientnet_b{i}": Family(f"EfficientNetB{i}", size, 32, "scale255")
        for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
-    **{f"efficientnet_v2_{v.lower()}": Family(f"EfficientNetV2{v}", size, 32, "none")
+    **{f"efficientnet_v2_{v.lower()}": Family(f"EfficientNetV2{v}", size, 32, "scale255")
        for v, size in (("B0", 224), ("B1", 240), ("B2", 260), ("B3", 300), ("S", 384),
                        ("M", 480), ("L", 480))},
-    **{f"convnext_{v.lower()}": Family(f"ConvNeXt{v}", 224, 32, "none")
+    **{f"convnext_{v.lower()}": Family(f"ConvNeXt{v}", 224, 32, "scale255")
        for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
 }
 
@@ -141,7 +141,8 @@ class ModelSpec:
       preprocess: Pixels in [0, 1] → model inputs (TensorFlow ops).
       deprocess: Model inputs → pixels in [0, 1] (exact inverse).
       input_size: (height, width).
-      mode: Preprocessing mode ("caffe", "torch", "tf", "none" or "custom").
+      mode: Preprocessing mode ("caffe", "torch", "tf", "scale255", "custom", or "identity"
+        for a wrapped model without transforms).
       name: Registry name or the model's name.
     """
     model: keras.Model
@@ -172,12 +173,25 @@ def _size(input_size, default: int) -> Tuple[int, int]:
                     f"Received: input_size={input_size!r}")
 
 
+def registry_name(name: str) -> str:
+    """The ``FAMILIES`` key of ``name``: a key or a Keras class name, in any case."""
+    if isinstance(name, str):
+        wanted = name.strip().lower()
+        for key, family in FAMILIES.items():
+            if wanted in (key, family.constructor.lower()):
+                return key
+    raise ValueError(f"Expected `name` to be a registered model: {', '.join(FAMILIES)} "
+                     "(or its Keras class name, e.g. 'MobileNetV2'). "
+                     f"Received: name={name!r}")
+
+
 def load(name: str, *, weights: Optional[str] = "imagenet",
          input_size: Union[None, int, Tuple[int, int]] = None) -> ModelSpec:
     """Builds a registered Keras Application as a logits :class:`ModelSpec`.
 
     Args:
-      name: A key of ``FAMILIES`` (e.g. "densenet121", "resnet152").
+      name: A key of ``FAMILIES`` (e.g. "densenet121", "resnet152") or the
+        Keras class name ("DenseNet121", "MobileNetV2"), in any case.
       weights: "imagenet" (downloaded by Keras into its cache), None (random),
         or the path of a weights file.
       input_size: None (the family's size), an int, or (height, width); with
@@ -195,9 +209,7 @@ def load(name: str, *, weights: Optional[str] = "imagenet",
       >>> explainer = tf_smoothtaylor.SmoothTaylor(spec)
       >>> x = spec.preprocess(pixels)        # pixels in [0, 1]
     """
-    if name not in FAMILIES:
-        raise ValueError(f"Expected `name` to be a registered model: {', '.join(FAMILIES)}. "
-                         f"Received: name={name!r}")
+    name = registry_name(name)
     family = FAMILIES[name]
     height, width = _size(input_size, family.input_size)
     if min(height, width) < family.min_size:
@@ -249,5 +261,5 @@ def wrap(model: keras.Model, *, preprocess: Optional[Callable] = None,
                          f"Received: input shape {shape}")
     identity = lambda t: tf.convert_to_tensor(t, tf.float32)  # noqa: E731
     return ModelSpec(model, preprocess or identity, deprocess or identity, shape[:2],
-                     "custom" if preprocess else "none", model.name,
+                     "custom" if preprocess else "identity", model.name,
                      None if class_names is None else list(class_names))

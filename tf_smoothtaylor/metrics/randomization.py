@@ -6,9 +6,12 @@ copy whose weights (all layers, or the named ``layers``) are randomised, and
 returns the Spearman rank correlation of the two heatmaps per image (of |h| by
 default, as Adebayo et al. report). High correlation is a warning sign.
 
-Randomisation is seeded: each weight tensor is either randomly permuted
-(``"permute"``: keeps its values, destroys their arrangement) or redrawn from a
-normal with the tensor's own mean and standard deviation (``"normal"``).
+Randomisation is seeded: each trainable weight tensor is either randomly
+permuted (``"permute"``: keeps its values, destroys their arrangement) or
+redrawn from a normal with the tensor's own mean and standard deviation
+(``"normal"``). Non-trainable statistics (BatchNorm's moving mean and variance)
+are left as they are. Ties share their average rank; a constant map has no
+rank correlation (NaN, with a warning).
 """
 
 from typing import Callable, Optional, Sequence, Union
@@ -40,7 +43,9 @@ def randomized_model(model: keras.Model, *, layers: Optional[Sequence[str]] = No
     for layer in clone.layers:
         if layer.name not in chosen:
             continue
-        for variable in layer.weights:
+        # Learned weights only: statistics such as BatchNorm's moving variance keep
+        # their values (redrawn, a variance can turn negative and the maps NaN).
+        for variable in layer.trainable_weights:
             value = np.asarray(variable.numpy())
             if mode == "permute":
                 new = rng.permutation(value.reshape(-1)).reshape(value.shape)
@@ -69,7 +74,10 @@ def randomization_check(explainer: Union[Explainer, Callable[[keras.Model], Expl
       seed: Seed of the randomisation.
 
     Returns:
-      float32 tensor (B,) in [−1, 1].
+      float32 tensor (B,) in [−1, 1]; NaN (with a warning) where a map is constant.
+
+    Raises:
+      ValueError: when either model's maps are not finite.
     """
     if not callable(explainer) or isinstance(explainer, Explainer):
         raise TypeError("Expected `explainer` to be a factory `model -> explainer`, e.g. "
@@ -83,6 +91,10 @@ def randomization_check(explainer: Union[Explainer, Callable[[keras.Model], Expl
     shuffled = explainer(randomized_model(model, layers=layers, mode=mode,
                                           seed=_checks.seed(seed)))
     first, second = heatmap(trained(images, classes)), heatmap(shuffled(images, classes))
+    for maps, which in ((first, "trained"), (second, "randomised")):
+        if not bool(tf.reduce_all(tf.math.is_finite(maps))):
+            raise ValueError(f"Expected finite maps. Received: non-finite maps of the "
+                             f"{which} model")
     if absolute:
         first, second = tf.abs(first), tf.abs(second)
     return spearman(first, second)
