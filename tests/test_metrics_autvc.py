@@ -117,3 +117,18 @@ def test_bad_heatmaps():
         autvc(np.zeros((1, 40, 40, 3)))
     with pytest.raises(ValueError, match="NaN or Inf"):
         autvc(np.full((1, 40, 40), np.nan))
+
+
+def test_maps_too_small_for_two_levels_are_refused_not_scored_zero():
+    maps = np.random.default_rng(0).normal(size=(1, 43, 43)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"min_size=30.*43×43.*min_size <= 29"):
+        autvc(maps)
+    assert autvc(maps, min_size=29).numpy()[0] > 0
+
+
+def test_callback_fits_min_size_to_small_images(cnn, images):
+    from tf_smoothtaylor.callbacks import AttributionMetrics
+    import tf_smoothtaylor as tst
+    callback = AttributionMetrics(tst.Gradient(cnn), images, metrics=("autvc",))
+    assert callback.metric_options["autvc"]["min_size"] == 2          # 12×12 images
+    assert callback.evaluate()[0] > 0

@@ -70,6 +70,11 @@ def pyramid(heatmaps, *, downscale: float = 1.5, min_size: int = 30) -> List[tf.
                                       antialias=False)[..., 0])
 
 
+def largest_min_size(height: int, width: int, *, downscale: float = 1.5) -> int:
+    """The largest ``min_size`` that keeps two pyramid levels of an H×W map."""
+    return min(math.ceil(height / downscale), math.ceil(width / downscale))
+
+
 def _percentile(values: tf.Tensor, q: float) -> tf.Tensor:
     """Per-row percentile of (B, N) values, linear interpolation (NumPy default)."""
     n = int(values.shape[-1])
@@ -113,7 +118,10 @@ def autvc(heatmaps, *, downscale: float = 1.5, min_size: int = 30,
       float32 tensor (B,); lower is smoother. A constant heatmap scores 0.
 
     Raises:
-      ValueError, TypeError: on bad heatmaps or settings.
+      ValueError, TypeError: on bad heatmaps or settings, and for heatmaps too
+        small to keep two pyramid levels at ``min_size`` (Simpson's rule over one
+        level would be 0 whatever the map): lower ``min_size`` to at most
+        ``largest_min_size(H, W)``.
 
     Example:
       >>> scores = autvc(tf_smoothtaylor.heatmap(attributions))
@@ -127,8 +135,16 @@ def autvc(heatmaps, *, downscale: float = 1.5, min_size: int = 30,
     if percentile > 100.0:
         raise ValueError("Expected `percentile` in (0, 100]. "
                          f"Received: percentile={percentile}")
+    levels = pyramid(maps, downscale=downscale, min_size=min_size)
+    if len(levels) < 2:
+        height, width = int(maps.shape[1]), int(maps.shape[2])
+        raise ValueError(
+            f"Expected heatmaps large enough for two pyramid levels with min_size={min_size} "
+            f"(both sides at least about {math.ceil(downscale * min_size)}). Received: "
+            f"{height}×{width} heatmaps; use min_size <= "
+            f"{largest_min_size(height, width, downscale=downscale)} for this size")
     if int(maps.shape[0]) == 0:
         return tf.zeros([0])
     values = [average_total_variation(saliency_norm(level, percentile=percentile))
-              for level in pyramid(maps, downscale=downscale, min_size=min_size)]
+              for level in levels]
     return simpson(tf.stack(values, axis=-1))
