@@ -132,8 +132,20 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     with flagsaver.flagsaver(**settings):
         cli.main(["tf-smoothtaylor", "explain"])
     with flagsaver.flagsaver(**settings, seed=3):
-        with pytest.raises(ValueError, match="same settings"):
+        with pytest.raises(ValueError, match=r"same settings.*differ: .*seed \(0 → 3\).*--overwrite"):
             cli.main(["tf-smoothtaylor", "explain"])
+    with flagsaver.flagsaver(**settings, seed=3, overwrite=True):
+        cli.main(["tf-smoothtaylor", "explain"])
+    assert json.loads((tmp_path / "run.json").read_text())["seed"] == 3
+    assert len(list((tmp_path / "results").glob("*.json"))) == 1
+
+
+def test_a_run_that_finished_no_image_can_be_rerun_with_new_settings(tmp_path):
+    from tf_smoothtaylor import runs as runs_module
+    runs_module.OutputDir(str(tmp_path), {"seed": 0})                # then it failed
+    out = runs_module.OutputDir(str(tmp_path), {"seed": 5})
+    assert json.loads((tmp_path / "run.json").read_text()) == {"seed": 5}
+    assert out.results_count() == 0
 
 
 @pytest.mark.parametrize("args,message", [

@@ -65,6 +65,8 @@ flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_
 flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
 flags.DEFINE_string("output_dir", None, "Where results go (required).")
+flags.DEFINE_bool("overwrite", False, "Start the run in --output_dir over when its settings "
+                  "differ from this command's (default: refuse once an image is finished).")
 flags.DEFINE_multi_enum("metric", None, METRICS, "Metrics for evaluate (default: aupc, autvc, "
                         "and relevance_mass when masks exist).")
 flags.DEFINE_integer("window", None, "AUPC window k (default 15; 8 for the demo).", lower_bound=1)

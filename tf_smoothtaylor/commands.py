@@ -198,7 +198,8 @@ def run(mode: str, flags) -> None:
         explainers = {f"adaptive_{flags.objective}": adapt}
     else:
         explainers = build_explainers(flags, spec, list(dict.fromkeys(flags.method)))
-    out = runs.OutputDir(flags.output_dir, _settings(mode, flags, metric_names, options))
+    out = runs.OutputDir(flags.output_dir, _settings(mode, flags, metric_names, options),
+                         overwrite=flags.overwrite)
     functions = runs.metric_functions(spec, metric_names, options)
     records = runs.process(spec, batches, explainers, out, metrics=functions, masks=masks,
                            total=total, limit=flags.limit)

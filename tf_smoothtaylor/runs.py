@@ -16,6 +16,7 @@ Every file is written to a temporary name and renamed into place.
 """
 
 import csv
+import glob
 import hashlib
 import io
 import json
@@ -84,7 +85,7 @@ def image_id(index: int, name: str) -> str:
 class OutputDir:
     """The files of one run (see the module docstring)."""
 
-    def __init__(self, path: str, settings: dict):
+    def __init__(self, path: str, settings: dict, *, overwrite: bool = False):
         self.path = path
         try:
             os.makedirs(os.path.join(path, "maps"), exist_ok=True)
@@ -97,12 +98,35 @@ class OutputDir:
         text = json.dumps(settings, indent=1, sort_keys=True)
         if os.path.exists(run_file):
             with open(run_file, encoding="utf-8") as handle:
-                if json.load(handle) != json.loads(text):
-                    raise ValueError(f"Expected `output_dir` {path!r} to hold a run with the same "
-                                     "settings (it resumes); use another --output_dir for new "
-                                     "settings.")
+                previous = json.load(handle)
+            wanted = json.loads(text)
+            if previous != wanted:
+                finished = self.results_count()
+                if finished and not overwrite:
+                    changed = ", ".join(
+                        f"{key} ({previous.get(key)!r} → {wanted.get(key)!r})"
+                        for key in sorted(set(previous) | set(wanted))
+                        if previous.get(key) != wanted.get(key))
+                    raise ValueError(
+                        f"Expected `output_dir` {path!r} to hold a run with the same settings "
+                        f"(it resumes; finished images there: {finished}). Settings that "
+                        f"differ: {changed}. Use another --output_dir, or --overwrite to "
+                        "start that run over.")
+                self._clear()
+                atomic_write(run_file, text.encode())
         else:
             atomic_write(run_file, text.encode())
+
+    def results_count(self) -> int:
+        """How many images of this run are finished."""
+        return len(glob.glob(os.path.join(self.path, "results", "*.json")))
+
+    def _clear(self) -> None:
+        """Removes the files of a previous run (per-image files and tables)."""
+        for pattern in ("results/*.json", "maps/*", "index.csv", "metrics.csv", "summary.md",
+                        "grid.png"):
+            for name in glob.glob(os.path.join(self.path, pattern)):
+                os.remove(name)
 
     def done(self, identifier: str) -> bool:
         return os.path.exists(self._result(identifier))
