@@ -310,3 +310,22 @@ def test_help_shows_modes_examples_names_and_the_project_flags_first(flag):
     assert ours < text.index("--num_roots")
     if flag == "--helpfull":
         assert "absl.app:" in text and ours < text.index("absl.app:")
+
+
+def test_model_and_input_errors_speak_in_flags(tmp_path):
+    from tf_smoothtaylor import commands
+    corrupt = tmp_path / "broken.keras"
+    corrupt.write_bytes(b"not a zip archive")
+    cases = [
+        (dict(model=str(tmp_path / "missing.keras")), "--model file not found"),
+        (dict(model=str(corrupt)), "is not a Keras file"),
+        (dict(model="mobilenet_v2", weights=str(tmp_path / "w.h5")),
+         "--weights file not found"),
+    ]
+    for settings, message in cases:
+        with flagsaver.flagsaver(**settings):
+            with pytest.raises(ValueError, match=message):
+                commands.load_spec(FLAGS)
+    with pytest.raises(ValueError, match=r"is a directory; use '.*\*\.jpg' \(quoted\) or "
+                                         r"--image_folder"):
+        commands._checked_files([str(tmp_path)])

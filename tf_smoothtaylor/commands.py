@@ -3,6 +3,7 @@
 import glob as globlib
 import os
 import re
+import zipfile
 from typing import Callable, Dict
 
 import keras
@@ -27,7 +28,17 @@ def load_spec(flags) -> models.ModelSpec:
             name = None
         if name is not None:
             weights = None if flags.weights in ("none", "None", "") else flags.weights
-            return models.load(name, weights=weights, input_size=flags.size)
+            if weights not in (None, "imagenet") and not os.path.isfile(weights):
+                raise ValueError(f"--weights file not found: {weights}")
+            try:
+                return models.load(name, weights=weights, input_size=flags.size)
+            except ConnectionError:
+                raise ValueError(
+                    f"could not download the ImageNet weights of {name}; without network "
+                    "access copy the file into ~/.keras/models/, or pass --weights PATH "
+                    "(a weights file) or --weights none (random weights)") from None
+        if flags.model.endswith((".keras", ".h5")) or os.sep in flags.model:
+            raise ValueError(f"--model file not found: {flags.model}")
     path = flags.model
     if os.path.isdir(path):
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
@@ -39,6 +50,9 @@ def load_spec(flags) -> models.ModelSpec:
             outputs = list(outputs.values())[0]
         model = keras.Model(inputs, outputs)
     elif os.path.isfile(path) and path.endswith((".keras", ".h5")):
+        if path.endswith(".keras") and not zipfile.is_zipfile(path):
+            raise ValueError(f"--model {path} is not a Keras file (a .keras file is a zip "
+                             "archive written by model.save)")
         try:
             model = keras.models.load_model(path, compile=False, safe_mode=not flags.unsafe_load)
         except ValueError as error:
@@ -63,6 +77,9 @@ def _checked_files(patterns):
             raise ValueError(f"no image matches {pattern!r}")
         files.extend(matched)
     for path in files:
+        if os.path.isdir(path):
+            raise ValueError(f"--images {path} is a directory; use '{os.path.join(path, '*.jpg')}' "
+                             "(quoted) or --image_folder")
         if not os.path.isfile(path):
             raise ValueError(f"image not found: {path}")
         try:
