@@ -34,8 +34,9 @@ A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
   gradients' round-off.
 
 Every op outside the model has a GPU kernel, and the only host-side values are
-loop counters and the int32 bookkeeping derived from them: a call never waits
-for the device until its result is read.
+loop counters and the int32 bookkeeping derived from them: the compiled call
+never waits for the device. ``explain`` then reads one finiteness flag per image
+(to warn about non-finite maps), not the maps.
 """
 
 import warnings
