@@ -245,3 +245,37 @@ def test_exactly_one_gradient_per_point_packed_across_images(images_count, point
     counter.seen.assign(0.0)
     explainer(x, targets=0)
     assert float(counter.seen.numpy()) == images_count * points
+
+
+def _with_head(head, seed=4):
+    """The small CNN's logits followed by ``head`` (a layer turning them into probabilities)."""
+    trunk = small_cnn(seed=seed)
+    inputs = keras.Input((12, 12, 3))
+    return keras.Model(inputs, head(trunk(inputs))), trunk
+
+
+@pytest.mark.parametrize("head", [
+    lambda: keras.layers.Activation(tf.nn.softmax),
+    lambda: keras.layers.Lambda(tf.nn.softmax),
+    lambda: keras.layers.Activation("sigmoid"),
+], ids=["activation_tf_nn_softmax", "lambda_tf_nn_softmax", "sigmoid"])
+def test_probability_heads_of_every_form_are_stripped(images, head):
+    model, trunk = _with_head(head())
+    reference = tst.Gradient(trunk)(images, targets=1).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = tst.Gradient(model)(images, targets=1).numpy()
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+def test_dense_with_tf_nn_softmax_and_nested_softmax_models_are_stripped(images):
+    logits_model = small_cnn(activation=None, seed=4)
+    reference = tst.Gradient(logits_model)(images, targets=1).numpy()
+    dense_tf = small_cnn(activation=tf.nn.softmax, seed=4)
+    inputs = keras.Input((12, 12, 3))
+    nested = keras.Model(inputs, small_cnn(activation="softmax", seed=4)(inputs))
+    for model in (dense_tf, nested):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = tst.Gradient(model)(images, targets=1).numpy()
+        np.testing.assert_allclose(got, reference, atol=1e-5)

@@ -1,9 +1,12 @@
 """Turns a Keras model into the function the methods differentiate: logits.
 
 Attribution methods explain the **pre-softmax logit** of a class (PAPER.md).
-A model whose last layer applies a softmax (an ``Activation``/``Softmax`` layer,
-or any layer built with ``activation="softmax"``, as Keras Applications are) is
-explained on the logits beneath it; the user's model is never modified.
+A model whose last layer turns logits into probabilities — a softmax or a
+sigmoid (multi-label heads), as a ``Softmax``/``Activation``/``Lambda`` layer,
+as any layer's ``activation`` (``"softmax"``, ``keras.activations.softmax``,
+``tf.nn.softmax``, ...; Keras Applications use this form), or as the last layer
+of a nested sub-model — is explained on the logits beneath it; the user's model
+is never modified.
 """
 
 import warnings
@@ -14,8 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 
+_PROBABILITY_FUNCTIONS = ("softmax", "softmax_v2", "sigmoid")
+
+
 def _is_softmax(fn) -> bool:
-    return fn is keras.activations.softmax or getattr(fn, "__name__", "") == "softmax"
+    """Whether ``fn`` maps logits to probabilities (softmax or sigmoid)."""
+    return fn in (keras.activations.softmax, keras.activations.sigmoid) or getattr(
+        fn, "__name__", "") in _PROBABILITY_FUNCTIONS
 
 
 def _unwrap(model):
@@ -74,11 +82,24 @@ class LogitModel:
         except (AttributeError, ValueError):
             return
         activation = getattr(last, "activation", None)
+        # A single input as a tensor, not a one-element list: calling the trunk with a
+        # tensor then matches its structure (no Keras "structure of inputs" warning).
+        inputs = inputs[0] if len(inputs) == 1 else inputs
         if isinstance(last, keras.layers.Softmax) or (
-                isinstance(last, keras.layers.Activation) and _is_softmax(activation)):
+                isinstance(last, (keras.layers.Activation, keras.layers.Lambda))
+                and _is_softmax(getattr(last, "function", activation))):
             trunk = keras.Model(inputs, below)
             self._fn = lambda z: trunk(z, training=False)
             self.stripped = True
+        elif isinstance(last, keras.Model) and not isinstance(below, (list, tuple)):
+            try:
+                inner = LogitModel(last)             # a nested sub-model: strip inside it
+            except (ValueError, TypeError):          # subclassed: no graph to look into
+                return
+            if inner.stripped:
+                trunk = keras.Model(inputs, below)
+                self._fn = lambda z: inner._fn(trunk(z, training=False))
+                self.stripped = True
         elif _is_softmax(activation):
             trunk = keras.Model(inputs, below)
 
