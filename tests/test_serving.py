@@ -111,10 +111,16 @@ def test_export_mode_of_the_command_line(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-m", "tf_smoothtaylor", "export", "--output_dir",
                              str(tmp_path / "m"), "--method", "integrated_gradients",
-                             "--steps", "4"], env=dict(ENV, PYTHONPATH=root),
+                             "--steps", "4", "--top_k", "2", "--max_batch", "3",
+                             "--include_attributions"], env=dict(ENV, PYTHONPATH=root),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "serving_default" in tf.saved_model.load(str(tmp_path / "m")).signatures
+    serve = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    png = tf.io.encode_png(tf.zeros([64, 64, 3], tf.uint8))
+    out = serve(image_bytes=tf.stack([png, png]))
+    assert out["classes"].shape == (2, 2) and out["attributions"].shape == (2, 64, 64, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        serve(image_bytes=tf.stack([png] * 4))
 
 
 def test_bad_export_arguments(tmp_path):

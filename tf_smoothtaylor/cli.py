@@ -79,6 +79,10 @@ flags.DEFINE_integer("min_size", None, "AUTVC smallest pyramid side (default 30;
 flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
 flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
 flags.DEFINE_bool("jit_compile", False, "Compile gradients with XLA.")
+flags.DEFINE_integer("top_k", 5, "export: classes returned per image.", lower_bound=1)
+flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.",
+                     lower_bound=1)
+flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy: one device, all local GPUs (mirrored), or the "
                   "hosts of TF_CONFIG (multi_worker).")

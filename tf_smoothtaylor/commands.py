@@ -180,6 +180,8 @@ def export(flags, spec) -> None:
     from tf_smoothtaylor import serving
     method = flags.method[0]
     serving.export(spec, flags.output_dir, method=method, crop=flags.model != "demo",
+                   top_k=flags.top_k, max_batch=flags.max_batch,
+                   include_attributions=flags.include_attributions,
                    **method_options(flags, method))
     print(f"SavedModel ({method}) -> {flags.output_dir}")
 
