@@ -56,6 +56,10 @@ def main():
         print(f"{name:20s} heatmaps {maps.shape}, mean |h| = {np.abs(maps).mean():.3e}")
     gap = tst.completeness_gap(model, x, ig(x), ig.baselines(tf.constant(x)))
     print("IG completeness gap per image:", np.round(gap.numpy(), 4))
+    if args.weights is None:
+        print("(Random weights: an untrained MobileNetV2's logits barely depend on its input, "
+              "so the maps are tiny (about 1e-15) and so is the completeness gap. "
+              "Run with --weights imagenet, online, for real maps.)")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_explain_writes_maps_pngs_and_index(tmp_path):
     with open(tmp_path / "index.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 and {r["method"] for r in rows} == {"gradient", "integrated_gradients"}
+    assert not (tmp_path / "metrics.csv").exists()            # explain scores nothing
     for row in rows:
         attributions = np.load(tmp_path / row["npy"])
         assert attributions.shape == (64, 64, 3) and np.abs(attributions).max() > 0

@@ -318,8 +318,10 @@ def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str
             index_rows.append({**base, **entry["files"]})
             metric_rows.append({**base, **{k: v for k, v in entry.items() if k != "files"}})
     extra = sorted({k for row in metric_rows for k in row} - set(columns))
-    for name, rows, fields in (("index.csv", index_rows, columns),
-                               ("metrics.csv", metric_rows, columns[:5] + extra)):
+    tables = [("index.csv", index_rows, columns)]
+    if extra:                                     # explain computes no metric: no metrics.csv
+        tables.append(("metrics.csv", metric_rows, columns[:5] + extra))
+    for name, rows, fields in tables:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
