@@ -330,3 +330,33 @@ def test_model_and_input_errors_speak_in_flags(tmp_path):
     with pytest.raises(ValueError, match=r"is a directory; use '.*\*\.jpg' \(quoted\) or "
                                          r"--image_folder"):
         commands._checked_files([str(tmp_path)])
+
+
+def test_long_steps_report_points_within_the_step_and_keep_the_maps(tmp_path):
+    import io
+    spec = demo.load()
+    pixels = demo.samples()[0][:3]
+    explainer = tst.SmoothTaylor(spec, num_roots=40, noise_scale=0.5, batch_size=8)
+
+    def explain(x, t, k):
+        return explainer(x, t, keys=k), {}
+
+    explain.points_per_image, explain.batch_size = 40, 8          # groups of one image
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    out = runs.OutputDir(str(tmp_path), {"test": 1})
+    records = runs.process(spec, [(pixels, np.zeros(3), ["a.png", "b.png", "c.png"])],
+                           {"smooth_taylor": explain}, out,
+                           progress=runs.Progress(3, stream=stream, interval=0.0))
+    lines = [line for line in stream.getvalue().splitlines() if "points of this step" in line]
+    assert [line.split()[1] for line in lines] == ["40/120", "80/120", "120/120"]
+    inputs = spec.preprocess(pixels)
+    keys = [runs.id_key(record["id"]) for record in records]
+    whole = explainer(inputs, [r["target"] for r in records], keys=keys).numpy()
+    for i, record in enumerate(records):
+        saved = np.load(tmp_path / record["methods"]["smooth_taylor"]["files"]["npy"])
+        np.testing.assert_allclose(saved, whole[i], atol=1e-5)

@@ -148,11 +148,14 @@ def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
     for name in method_names:
         explainer = BY_NAME[name](spec, **method_options(flags, name))
         if strategy is None:
-            explainers[name] = lambda x, t, k, e=explainer: (e(x, t, keys=k), {})
+            explain = lambda x, t, k, e=explainer: (e(x, t, keys=k), {})  # noqa: E731
         else:
-            explainers[name] = lambda x, t, k, e=explainer: (distribute.explain_dataset(
+            explain = lambda x, t, k, e=explainer: (distribute.explain_dataset(  # noqa: E731
                 e, tf.data.Dataset.from_tensors((x, k)), strategy=strategy,
                 keyed=True)["attributions"], {})
+        # Lets a run split long steps and report progress within them.
+        explain.points_per_image, explain.batch_size = explainer.num_points, flags.batch_size
+        explainers[name] = explain
     return explainers
 
 

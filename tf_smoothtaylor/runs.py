@@ -162,13 +162,32 @@ class OutputDir:
 
 
 class Progress:
-    """One line per update: images done, images/s, ETA."""
+    """One line per update: images done, images/s, ETA; and, on a terminal, lines
+    within a step (points done, points/s, ETA of the step) every ``interval`` s."""
 
-    def __init__(self, total: Optional[int], stream=None):
+    def __init__(self, total: Optional[int], stream=None, *, interval: float = 3.0):
         self.total, self.stream = total, stream          # None: sys.stderr at write time
         self.start, self.done, self.skipped = time.perf_counter(), 0, 0
+        self.interval = interval
+        self._step_start = self._last_partial = None
+
+    def partial(self, method: str, points_done: int, points_total: int) -> None:
+        """Reports progress inside a step (only to a terminal, at most every interval)."""
+        stream = self.stream or sys.stderr
+        now = time.perf_counter()
+        if self._step_start is None:
+            self._step_start = self._last_partial = now
+        if not getattr(stream, "isatty", lambda: False)() or now - self._last_partial < \
+                self.interval:
+            return
+        self._last_partial = now
+        rate = points_done / max(now - self._step_start, 1e-9)
+        eta = (points_total - points_done) / rate if rate else float("nan")
+        print(f"  {method}: {points_done}/{points_total} points of this step, "
+              f"{rate:.1f} points/s, step ETA {eta:.0f}s", file=stream, flush=True)
 
     def update(self, done: int, skipped: int = 0) -> None:
+        self._step_start = None
         self.done += done
         self.skipped += skipped
         rate = self.done / max(time.perf_counter() - self.start, 1e-9)
@@ -205,7 +224,8 @@ def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Cal
 def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: OutputDir, *,
             metrics: Optional[Dict[str, Callable]] = None,
             masks: Optional[Callable[[str], Optional[np.ndarray]]] = None,
-            total: Optional[int] = None, limit: Optional[int] = None) -> List[dict]:
+            total: Optional[int] = None, limit: Optional[int] = None,
+            progress: Optional[Progress] = None) -> List[dict]:
     """Explains (and scores) every image not finished yet; returns all records.
 
     Args:
@@ -217,8 +237,9 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
       metrics: metric name -> function (see :func:`metric_functions`).
       masks: name -> ground-truth mask or None (for relevance mass).
       total, limit: Number of images expected / to process at most.
+      progress: Where progress goes (default: stderr).
     """
-    progress = Progress(total if limit is None else min(limit, total or limit))
+    progress = progress or Progress(total if limit is None else min(limit, total or limit))
     index = 0
     for pixels, labels, names in batches:
         pixels = np.asarray(pixels, np.float32)
@@ -231,14 +252,37 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
         todo = [i for i, identifier in enumerate(ids) if not out.done(identifier)]
         if todo:
             _process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
-                           [ids[i] for i in todo], explainers, out, metrics or {}, masks)
+                           [ids[i] for i in todo], explainers, out, metrics or {}, masks,
+                           progress)
         progress.update(len(todo), len(ids) - len(todo))
         if limit is not None and index >= limit:
             break
     return out.results()
 
 
-def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, masks):
+def _explain_in_groups(method, explain, inputs, targets, keys, progress):
+    """``explain`` over groups of about four chunks of points, reporting progress
+    between them (results do not depend on how images are grouped). Explain
+    functions with ``points_per_image`` and ``batch_size`` attributes are split;
+    others run on the whole step."""
+    count = int(inputs.shape[0])
+    points = getattr(explain, "points_per_image", None)
+    group = count if not points else max(1, (4 * explain.batch_size) // points)
+    if group >= count:
+        return explain(inputs, targets, keys)
+    parts, extras = [], []
+    for start in range(0, count, group):
+        stop = min(count, start + group)
+        attributions, extra = explain(inputs[start:stop], targets[start:stop], keys[start:stop])
+        parts.append(np.asarray(attributions))
+        extras.append(extra)
+        progress.partial(method, stop * points, count * points)
+    merged = {name: np.concatenate([np.asarray(extra[name]) for extra in extras])
+              for name in extras[0]}
+    return np.concatenate(parts), merged
+
+
+def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, masks, progress):
     inputs = tf.convert_to_tensor(spec.preprocess(pixels))
     logits = spec.model(inputs, training=False).numpy()
     targets = np.argmax(logits, axis=-1).astype(np.int32)
@@ -258,7 +302,7 @@ def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, m
                                       .astype(np.uint8)).numpy())
     keys = np.array([id_key(identifier) for identifier in ids], np.int64)
     for method, explain in explainers.items():
-        attributions, extra = explain(inputs, targets, keys)
+        attributions, extra = _explain_in_groups(method, explain, inputs, targets, keys, progress)
         attributions = np.asarray(attributions, np.float32)
         maps = heatmap(attributions)
         scores = {name: np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
