@@ -81,7 +81,7 @@ def test_vargrad_is_exact_when_values_dwarf_their_spread(ratio):
         0.5, 1.0, (2, 2, 2, 2))).astype(np.float32)
     explainer = tst.SmoothGrad(model, num_samples=samples, noise_scale=sigma,
                                noise_level=None, statistic="variance",
-                               base="input_x_gradient", batch_size=8)
+                               base="gradient_x_input", batch_size=8)
     got = explainer(x, targets=0).numpy()
     keys = _random.image_keys(x, 0)
     w = weights.reshape(2, 2, 2).astype(np.float64)
@@ -93,9 +93,9 @@ def test_vargrad_is_exact_when_values_dwarf_their_spread(ratio):
         reference = (noisy * w).var(axis=0)
         assert np.max(np.abs(got[i] - reference) / reference) < 1e-3
     square = tst.SmoothGrad(model, num_samples=samples, noise_scale=sigma, noise_level=None,
-                            statistic="square", base="input_x_gradient")(x, targets=0)
+                            statistic="square", base="gradient_x_input")(x, targets=0)
     mean = tst.SmoothGrad(model, num_samples=samples, noise_scale=sigma, noise_level=None,
-                          base="input_x_gradient")(x, targets=0)
+                          base="gradient_x_input")(x, targets=0)
     np.testing.assert_allclose(square, got + mean.numpy() ** 2, rtol=1e-5)
 
 

@@ -63,7 +63,7 @@ def test_bad_targets(cnn, targets, error, match):
     (lambda m: tst.IntegratedGradients(m, num_baselines=3), ValueError, "num_baselines"),
     (lambda m: tst.IntegratedGradients(m, preprocess="tf"), TypeError, "preprocess"),
     (lambda m: tst.SmoothGrad(m, statistic="median"), ValueError, "'mean', 'square', 'variance'"),
-    (lambda m: tst.SmoothGrad(m, base="lrp"), ValueError, "'gradient', 'input_x_gradient'"),
+    (lambda m: tst.SmoothGrad(m, base="lrp"), ValueError, "'gradient', 'gradient_x_input'"),
     (lambda m: tst.SmoothGrad(m, statistic="square", base=tst.IntegratedGradients(m)),
      ValueError, "statistic"),
     (lambda m: tst.Gradient(m, seed=-1), ValueError, "seed"),

@@ -128,6 +128,9 @@ def test_bad_export_arguments(tmp_path):
         serving.export(demo.load().model, str(tmp_path / "a"))
     with pytest.raises(ValueError, match="method"):
         serving.export(demo.load(), str(tmp_path / "b"), method="lrp")
+    with pytest.raises(ValueError, match=r"no method settings.*\['num_roots'\]"):
+        spec = demo.load()
+        serving.export(spec, str(tmp_path / "d"), method=tst.SmoothTaylor(spec), num_roots=5)
     (tmp_path / "c").mkdir()
     with pytest.raises(ValueError, match="not to exist"):
         serving.export(demo.load(), str(tmp_path / "c"))

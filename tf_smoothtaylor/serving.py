@@ -69,6 +69,9 @@ def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: i
     if isinstance(method, Explainer):
         if method.model is not spec.model:
             raise ValueError("Expected `method` to explain `spec.model`.")
+        if method_options:
+            raise ValueError("Expected no method settings with an explainer (its own "
+                             f"settings are exported). Received: {sorted(method_options)}")
         explainer = method
     else:
         _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")

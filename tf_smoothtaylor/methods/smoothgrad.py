@@ -18,7 +18,7 @@ from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 
 STATISTICS = ("mean", "square", "variance")
-BASES = ("gradient", "input_x_gradient")
+BASES = ("gradient", "gradient_x_input")
 
 
 class SmoothGrad(Explainer):
@@ -32,7 +32,7 @@ class SmoothGrad(Explainer):
         neither is given). Give at most one of the two.
       statistic: ``"mean"`` (SmoothGrad), ``"square"`` (SquareGrad) or
         ``"variance"`` (VarGrad).
-      base: ``"gradient"``, ``"input_x_gradient"``, or an explainer of this
+      base: ``"gradient"``, ``"gradient_x_input"``, or an explainer of this
         package built on the same model (then ``statistic`` must be "mean").
       batch_size, seed, jit_compile: see ``Explainer``.
 
@@ -95,7 +95,7 @@ class SmoothGrad(Explainer):
             z, m, w = self.base.points(noisy, params["base"],
                                        _random.derive_keys(keys, sample), inner)
             return z, m, (None if w is None else w / self.num_samples)
-        return noisy, (noisy if self.base == "input_x_gradient" else None), None
+        return noisy, (noisy if self.base == "gradient_x_input" else None), None
 
     def finalize(self, first, second):
         if self.statistic == "mean":
