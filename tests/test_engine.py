@@ -279,3 +279,22 @@ def test_dense_with_tf_nn_softmax_and_nested_softmax_models_are_stripped(images)
             warnings.simplefilter("error")
             got = tst.Gradient(model)(images, targets=1).numpy()
         np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
+    import logging
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for _ in range(7):
+            tst.SmoothTaylor(cnn, num_roots=2)(images[:1])
+    finally:
+        logger.removeHandler(handler)
+    assert not [message for message in seen if "retracing" in message]

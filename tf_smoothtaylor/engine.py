@@ -45,11 +45,12 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _random
+from tf_smoothtaylor import _random, _tracing
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
 MAX_CALLABLE_TARGETS = 8
+_tracing.install()
 
 
 def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
