@@ -98,18 +98,21 @@ def grid(tiles: Sequence[Sequence[np.ndarray]], *, titles: Optional[Sequence[str
                          "of the same size.")
     if titles is not None and len(titles) != columns:
         raise ValueError(f"Expected {columns} titles. Received: {len(titles)}")
+    column = width
     header = 0 if titles is None else _font.HEIGHT * scale + 2 * gap
-    sheet = np.full((header + len(rows) * (height + gap) + gap,
-                     columns * (width + gap) + gap, 3), 255, np.uint8)
     if titles is not None:
-        # One font size for all titles: the largest at which every title fits.
+        # One font size for all titles: the largest at which every title fits; at the
+        # smallest size, columns widen to the longest title rather than cutting it.
         longest = max(len(str(title)) for title in titles)
         fits = [k for k in range(scale, 0, -1) if longest * 6 * k - k <= width]
         scale = fits[0] if fits else 1
+        column = max(width, longest * 6 * scale - scale)
+    sheet = np.full((header + len(rows) * (height + gap) + gap,
+                     columns * (column + gap) + gap, 3), 255, np.uint8)
     for c in range(columns):
-        left = gap + c * (width + gap)
+        left = gap + c * (column + gap)
         if titles is not None:
-            mask = _font.render(str(titles[c]), scale=scale)[:, :width]
+            mask = _font.render(str(titles[c]), scale=scale)
             sheet[gap:gap + mask.shape[0], left:left + mask.shape[1]][mask] = 0
         for r, row in enumerate(rows):
             top = header + gap + r * (height + gap)
