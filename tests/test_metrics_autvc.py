@@ -126,9 +126,23 @@ def test_maps_too_small_for_two_levels_are_refused_not_scored_zero():
     assert autvc(maps, min_size=29).numpy()[0] > 0
 
 
-def test_callback_fits_min_size_to_small_images(cnn, images):
+def test_settings_are_the_papers_at_224_and_fit_small_images():
+    from tf_smoothtaylor.metrics import fitted_settings
+    assert fitted_settings(224, 224) == {"aupc": {"window": 15, "num_regions": 30,
+                                                  "num_copies": 50}, "autvc": {"min_size": 30}}
+    assert fitted_settings(32, 32) == {"aupc": {"window": 2, "num_regions": 30,
+                                                "num_copies": 50}, "autvc": {"min_size": 4}}
+
+
+def test_callback_fits_metric_settings_to_small_images(cnn, images):
     from tf_smoothtaylor.callbacks import AttributionMetrics
     import tf_smoothtaylor as tst
-    callback = AttributionMetrics(tst.Gradient(cnn), images, metrics=("autvc",))
+    transforms = {"preprocess": lambda p: 2 * p - 1, "deprocess": lambda x: (x + 1) / 2}
+    callback = AttributionMetrics(tst.Gradient(cnn), images,
+                                  metric_options={"aupc": {"num_copies": 4, **transforms}})
     assert callback.metric_options["autvc"]["min_size"] == 2          # 12×12 images
-    assert callback.evaluate()[0] > 0
+    options = dict(callback.metric_options["aupc"])
+    assert {k: options[k] for k in ("window", "num_regions", "num_copies")} == {
+        "window": 2, "num_regions": 9, "num_copies": 4}
+    autvc_value, aupc_value = callback.evaluate()
+    assert autvc_value > 0 and np.isfinite(aupc_value)

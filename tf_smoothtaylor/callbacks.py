@@ -23,7 +23,8 @@ from tf_smoothtaylor import _checks, visualize
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
-from tf_smoothtaylor.metrics.autvc import autvc, largest_min_size
+from tf_smoothtaylor.metrics.autvc import autvc
+from tf_smoothtaylor.metrics.settings import fitted_settings
 from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 
 METRICS = ("autvc", "aupc", "deletion", "insertion")
@@ -80,13 +81,12 @@ class AttributionMetrics(keras.callbacks.Callback):
         if unknown:
             raise ValueError(f"Expected `metric_options` keys among {self.metrics}. "
                              f"Received: {sorted(unknown)}")
-        if "autvc" in self.metrics and "min_size" not in self.metric_options.get("autvc", {}):
-            # The paper's 30 px at 224 px, scaled to the held-out images' size (≥ 2 levels).
-            height, width = (int(s) for s in self.images.shape[1:3])
-            fitted = min(30, max(2, round(30 * min(height, width) / 224)),
-                         largest_min_size(height, width))
-            self.metric_options["autvc"] = {**self.metric_options.get("autvc", {}),
-                                            "min_size": fitted}
+        # Settings not given are the paper's, fitted to the held-out images' size, so
+        # that small images are scored from the first epoch on, not refused after it.
+        fitted = fitted_settings(*self.images.shape[1:3])
+        for name in ("aupc", "autvc"):
+            if name in self.metrics:
+                self.metric_options[name] = {**fitted[name], **self.metric_options.get(name, {})}
         scorers = {"aupc": AUPC, "deletion": Deletion, "insertion": Insertion}
         # Built once so that every epoch reuses the same compiled function.
         self._scorers = {name: scorers[name](explainer.model, **self.metric_options.get(name, {}))

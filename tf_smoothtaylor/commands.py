@@ -12,9 +12,9 @@ import tensorflow as tf
 from tf_smoothtaylor import data, demo, distribute, models, runs
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
+from tf_smoothtaylor.metrics import settings as metrics_settings
 
 DEMO_METRIC_DEFAULTS = {"window": 8, "num_regions": 16, "num_copies": 20, "min_size": 10}
-PAPER_METRIC_DEFAULTS = {"window": 15, "num_regions": 30, "num_copies": 50, "min_size": 30}
 
 
 def load_spec(flags) -> models.ModelSpec:
@@ -160,7 +160,13 @@ def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
 
 
 def metric_options(flags, spec) -> dict:
-    defaults = DEMO_METRIC_DEFAULTS if flags.model == "demo" else PAPER_METRIC_DEFAULTS
+    """AUPC/AUTVC settings: the flags, else the demo's, else the paper's fitted to the
+    model's input size (the paper's own at 224 px and above)."""
+    if flags.model == "demo":
+        defaults = DEMO_METRIC_DEFAULTS
+    else:
+        fitted = metrics_settings.fitted_settings(*spec.input_size)
+        defaults = {**fitted["aupc"], **fitted["autvc"]}
     value = lambda name: getattr(flags, name) or defaults[name]  # noqa: E731
     return {"aupc": dict(window=value("window"), num_regions=value("num_regions"),
                          num_copies=value("num_copies"), seed=flags.seed,

@@ -16,7 +16,8 @@ The wider suite:
 model-based metrics as classes: built once, they compile once per image shape and
 can be called on batch after batch; the functions build a new one per call.
 
-``simpson`` is the integration rule of AUPC and AUTVC.
+``simpson`` is the integration rule of AUPC and AUTVC; ``fitted_settings`` gives
+the paper's AUPC/AUTVC settings scaled to an image size.
 """
 
 from tf_smoothtaylor.metrics._stats import pearson, spearman
@@ -30,9 +31,11 @@ from tf_smoothtaylor.metrics.localisation import relevance_mass
 from tf_smoothtaylor.metrics.max_sensitivity import max_sensitivity
 from tf_smoothtaylor.metrics.randomization import randomization_check, randomized_model
 from tf_smoothtaylor.metrics.sensitivity_n import SensitivityN, sensitivity_n
+from tf_smoothtaylor.metrics.settings import fitted_settings
 
 __all__ = ["AUPC", "AUPCResult", "CurveResult", "Deletion", "Infidelity", "Insertion",
-           "SensitivityN", "aupc", "autvc", "deletion", "infidelity", "insertion",
+           "SensitivityN", "aupc", "autvc", "deletion", "fitted_settings", "infidelity",
+           "insertion",
            "max_sensitivity", "pearson", "pyramid", "randomization_check", "randomized_model",
            "relevance_mass", "saliency_norm", "select_regions", "sensitivity_n", "simpson",
            "spearman"]
