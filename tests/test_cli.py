@@ -360,3 +360,14 @@ def test_long_steps_report_points_within_the_step_and_keep_the_maps(tmp_path):
     for i, record in enumerate(records):
         saved = np.load(tmp_path / record["methods"]["smooth_taylor"]["files"]["npy"])
         np.testing.assert_allclose(saved, whole[i], atol=1e-5)
+
+
+def test_two_spellings_of_the_same_files_are_the_same_run(tmp_path, monkeypatch):
+    source = demo.sample_paths()[0]
+    monkeypatch.chdir(os.path.dirname(source))
+    relative = os.path.join(".", os.path.basename(source))
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=[source], method=["gradient"]):
+        cli.main(["tf-smoothtaylor", "explain"])
+    with flagsaver.flagsaver(output_dir=str(tmp_path), images=[relative], method=["gradient"]):
+        cli.main(["tf-smoothtaylor", "explain"])                  # resumes, no refusal
+    assert len(list((tmp_path / "results").glob("*.json"))) == 1

@@ -180,6 +180,13 @@ def _settings(mode, flags, metric_names, options) -> dict:
             "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations",
             "strategy"]
     settings = {key: getattr(flags, key) for key in keys}
+    # One file (or folder) reached by two spellings is one input: compare absolute paths.
+    settings["images"] = [os.path.realpath(path) for path in flags.images]
+    for key in ("image_folder", "manual_dir"):
+        if settings[key]:
+            settings[key] = os.path.realpath(settings[key])
+    if os.path.exists(flags.model):
+        settings["model"] = os.path.realpath(flags.model)
     settings.update(mode=mode, metrics=list(metric_names), metric_options=options)
     return settings
 
