@@ -154,7 +154,7 @@ def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
                 e, tf.data.Dataset.from_tensors((x, k)), strategy=strategy,
                 keyed=True)["attributions"], {})
         # Lets a run split long steps and report progress within them.
-        explain.points_per_image, explain.batch_size = explainer.num_points, flags.batch_size
+        explain.points_per_image, explain.batch_size = explainer.num_points, explainer.batch_size
         explainers[name] = explain
     return explainers
 

@@ -21,9 +21,11 @@ PAPER = {"aupc": {"window": 15, "num_regions": 30, "num_copies": 50},
 def fitted_settings(height: int, width: int) -> Dict[str, dict]:
     """``{"aupc": {window, num_regions, num_copies}, "autvc": {min_size}}`` for H×W images."""
     side = min(int(height), int(width))
-    window = min(15, max(2, round(15 * side / 224)))
+    paper_window, paper_regions = PAPER["aupc"]["window"], PAPER["aupc"]["num_regions"]
+    paper_floor = PAPER["autvc"]["min_size"]
+    window = min(paper_window, max(2, round(paper_window * side / 224)))
     return {"aupc": {"window": window,
-                     "num_regions": min(30, (side // (2 * window)) ** 2),
-                     "num_copies": 50},
-            "autvc": {"min_size": min(30, max(2, round(30 * side / 224)),
+                     "num_regions": min(paper_regions, (side // (2 * window)) ** 2),
+                     "num_copies": PAPER["aupc"]["num_copies"]},
+            "autvc": {"min_size": min(paper_floor, max(2, round(paper_floor * side / 224)),
                                       largest_min_size(height, width))}}
