@@ -25,7 +25,8 @@ setup(
     extras_require={
         "tensorboard": ["tensorboard"],
         "serving": ["tensorflow-serving-api", "grpcio"],
-        "test": ["pytest", "pytest-xdist", "scikit-image", "tensorboard"],
+        "beam": ["apache-beam>=2.60"],
+        "test": ["pytest", "pytest-xdist", "scikit-image", "tensorboard", "apache-beam>=2.60"],
     },
     license="Apache-2.0",
 )

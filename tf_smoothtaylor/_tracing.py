@@ -12,7 +12,7 @@ import logging
 
 _OWN_FUNCTIONS = ("Engine._build.<locals>.attribute", "LogitModel.__call__",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
-                  "explain_dataset.<locals>.step")
+                  "_step.<locals>.step")
 
 
 class _OwnRetracingFilter(logging.Filter):

@@ -14,6 +14,8 @@ Examples:
   tf-smoothtaylor explain --model densenet121 --images 'photos/*.jpg' --output_dir out
   tf-smoothtaylor evaluate --model resnet152 --manual_dir ~/imagenet --limit 1000 \\
       --method smooth_taylor --method integrated_gradients --output_dir paper
+  tf-smoothtaylor evaluate --output_dir demo_beam --runner=DirectRunner \\
+      --direct_num_workers=2 --direct_running_mode=multi_processing   # Apache Beam
 
 Runs resume: rerunning the same command skips finished images. Bad flags or
 inputs end with one line on stderr and exit code 2.
@@ -25,6 +27,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from tf_smoothtaylor import _quiet  # noqa: E402
 
 MODES = ("explain", "evaluate", "adapt", "export")
 METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
@@ -83,9 +87,15 @@ flags.DEFINE_integer("top_k", 5, "export: classes returned per image.", lower_bo
 flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.",
                      lower_bound=1)
 flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                  "tf.distribute strategy: one device, all local GPUs (mirrored), or the "
-                  "hosts of TF_CONFIG (multi_worker).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
+                  "tf.distribute strategy of an in-process run: one device, or all local "
+                  "GPUs (mirrored). Past one machine use --runner.")
+flags.DEFINE_string("runner", None, "Run explain/evaluate/adapt as an Apache Beam pipeline on "
+                    "this runner (DirectRunner, PrismRunner, DataflowRunner, FlinkRunner, "
+                    "SparkRunner, ...; needs the [beam] extra). Every other option after the "
+                    "mode that is not a flag of this command is passed to Beam, e.g. "
+                    "--direct_num_workers=2 --direct_running_mode=multi_processing. "
+                    "Default: run in this process.")
 
 flags.register_validator("output_dir", lambda value: bool(value),
                          message="--output_dir is required.")
@@ -106,26 +116,20 @@ class CommandError(Exception):
     """A problem to report in one line."""
 
 
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with stderr silenced: its C++ start-up lines (oneDNN,
-    CUDA probing) are written before any log level applies."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv):
-    if len(argv) != 2 or argv[1] not in MODES:
+    if len(argv) < 2 or argv[1] not in MODES:
         raise CommandError(f"expected one mode, one of {', '.join(MODES)}; got {argv[1:]}")
-    _import_tensorflow_quietly()
+    extra = argv[2:]
+    if extra and not FLAGS.runner:
+        raise CommandError(f"unknown flag or argument: {' '.join(extra)} (Beam pipeline "
+                           "options are accepted only with --runner; see --help)")
+    if FLAGS.runner and argv[1] == "export":
+        raise CommandError("--runner applies to explain, evaluate and adapt, not export")
+    from tf_smoothtaylor.config import RunConfig
+    config = RunConfig.from_flags(FLAGS, beam_args=extra)
+    _quiet.import_tensorflow()
     from tf_smoothtaylor import commands   # heavy imports after flag parsing
-    commands.run(argv[1], FLAGS)
+    commands.run(argv[1], config)
 
 
 def _main_with_errors(argv):
@@ -143,7 +147,7 @@ def _main_with_errors(argv):
 def _help(full: bool) -> str:
     """The usage text, then this command's flags (with ``full``, every module's after)."""
     import textwrap
-    _import_tensorflow_quietly()
+    _quiet.import_tensorflow()
     from tf_smoothtaylor.models import FAMILIES
     registry = textwrap.fill("Registry models (--model, or their Keras class names): "
                              + ", ".join(FAMILIES), width=96, subsequent_indent="  ")
@@ -165,7 +169,8 @@ def _parse_flags(argv):
         sys.stdout.write(_help(full="--helpfull" in asked))
         sys.exit(0)
     try:
-        return FLAGS(argv)
+        # Unknown options stay in argv: Beam pipeline options when --runner is given.
+        return FLAGS(argv, known_only=True)
     except flags.Error as error:
         print(f"tf-smoothtaylor: error: {error} (see --helpfull)", file=sys.stderr)
         sys.exit(2)

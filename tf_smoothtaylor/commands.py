@@ -1,15 +1,21 @@
-"""What the command-line modes do, in library calls (see ``cli.py`` for flags)."""
+"""What the command-line modes do, in library calls (see ``cli.py`` for flags).
 
+Every function takes the run's :class:`~tf_smoothtaylor.config.RunConfig`
+(``config``), built once from the flags by the command layer.
+"""
+
+import dataclasses
 import glob as globlib
 import os
 import re
 import zipfile
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Optional
 
 import keras
 import tensorflow as tf
 
 from tf_smoothtaylor import data, demo, distribute, models, runs
+from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
 from tf_smoothtaylor.metrics import settings as metrics_settings
@@ -17,29 +23,29 @@ from tf_smoothtaylor.metrics import settings as metrics_settings
 DEMO_METRIC_DEFAULTS = {"window": 8, "num_regions": 16, "num_copies": 20, "min_size": 10}
 
 
-def load_spec(flags) -> models.ModelSpec:
+def load_spec(config) -> models.ModelSpec:
     """The model of ``--model`` as a ModelSpec."""
-    if flags.model == "demo":
+    if config.model == "demo":
         return demo.load()
-    if not os.path.exists(flags.model):
+    if not os.path.exists(config.model):
         try:
-            name = models.registry_name(flags.model)
+            name = models.registry_name(config.model)
         except ValueError:
             name = None
         if name is not None:
-            weights = None if flags.weights in ("none", "None", "") else flags.weights
+            weights = None if config.weights in ("none", "None", "") else config.weights
             if weights not in (None, "imagenet") and not os.path.isfile(weights):
                 raise ValueError(f"--weights file not found: {weights}")
             try:
-                return models.load(name, weights=weights, input_size=flags.size)
+                return models.load(name, weights=weights, input_size=config.size)
             except ConnectionError:
                 raise ValueError(
                     f"could not download the ImageNet weights of {name}; without network "
                     "access copy the file into ~/.keras/models/, or pass --weights PATH "
                     "(a weights file) or --weights none (random weights)") from None
-        if flags.model.endswith((".keras", ".h5")) or os.sep in flags.model:
-            raise ValueError(f"--model file not found: {flags.model}")
-    path = flags.model
+        if config.model.endswith((".keras", ".h5")) or os.sep in config.model:
+            raise ValueError(f"--model file not found: {config.model}")
+    path = config.model
     if os.path.isdir(path):
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
         signature = layer.call_endpoint_fn.structured_input_signature
@@ -54,7 +60,7 @@ def load_spec(flags) -> models.ModelSpec:
             raise ValueError(f"--model {path} is not a Keras file (a .keras file is a zip "
                              "archive written by model.save)")
         try:
-            model = keras.models.load_model(path, compile=False, safe_mode=not flags.unsafe_load)
+            model = keras.models.load_model(path, compile=False, safe_mode=not config.unsafe_load)
         except ValueError as error:
             if "safe_mode" in str(error) or "unsafe" in str(error).lower():
                 raise ValueError(f"{path} contains Python code (e.g. a Lambda layer); pass "
@@ -63,9 +69,9 @@ def load_spec(flags) -> models.ModelSpec:
     else:
         raise ValueError(f"--model must be 'demo', a registry name ({', '.join(models.FAMILIES)})"
                          f", a .keras file or a SavedModel directory; got {path!r}")
-    if flags.preprocess == "identity":
+    if config.preprocess == "identity":
         return models.wrap(model)
-    preprocess, deprocess = models.pixel_transforms(flags.preprocess)
+    preprocess, deprocess = models.pixel_transforms(config.preprocess)
     return models.wrap(model, preprocess=preprocess, deprocess=deprocess)
 
 
@@ -90,63 +96,61 @@ def _checked_files(patterns):
     return files
 
 
-def input_batches(flags, spec):
+def input_batches(config, spec):
     """(batches, total or None, masks function or None) for the chosen input."""
     size = spec.input_size[0]
-    resize = None if flags.model == "demo" else int(round(size * 256 / 224))
-    common = dict(size=size, resize=resize, batch_size=flags.images_per_step)
-    if flags.image_folder:
-        return data.image_folder(flags.image_folder, **common), None, None
-    if flags.manual_dir:
-        dataset = data.imagenet_validation(flags.manual_dir, data_dir=flags.data_dir,
-                                           limit=flags.limit, **common)
-        return dataset, flags.limit, None
-    if flags.images:
-        files = _checked_files(flags.images)
-    elif flags.model == "demo":
+    resize = None if config.model == "demo" else int(round(size * 256 / 224))
+    common = dict(size=size, resize=resize, batch_size=config.images_per_step)
+    if config.image_folder:
+        return data.image_folder(config.image_folder, **common), None, None
+    if config.manual_dir:
+        dataset = data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
+                                           limit=config.limit, **common)
+        return dataset, config.limit, None
+    if config.images:
+        files = _checked_files(config.images)
+    elif config.model == "demo":
         files = demo.sample_paths()
     else:
         raise ValueError("missing input: give --images, --image_folder or --manual_dir")
-    masks = demo.mask_for if flags.model == "demo" else None
+    masks = demo.mask_for if config.model == "demo" else None
     return data.from_files(files, **common), len(files), masks
 
 
-def method_options(flags, name: str) -> dict:
-    """Keyword settings of method ``name`` from the flags."""
-    common = dict(batch_size=flags.batch_size, seed=flags.seed, jit_compile=flags.jit_compile)
+def method_options(config, name: str) -> dict:
+    """Keyword settings of method ``name`` from the config."""
+    common = dict(batch_size=config.batch_size, seed=config.seed, jit_compile=config.jit_compile)
     if name == "smooth_taylor":
-        noise = (dict(noise_scale=None, noise_level=flags.noise_level) if flags.noise_level
-                 else dict(noise_scale=flags.noise_scale or 0.5))
-        return dict(num_roots=flags.num_roots, **noise, **common)
+        noise = (dict(noise_scale=None, noise_level=config.noise_level) if config.noise_level
+                 else dict(noise_scale=config.noise_scale or 0.5))
+        return dict(num_roots=config.num_roots, **noise, **common)
     if name == "integrated_gradients":
-        return dict(steps=flags.steps, rule=flags.rule, baseline=flags.baseline,
-                    num_baselines=flags.num_baselines, **common)
+        return dict(steps=config.steps, rule=config.rule, baseline=config.baseline,
+                    num_baselines=config.num_baselines, **common)
     if name == "smoothgrad":
-        noise = (dict(noise_scale=flags.noise_scale, noise_level=None) if flags.noise_scale
-                 else dict(noise_level=flags.noise_level or 0.15))
-        return dict(num_samples=flags.num_samples, **noise, **common)
+        noise = (dict(noise_scale=config.noise_scale, noise_level=None) if config.noise_scale
+                 else dict(noise_level=config.noise_level or 0.15))
+        return dict(num_samples=config.num_samples, **noise, **common)
     return common
 
 
-def strategy_of(flags):
+def strategy_of(config):
     """The tf.distribute strategy named by --strategy (None: the default one)."""
-    if flags.strategy == "mirrored":
+    if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if flags.strategy == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return None
 
 
-def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
+def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
     """method name -> ``(inputs, targets, keys) -> (attributions, extra values)``.
 
     With a distribution strategy each step's images are split across replicas
     (top-1 classes, which is what the command line explains).
     """
-    strategy = strategy_of(flags)
+    strategy = strategy_of(config)
     explainers = {}
     for name in method_names:
-        explainer = BY_NAME[name](spec, **method_options(flags, name))
+        explainer = BY_NAME[name](spec, **method_options(config, name))
         if strategy is None:
             explain = lambda x, t, k, e=explainer: (e(x, t, keys=k), {})  # noqa: E731
         else:
@@ -159,87 +163,121 @@ def build_explainers(flags, spec, method_names) -> Dict[str, Callable]:
     return explainers
 
 
-def metric_options(flags, spec) -> dict:
+def metric_options(config, spec) -> dict:
     """AUPC/AUTVC settings: the flags, else the demo's, else the paper's fitted to the
     model's input size (the paper's own at 224 px and above)."""
-    if flags.model == "demo":
+    if config.model == "demo":
         defaults = DEMO_METRIC_DEFAULTS
     else:
         fitted = metrics_settings.fitted_settings(*spec.input_size)
         defaults = {**fitted["aupc"], **fitted["autvc"]}
-    value = lambda name: getattr(flags, name) or defaults[name]  # noqa: E731
+    value = lambda name: getattr(config, name) or defaults[name]  # noqa: E731
     return {"aupc": dict(window=value("window"), num_regions=value("num_regions"),
-                         num_copies=value("num_copies"), seed=flags.seed,
-                         batch_size=flags.batch_size),
+                         num_copies=value("num_copies"), seed=config.seed,
+                         batch_size=config.batch_size),
             "autvc": dict(min_size=value("min_size"))}
 
 
-def _settings(mode, flags, metric_names, options) -> dict:
+def _settings(mode, config, metric_names, options) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
             "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations",
             "strategy"]
-    settings = {key: getattr(flags, key) for key in keys}
+    settings = {key: getattr(config, key) for key in keys}
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
-    settings["images"] = [os.path.realpath(path) for path in flags.images]
+    settings["images"] = [os.path.realpath(path) for path in config.images]
     for key in ("image_folder", "manual_dir"):
         if settings[key]:
             settings[key] = os.path.realpath(settings[key])
-    if os.path.exists(flags.model):
-        settings["model"] = os.path.realpath(flags.model)
+    if os.path.exists(config.model):
+        settings["model"] = os.path.realpath(config.model)
     settings.update(mode=mode, metrics=list(metric_names), metric_options=options)
     return settings
 
 
-def export(flags, spec) -> None:
+def export(config, spec) -> None:
     """The export mode: a SavedModel of the first --method."""
     from tf_smoothtaylor import serving
-    method = flags.method[0]
-    serving.export(spec, flags.output_dir, method=method, crop=flags.model != "demo",
-                   top_k=flags.top_k, max_batch=flags.max_batch,
-                   include_attributions=flags.include_attributions,
-                   **method_options(flags, method))
-    print(f"SavedModel ({method}) -> {flags.output_dir}")
+    method = config.method[0]
+    serving.export(spec, config.output_dir, method=method, crop=config.model != "demo",
+                   top_k=config.top_k, max_batch=config.max_batch,
+                   include_attributions=config.include_attributions,
+                   **method_options(config, method))
+    print(f"SavedModel ({method}) -> {config.output_dir}")
 
 
-def run(mode: str, flags) -> None:
-    """Runs one mode with parsed flags; prints where the results are."""
-    spec = load_spec(flags)
-    if mode == "export":
-        export(flags, spec)
-        return
-    batches, total, masks = input_batches(flags, spec)
-    options = metric_options(flags, spec)
+@dataclasses.dataclass
+class Job:
+    """What a mode needs per batch of images: built once per process (the
+    command line) or once per Beam worker."""
+
+    spec: models.ModelSpec
+    explainers: Dict[str, Callable]
+    metric_names: List[str]
+    metrics: Dict[str, Callable]
+    masks: Optional[Callable]
+    settings: dict
+
+
+def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = None) -> Job:
+    """The model, explainers and metric functions of ``mode`` (not ``export``)."""
+    spec = spec or load_spec(config)
+    masks = demo.mask_for if config.model == "demo" and not (
+        config.image_folder or config.manual_dir) else None
+    options = metric_options(config, spec)
     if mode == "explain":
         metric_names = []
-    elif flags.metric:
-        metric_names = list(dict.fromkeys(flags.metric))
+    elif config.metric:
+        metric_names = list(dict.fromkeys(config.metric))
     else:
         metric_names = ["aupc", "autvc"] + (["relevance_mass"] if masks else [])
     if mode == "adapt":
-        search = AdaptiveNoising(spec, objective=flags.objective, num_roots=flags.num_roots,
-                                 max_iterations=flags.max_iterations, seed=flags.seed,
-                                 batch_size=flags.batch_size,
-                                 objective_options=options[flags.objective])
+        search = AdaptiveNoising(spec, objective=config.objective, num_roots=config.num_roots,
+                                 max_iterations=config.max_iterations, seed=config.seed,
+                                 batch_size=config.batch_size,
+                                 objective_options=options[config.objective])
+        objective = config.objective
 
         def adapt(inputs, targets, keys):
             # The objective's column (hence summary.md) gets the score of the chosen σ
             # on fresh roots; the search's best, biased low, stays as <objective>_best.
             result = search(inputs, targets, keys=keys)
             return result.attributions, {"noise_scale": result.noise_scale.numpy(),
-                                         f"{flags.objective}_best": result.objective.numpy(),
-                                         flags.objective: result.rescored.numpy()}
+                                         f"{objective}_best": result.objective.numpy(),
+                                         objective: result.rescored.numpy()}
 
-        explainers = {f"adaptive_{flags.objective}": adapt}
+        explainers = {f"adaptive_{objective}": adapt}
     else:
-        explainers = build_explainers(flags, spec, list(dict.fromkeys(flags.method)))
-    out = runs.OutputDir(flags.output_dir, _settings(mode, flags, metric_names, options),
-                         overwrite=flags.overwrite)
-    functions = runs.metric_functions(spec, metric_names, options)
-    records = runs.process(spec, batches, explainers, out, metrics=functions, masks=masks,
-                           total=total, limit=flags.limit)
-    summary = runs.write_tables(out, records, metric_names)
+        explainers = build_explainers(config, spec, list(dict.fromkeys(config.method)))
+    return Job(spec=spec, explainers=explainers, metric_names=metric_names,
+               metrics=runs.metric_functions(spec, metric_names, options), masks=masks,
+               settings=_settings(mode, config, metric_names, options))
+
+
+def run(mode: str, config: RunConfig) -> None:
+    """Runs one mode; prints where the results are. With ``config.runner`` the
+    images are processed by an Apache Beam pipeline on that runner."""
+    if config.runner and mode != "export":
+        from tf_smoothtaylor import beam       # Beam only when asked for
+        beam.run(mode, config)
+        return
+    spec = load_spec(config)
+    if mode == "export":
+        export(config, spec)
+        return
+    batches, total, _ = input_batches(config, spec)
+    job = prepare(mode, config, spec)
+    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite)
+    records = runs.process(spec, batches, job.explainers, out, metrics=job.metrics,
+                           masks=job.masks, total=total, limit=config.limit)
+    report(out, records, job.metric_names)
+
+
+def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],
+           failures: Optional[List[dict]] = None) -> None:
+    """Writes the run's tables and grid, and prints where they are."""
+    summary = runs.write_tables(out, records, metric_names, failures=failures)
     grid = runs.write_grid(out, records)
-    print(f"{len(records)} images -> {flags.output_dir} (grid: {grid})")
+    print(f"{len(records)} images -> {out.path} (grid: {grid})")
     if summary:
         print(summary)

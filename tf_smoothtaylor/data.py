@@ -15,6 +15,7 @@ straight to ``size``. Labels are ints (−1 when unknown); ids are strings.
 
 import glob as globlib
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -134,13 +135,8 @@ def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,
     """
     import tensorflow_datasets as tfds
     size, resize, batch_size = _settings(size, resize, batch_size)
+    builder = prepare_imagenet(manual_dir, data_dir=data_dir)
     tar = os.path.join(manual_dir, "ILSVRC2012_img_val.tar")
-    if not os.path.isfile(tar):
-        raise ValueError(f"Expected `manual_dir` to hold ILSVRC2012_img_val.tar. "
-                         f"Received: manual_dir={manual_dir!r}")
-    builder = tfds.builder("imagenet2012", data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, try_download_gcs=False))
     records = builder.as_dataset(split="validation", shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     if limit is None:
@@ -158,6 +154,24 @@ def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,
     dataset = tf.data.Dataset.from_tensor_slices(
         (list(images), list(labels), [n.decode() for n in names]))
     return _finish(dataset, size, resize, batch_size)
+
+
+def prepare_imagenet(manual_dir: str, *, data_dir: Optional[str] = None):
+    """The tfds ``imagenet2012`` builder, prepared from ``manual_dir`` (no download)."""
+    import tensorflow_datasets as tfds
+    tar = os.path.join(manual_dir, "ILSVRC2012_img_val.tar")
+    if not os.path.isfile(tar):
+        raise ValueError(f"Expected `manual_dir` to hold ILSVRC2012_img_val.tar. "
+                         f"Received: manual_dir={manual_dir!r}")
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir, try_download_gcs=False))
+    return builder
+
+
+def file_number(name: str) -> int:
+    """ILSVRC2012_val_00000042.JPEG → 42 (the Python twin of ``_file_number``)."""
+    return int(re.sub(r"^.*_(\d+)\.[A-Za-z]+$", r"\1", name))
 
 
 def _file_number(name: tf.Tensor) -> tf.Tensor:

@@ -82,23 +82,67 @@ def image_id(index: int, name: str) -> str:
     return f"{index:05d}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)[:60]}"
 
 
-class OutputDir:
-    """The files of one run (see the module docstring)."""
+class LocalFiles:
+    """The local file system; writes go to a temporary name, then a rename."""
 
-    def __init__(self, path: str, settings: dict, *, overwrite: bool = False):
-        self.path = path
-        try:
-            os.makedirs(os.path.join(path, "maps"), exist_ok=True)
-            os.makedirs(os.path.join(path, "results"), exist_ok=True)
-        except OSError as error:
-            raise ValueError(f"Expected a writable `output_dir`. Received: {path!r} ({error})") from None
+    join = staticmethod(os.path.join)
+
+    @staticmethod
+    def makedirs(path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    @staticmethod
+    def check_writable(path: str) -> None:
         if not os.access(path, os.W_OK):
-            raise ValueError(f"Expected a writable `output_dir`. Received: {path!r}")
-        run_file = os.path.join(path, "run.json")
+            raise OSError("not writable")
+
+    write = staticmethod(atomic_write)
+
+    @staticmethod
+    def read(path: str) -> bytes:
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    exists = staticmethod(os.path.exists)
+
+    @staticmethod
+    def glob(pattern: str) -> List[str]:
+        return sorted(glob.glob(pattern))
+
+    remove = staticmethod(os.remove)
+
+
+class OutputDir:
+    """The files of one run (see the module docstring).
+
+    Args:
+      path: The run's directory.
+      settings: The run's settings, checked against ``run.json`` (see the module
+        docstring); None attaches to a run another process created (workers).
+      overwrite: Start the run over when its settings differ.
+      files: The file system (default :class:`LocalFiles`; the Beam pipeline
+        passes one on Beam's file systems, so ``gs://``-style paths work).
+    """
+
+    def __init__(self, path: str, settings: Optional[dict] = None, *, overwrite: bool = False,
+                 files=None):
+        self.path, self.files = path, files or LocalFiles()
+        if settings is None:
+            return
+        try:
+            for folder in ("maps", "results"):
+                self.files.makedirs(self.files.join(path, folder))
+            self.files.check_writable(path)
+        except OSError as error:
+            raise ValueError(f"Expected a writable `output_dir`. Received: {path!r} "
+                             f"({error})") from None
+        for pattern in (".tmp-*", "maps/.tmp-*", "results/.tmp-*"):   # left by a killed run
+            for name in self.files.glob(self._file(pattern)):
+                self.files.remove(name)
+        run_file = self.files.join(path, "run.json")
         text = json.dumps(settings, indent=1, sort_keys=True)
-        if os.path.exists(run_file):
-            with open(run_file, encoding="utf-8") as handle:
-                previous = json.load(handle)
+        if self.files.exists(run_file):
+            previous = json.loads(self.files.read(run_file).decode("utf-8"))
             wanted = json.loads(text)
             if previous != wanted:
                 finished = self.results_count()
@@ -113,26 +157,41 @@ class OutputDir:
                         f"differ: {changed}. Use another --output_dir, or --overwrite to "
                         "start that run over.")
                 self._clear()
-                atomic_write(run_file, text.encode())
+                self.files.write(run_file, text.encode())
         else:
-            atomic_write(run_file, text.encode())
+            self.files.write(run_file, text.encode())
+
+    def _file(self, relative: str) -> str:
+        return self.files.join(self.path, *relative.split("/"))
+
+    def write(self, relative: str, data: bytes) -> None:
+        """Writes one file of the run (``relative`` uses '/')."""
+        self.files.write(self._file(relative), data)
+
+    def read(self, relative: str) -> bytes:
+        return self.files.read(self._file(relative))
+
+    def _result_files(self) -> List[str]:
+        return [name for name in self.files.glob(self._file("results/*.json"))
+                if not os.path.basename(name).startswith(".")]
 
     def results_count(self) -> int:
         """How many images of this run are finished."""
-        return len(glob.glob(os.path.join(self.path, "results", "*.json")))
+        return len(self._result_files())
 
     def _clear(self) -> None:
         """Removes the files of a previous run (per-image files and tables)."""
         for pattern in ("results/*.json", "maps/*", "index.csv", "metrics.csv", "summary.md",
                         "grid.png"):
-            for name in glob.glob(os.path.join(self.path, pattern)):
-                os.remove(name)
+            for name in self.files.glob(self._file(pattern)):
+                self.files.remove(name)
 
     def done(self, identifier: str) -> bool:
-        return os.path.exists(self._result(identifier))
+        return self.files.exists(self._file(self._result(identifier)))
 
-    def _result(self, identifier: str) -> str:
-        return os.path.join(self.path, "results", identifier + ".json")
+    @staticmethod
+    def _result(identifier: str) -> str:
+        return f"results/{identifier}.json"
 
     def write_map(self, identifier: str, method: str, attributions: np.ndarray,
                   pixels: np.ndarray) -> Dict[str, str]:
@@ -141,24 +200,23 @@ class OutputDir:
         maps = heatmap(attributions[None]).numpy()
         files = {"npy": base + ".npy", "heatmap_png": base + "_heatmap.png",
                  "overlay_png": base + "_overlay.png"}
-        atomic_write(os.path.join(self.path, files["npy"]), _npy_bytes(attributions))
-        atomic_write(os.path.join(self.path, files["heatmap_png"]),
-                     tf.io.encode_png(visualize.colorize(maps)[0]).numpy())
-        atomic_write(os.path.join(self.path, files["overlay_png"]),
-                     tf.io.encode_png(visualize.overlay(pixels[None], maps)[0]).numpy())
+        self.write(files["npy"], _npy_bytes(attributions))
+        self.write(files["heatmap_png"], tf.io.encode_png(visualize.colorize(maps)[0]).numpy())
+        self.write(files["overlay_png"],
+                   tf.io.encode_png(visualize.overlay(pixels[None], maps)[0]).numpy())
         return files
 
     def write_result(self, identifier: str, record: dict) -> None:
-        atomic_write(self._result(identifier), json.dumps(record, indent=1, sort_keys=True).encode())
+        self.write(self._result(identifier),
+                   json.dumps(record, indent=1, sort_keys=True).encode())
+
+    def result(self, identifier: str) -> dict:
+        """The record of a finished image."""
+        return json.loads(self.read(self._result(identifier)).decode("utf-8"))
 
     def results(self) -> List[dict]:
-        folder = os.path.join(self.path, "results")
-        records = []
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".json") and not name.startswith("."):
-                with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                    records.append(json.load(handle))
-        return records
+        return [json.loads(self.files.read(name).decode("utf-8"))
+                for name in sorted(self._result_files(), key=os.path.basename)]
 
 
 class Progress:
@@ -251,7 +309,7 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
         index += len(ids)
         todo = [i for i, identifier in enumerate(ids) if not out.done(identifier)]
         if todo:
-            _process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
+            process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
                            [ids[i] for i in todo], explainers, out, metrics or {}, masks,
                            progress)
         progress.update(len(todo), len(ids) - len(todo))
@@ -282,7 +340,10 @@ def _explain_in_groups(method, explain, inputs, targets, keys, progress):
     return np.concatenate(parts), merged
 
 
-def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, masks, progress):
+def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, masks,
+                  progress) -> List[dict]:
+    """Explains and scores one batch of images, writes their files and records
+    (each record last), and returns the records."""
     inputs = tf.convert_to_tensor(spec.preprocess(pixels))
     logits = spec.model(inputs, training=False).numpy()
     targets = np.argmax(logits, axis=-1).astype(np.int32)
@@ -297,8 +358,7 @@ def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, m
                                                                          targets))]
     for i, record in enumerate(records):
         record["input_png"] = os.path.join("maps", f"{record['id']}__input.png")
-        atomic_write(os.path.join(out.path, record["input_png"]),
-                     tf.io.encode_png(np.round(np.clip(pixels[i], 0, 1) * 255)
+        out.write(record["input_png"], tf.io.encode_png(np.round(np.clip(pixels[i], 0, 1) * 255)
                                       .astype(np.uint8)).numpy())
     keys = np.array([id_key(identifier) for identifier in ids], np.int64)
     for method, explain in explainers.items():
@@ -314,6 +374,7 @@ def _process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, m
             record["methods"][method] = entry
     for record in records:
         out.write_result(record["id"], record)
+    return records
 
 
 def _number(value) -> Optional[float]:
@@ -351,8 +412,11 @@ def markdown(rows: List[dict], metric_names: Sequence[str]) -> str:
     return "\n".join(lines) + f"\n\nmean ± standard error over {count} images.\n"
 
 
-def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str]) -> str:
-    """index.csv, metrics.csv and summary.md; returns the Markdown summary."""
+def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str], *,
+                 failures: Optional[List[dict]] = None) -> str:
+    """index.csv, metrics.csv and summary.md; returns the Markdown summary.
+
+    ``failures`` (id, source, error) are listed at the end of the summary."""
     columns = ["id", "source", "label", "target", "method", "npy", "heatmap_png", "overlay_png"]
     index_rows, metric_rows = [], []
     for record in records:
@@ -370,11 +434,20 @@ def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write(os.path.join(out.path, name), buffer.getvalue().encode())
+        out.write(name, buffer.getvalue().encode())
     summary = markdown(summarize(records, metric_names), metric_names) if metric_names else ""
+    if failures:
+        summary += failure_lines(failures)
     if summary:
-        atomic_write(os.path.join(out.path, "summary.md"), summary.encode())
+        out.write("summary.md", summary.encode())
     return summary
+
+
+def failure_lines(failures: List[dict]) -> str:
+    """The images a run could not process, one Markdown line each."""
+    lines = [f"\n{len(failures)} image(s) could not be processed:\n"]
+    lines += [f"- `{f['id']}` ({f['source']}): {f['error']}" for f in failures]
+    return "\n".join(lines) + "\n"
 
 
 def write_grid(out: OutputDir, records: List[dict], max_images: int = 6,
@@ -385,14 +458,13 @@ def write_grid(out: OutputDir, records: List[dict], max_images: int = 6,
     methods = list(records[0]["methods"])
 
     def tile(relative):
-        image = tf.io.decode_png(tf.io.read_file(os.path.join(out.path, relative)),
-                                 channels=3).numpy()
+        image = tf.io.decode_png(out.read(relative), channels=3).numpy()
         factor = max(1, -(-min_tile // image.shape[0]))           # nearest-neighbour upscale
         return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
     rows = [[tile(record["input_png"])]
             + [tile(record["methods"][m]["files"]["overlay_png"]) for m in methods]
             for record in records[:max_images]]
-    path = os.path.join(out.path, "grid.png")
-    atomic_write(path, tf.io.encode_png(visualize.grid(rows, titles=["image"] + methods)).numpy())
-    return path
+    out.write("grid.png", tf.io.encode_png(visualize.grid(rows, titles=["image"] + methods))
+              .numpy())
+    return out.files.join(out.path, "grid.png")

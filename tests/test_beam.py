@@ -1,0 +1,191 @@
+"""The command line on Apache Beam: same files and numbers as an in-process run,
+resumable after a kill, unreadable images reported, bad options refused."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+pytest.importorskip("apache_beam", reason="the [beam] extra (apache-beam) is not installed")
+
+from tf_smoothtaylor import beam, cli, demo, runs  # noqa: E402
+from tf_smoothtaylor.config import RunConfig  # noqa: E402
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+SETTINGS = ["--num_roots", "64", "--num_copies", "8", "--images_per_step", "1", "--limit", "6",
+            "--method", "smooth_taylor"]
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    yield
+
+
+def _rows(path):
+    with open(path) as handle:
+        return {(row["id"], row["method"]): row for row in csv.DictReader(handle)}
+
+
+def _assert_same_run(beam_dir, reference):
+    maps = sorted(p.name for p in (reference / "maps").glob("*.npy"))
+    assert maps and maps == sorted(p.name for p in (beam_dir / "maps").glob("*.npy"))
+    for name in maps:
+        np.testing.assert_allclose(np.load(beam_dir / "maps" / name),
+                                   np.load(reference / "maps" / name), rtol=1e-6, atol=1e-7)
+    ours, theirs = _rows(beam_dir / "metrics.csv"), _rows(reference / "metrics.csv")
+    assert ours.keys() == theirs.keys()
+    for key, row in theirs.items():
+        for column in ("aupc", "autvc", "relevance_mass"):
+            np.testing.assert_allclose(float(ours[key][column]), float(row[column]), rtol=1e-5)
+    assert (beam_dir / "summary.md").read_text() == (reference / "summary.md").read_text()
+
+
+def test_beam_run_with_two_workers_equals_the_in_process_run_and_resumes_after_a_kill(
+        tmp_path):
+    reference = tmp_path / "in_process"
+    with flagsaver.flagsaver(output_dir=str(reference), num_roots=64, num_copies=8,
+                             images_per_step=1, limit=6, method=["smooth_taylor"]):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    output = tmp_path / "beam"
+    command = [sys.executable, "-m", "tf_smoothtaylor", "evaluate", *SETTINGS,
+               "--output_dir", str(output), "--runner=DirectRunner"]
+    # Killed (in-memory runner, one process) once a few images are finished ...
+    process = subprocess.Popen(command + ["--direct_running_mode=in_memory"], env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    results, deadline = output / "results", time.time() + 240
+    while time.time() < deadline and len(list(results.glob("[!.]*.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(results.glob("[!.]*.json"))
+    total = 6
+    assert 2 <= len(finished) < total, "the run should be killed halfway"
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in output.rglob("*")
+              if p.is_file() and any(p.name.startswith(f.stem) for f in finished)}
+    # ... then rerun on two worker processes: the finished images are neither lost nor
+    # recomputed.
+    resumed = subprocess.run(command + ["--direct_num_workers=2",
+                                        "--direct_running_mode=multi_processing"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{total - len(finished)} computed, {len(finished)} resumed" in resumed.stdout
+    for path, (content, mtime) in before.items():
+        assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime, path
+    assert not list(output.rglob(".tmp-*"))
+    _assert_same_run(output, reference)
+    # The Python API with the same keys gives the same maps.
+    import tf_smoothtaylor as tst
+    spec = demo.load()
+    row = _rows(output / "index.csv")[("00000_sample_00_triangle", "smooth_taylor")]
+    pixels = demo.samples()[0][:1]
+    explainer = tst.SmoothTaylor(spec, num_roots=64, noise_scale=0.5, batch_size=64)
+    api = explainer(spec.preprocess(pixels), int(row["target"]), keys=[runs.id_key(row["id"])])
+    np.testing.assert_allclose(np.load(output / row["npy"]), api[0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_unreadable_image_is_reported_and_the_others_finish(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in demo.sample_paths()[:2]:
+        (folder / os.path.basename(path)).write_bytes(open(path, "rb").read())
+    (folder / "sample_01b_broken.png").write_bytes(b"not an image")
+    output = tmp_path / "out"
+    with flagsaver.flagsaver(output_dir=str(output), images=[str(folder / "*.png")],
+                             method=["gradient"], runner="DirectRunner"):
+        with pytest.raises(ValueError, match=r"1 of 3 images could not be processed"):
+            cli.main(["tf-smoothtaylor", "evaluate"])
+    assert len(list((output / "results").glob("*.json"))) == 2
+    summary = (output / "summary.md").read_text()
+    assert "00002_sample_01b_broken" in summary and "Unknown image file format" in summary
+    assert "{{" not in summary
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runner=NoSuchRunner"], "--runner NoSuchRunner: Unexpected pipeline runner"),
+    (["--runner=DirectRunner", "--num_rootz=3"], "unknown option.*--num_rootz"),
+    (["--num_rootz=3"], "accepted only with --runner"),
+    (["--runner=DirectRunner", "--output_dir=/proc/none"], "writable `output_dir`"),
+])
+def test_bad_runner_options_end_in_one_line(args, message):
+    result = subprocess.run([sys.executable, "-m", "tf_smoothtaylor", "evaluate",
+                             "--output_dir=unused", *args], env=ENV, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tf-smoothtaylor: error:") and __import__("re").search(message, last)
+    assert "Traceback" not in result.stderr
+
+
+def test_run_config_is_built_once_from_the_flags_and_pickles():
+    import pickle
+    with flagsaver.flagsaver(output_dir="out", method=["gradient", "smoothgrad"],
+                             images=["a.png"]):
+        config = RunConfig.from_flags(FLAGS, beam_args=["--direct_num_workers=2"])
+    assert config.method == ("gradient", "smoothgrad") and config.images == ("a.png",)
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert beam.pipeline_options(config.replace(runner="DirectRunner")).get_all_options()[
+        "direct_num_workers"] == 2
+
+
+def test_imagenet_validation_entries_match_the_in_process_order(tmp_path):
+    from conftest import write_imagenet_val_tar
+    from tf_smoothtaylor import data
+    manual = tmp_path / "manual"
+    write_imagenet_val_tar(str(manual), [3, 1, 2, 5])
+    config = RunConfig(output_dir=str(tmp_path / "out"), manual_dir=str(manual),
+                       data_dir=str(tmp_path / "tfds"), limit=3, model="mobilenet_v2")
+    entries = beam.list_entries(config)
+    expected = [name.decode() for _, _, names in data.imagenet_validation(
+        str(manual), data_dir=str(tmp_path / "tfds"), limit=3, size=16, resize=16)
+        for name in names.numpy()]
+    assert [entry.source for entry in entries] == expected == [
+        f"ILSVRC2012_val_{i:08d}.JPEG" for i in (1, 2, 3)]
+    assert [entry.id for entry in entries] == [runs.image_id(i, name)
+                                               for i, name in enumerate(expected)]
+    reader = beam.ReadImages(config, 16, 16)
+    reader.setup()
+    read = sorted(reader.process(entries), key=lambda item: item[0])   # split order: any
+    assert [item[0] for item in read] == [entry.id for entry in entries]
+    batch = next(iter(data.imagenet_validation(str(manual), data_dir=str(tmp_path / "tfds"),
+                                               limit=3, size=16, resize=16)))
+    np.testing.assert_array_equal(np.stack([item[3] for item in read]), batch[0].numpy())
+
+
+def test_image_folder_entries_match_the_in_process_order(tmp_path):
+    from tf_smoothtaylor import data
+    for label in ("b_cats", "a_dogs"):
+        folder = tmp_path / "root" / "val" / label
+        folder.mkdir(parents=True)
+        for path in demo.sample_paths()[:3]:
+            (folder / os.path.basename(path)).write_bytes(open(path, "rb").read())
+    root = str(tmp_path / "root")
+    entries = beam.list_entries(RunConfig(output_dir="unused", image_folder=root))
+    batches = data.image_folder(root, size=16, resize=None, batch_size=4)
+    names = [n.decode() for _, _, ns in batches for n in ns.numpy()]
+    labels = [int(v) for _, ls, _ in batches for v in ls.numpy()]
+    assert [e.source for e in entries] == names and [e.label for e in entries] == labels
+    assert sorted(labels) == [0, 0, 0, 1, 1, 1]
+
+
+def test_adapt_runs_on_beam_like_in_process(tmp_path):
+    common = dict(images=demo.sample_paths()[:2], num_roots=4, max_iterations=1,
+                  num_copies=4, window=8, num_regions=4)
+    for name, runner in (("in_process", None), ("beam", "DirectRunner")):
+        with flagsaver.flagsaver(output_dir=str(tmp_path / name), runner=runner, **common):
+            cli.main(["tf-smoothtaylor", "adapt"])
+    ours, theirs = _rows(tmp_path / "beam" / "metrics.csv"), _rows(
+        tmp_path / "in_process" / "metrics.csv")
+    assert ours.keys() == theirs.keys() and len(ours) == 2
+    for key, row in theirs.items():
+        for column in ("noise_scale", "aupc", "aupc_best"):
+            np.testing.assert_allclose(float(ours[key][column]), float(row[column]), rtol=1e-5)
