@@ -31,6 +31,8 @@ import uuid
 from typing import List, Optional, Tuple
 
 logging.getLogger("apache_beam").setLevel(logging.WARNING)   # import-time INFO chatter
+_ROOT_LEVEL = logging.getLogger().level
+logging.getLogger().setLevel(logging.ERROR)   # optional cloud clients' warnings at import
 try:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
@@ -38,6 +40,8 @@ try:
 except ImportError as error:          # pragma: no cover - exercised without the extra
     raise ImportError("tf_smoothtaylor.beam needs Apache Beam: pip install "
                       "'tf-smoothtaylor[beam]'") from error
+finally:
+    logging.getLogger().setLevel(_ROOT_LEVEL)
 
 from tf_smoothtaylor.config import RunConfig
 
