@@ -119,3 +119,22 @@ def test_bad_input(training_data):
     other = tiny_classifier()
     with pytest.raises(ValueError, match="model being trained"):
         other.fit(x, y, epochs=1, verbose=0, callbacks=[AttributionMetrics(explainer, x[:2])])
+
+
+def test_metrics_of_an_explainer_on_a_spec_perturb_through_its_transforms():
+    """AUPC perturbs pixels: with an explainer built on a ModelSpec, the callback's
+    AUPC is the one of that spec, not of the bare model on model inputs."""
+    model = tiny_classifier()
+    spec = tst.models.wrap(model, preprocess=lambda p: 4.0 * p - 2.0,
+                           deprocess=lambda x: (x + 2.0) / 4.0)
+    pixels = np.random.default_rng(0).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+    inputs = spec.preprocess(pixels)
+    options = {"aupc": dict(window=4, num_regions=3, num_copies=2)}
+    explainer = tst.Gradient(spec)
+    callback = AttributionMetrics(explainer, inputs, metrics=("aupc",), targets=[0, 1, 2],
+                                  metric_options=options)
+    maps = tst.heatmap(explainer(inputs, [0, 1, 2]))
+    expected = tst.metrics.AUPC(spec, **options["aupc"])(inputs, maps, [0, 1, 2]).score
+    assert callback.evaluate() == pytest.approx([float(np.mean(expected))], rel=1e-6)
+    with pytest.raises(ValueError, match="deprocess"):       # the bare model's AUPC cannot
+        tst.metrics.AUPC(model, **options["aupc"])(inputs, maps, [0, 1, 2])

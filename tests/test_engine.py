@@ -298,3 +298,18 @@ def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
     finally:
         logger.removeHandler(handler)
     assert not [message for message in seen if "retracing" in message]
+
+
+def test_with_model_rebuilds_the_same_method_and_settings(cnn, images):
+    from conftest import small_cnn
+    from tf_smoothtaylor.methods import BY_NAME
+    other = small_cnn(seed=5)
+    for name, cls in BY_NAME.items():
+        explainer = cls(cnn, batch_size=7, seed=3)
+        moved = explainer.with_model(other)
+        assert type(moved) is cls and moved.model is other
+        assert moved.settings() == explainer.settings()
+        np.testing.assert_allclose(moved(images, 1), cls(other, batch_size=7, seed=3)(images, 1),
+                                   atol=1e-6)
+    smooth_ig = tst.SmoothGrad(cnn, num_samples=2, base=tst.IntegratedGradients(cnn, steps=3))
+    assert smooth_ig.with_model(other).base.model is other

@@ -187,8 +187,20 @@ def test_randomization_check(images):
     assert np.all(result.numpy() < 0.9)
     again = metrics.randomization_check(factory, model, images, targets=0)
     np.testing.assert_array_equal(result, again)
+    # An explainer instance works as well as a factory (its settings are rebuilt on the
+    # randomised copy); so does leaving the model to the explainer.
+    smooth = tst.SmoothTaylor(model, num_roots=4, noise_scale=0.3, seed=2)
+    by_factory = metrics.randomization_check(
+        lambda m: tst.SmoothTaylor(m, num_roots=4, noise_scale=0.3, seed=2), model, images,
+        targets=0)
+    np.testing.assert_allclose(metrics.randomization_check(smooth, model, images, targets=0),
+                               by_factory, atol=1e-6)
+    np.testing.assert_allclose(metrics.randomization_check(smooth, images=images, targets=0),
+                               by_factory, atol=1e-6)
     with pytest.raises(TypeError, match="factory"):
-        metrics.randomization_check(tst.Gradient(model), model, images)
+        metrics.randomization_check(model, model, images)
+    with pytest.raises(ValueError, match="model"):
+        metrics.randomization_check(factory, images=images)
     with pytest.raises(ValueError, match="layers"):
         metrics.randomization_check(factory, model, images, layers=["nope"])
 
@@ -255,3 +267,26 @@ def test_randomization_check_leaves_batchnorm_statistics_alone(images):
     scores = metrics.randomization_check(lambda m: tst.Gradient(m), model, images, targets=0,
                                          mode="normal")
     assert np.isfinite(scores.numpy()).all()
+
+
+def test_max_sensitivity_takes_an_explainer_or_a_factory(cnn, images):
+    explainer = tst.SmoothGrad(cnn, num_samples=3, noise_scale=0.1)
+    expected = metrics.max_sensitivity(explainer, images, num_samples=2)
+    by_factory = metrics.max_sensitivity(
+        lambda m: tst.SmoothGrad(m, num_samples=3, noise_scale=0.1), images, model=cnn,
+        num_samples=2)
+    np.testing.assert_allclose(by_factory, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="model"):
+        metrics.max_sensitivity(lambda m: tst.Gradient(m), images)
+
+
+def test_every_metric_result_has_a_score(cnn):
+    x = np.random.default_rng(0).uniform(0, 1, (2, 12, 12, 3)).astype(np.float32)
+    h = tst.heatmap(tst.Gradient(cnn)(x))
+    aupc = metrics.aupc(cnn, x, h, window=3, num_regions=2, num_copies=2)
+    curve = metrics.deletion(cnn, x, h, steps=4)
+    np.testing.assert_array_equal(aupc.score, aupc.aupc)
+    np.testing.assert_array_equal(curve.score, curve.auc)
+    np.testing.assert_array_equal(metrics.score_of(aupc), aupc.aupc)
+    autvc = metrics.autvc(h, min_size=4)
+    np.testing.assert_array_equal(metrics.score_of(autvc), autvc)

@@ -151,3 +151,34 @@ def test_serving_client_example(exported, encoded, tmp_path):
     assert local.returncode == 0, local.stderr[-2000:]
     assert "explained class 2, heatmap (64, 64)" in local.stdout
     assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "h.png"))).shape == (64, 64, 3)
+
+
+def test_an_explainer_exports_with_its_settings_on_a_non_square_model(tmp_path):
+    """export(explainer, dir): the explainer's method and settings, its ModelSpec's
+    transforms; a 12 × 16 input is decoded by covering it, then centre-cropping."""
+    import keras
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((12, 16, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    spec = tst.models.wrap(model, preprocess=lambda p: 2.0 * p - 1.0,
+                           deprocess=lambda x: (x + 1.0) / 2.0)
+    explainer = tst.SmoothGrad(spec, num_samples=5, noise_scale=0.2, seed=7)
+    directory = serving.export(explainer, str(tmp_path / "model"))
+    loaded = tf.saved_model.load(directory)
+    pixels = np.random.default_rng(0).uniform(0, 1, (2, 12, 16, 3)).astype(np.float32)
+    out = loaded.signatures["explain_pixels"](pixels=tf.constant(pixels),
+                                              target=tf.constant([1, 2], tf.int32))
+    expected = tst.heatmap(explainer(spec.preprocess(pixels), [1, 2]))
+    np.testing.assert_allclose(out["heatmap"], expected, atol=1e-5)
+    photo = np.round(np.random.default_rng(1).uniform(0, 255, (30, 20, 3))).astype(np.uint8)
+    served = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([tf.io.encode_png(photo).numpy()]))
+    assert served["heatmap"].shape == (1, 12, 16)
+    decoded = decode_and_crop(tf.io.encode_png(photo), size=(12, 16), resize=14)
+    assert decoded.shape == (12, 16, 3)
+    np.testing.assert_allclose(served["heatmap"][0], tst.heatmap(explainer(
+        spec.preprocess(decoded[None])))[0], atol=1e-5)
+    with pytest.raises(ValueError, match="no `method`"):
+        serving.export(explainer, str(tmp_path / "again"), method="gradient")
+    with pytest.raises(TypeError, match="ModelSpec"):
+        serving.export(tst.Gradient(model), str(tmp_path / "bare"))

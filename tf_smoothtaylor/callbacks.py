@@ -89,7 +89,9 @@ class AttributionMetrics(keras.callbacks.Callback):
                 self.metric_options[name] = {**fitted[name], **self.metric_options.get(name, {})}
         scorers = {"aupc": AUPC, "deletion": Deletion, "insertion": Insertion}
         # Built once so that every epoch reuses the same compiled function.
-        self._scorers = {name: scorers[name](explainer.model, **self.metric_options.get(name, {}))
+        # On the explainer's ModelSpec when it has one: its preprocess/deprocess are
+        # how the scorers perturb pixels (explicit metric_options still win).
+        self._scorers = {name: scorers[name](explainer.spec, **self.metric_options.get(name, {}))
                          for name in self.metrics if name in scorers}
 
     def on_train_begin(self, logs=None):
@@ -114,7 +116,7 @@ class AttributionMetrics(keras.callbacks.Callback):
                 value = autvc(maps, **self.metric_options.get(name, {}))
             else:
                 result = self._scorers[name](self.images, maps, self.targets)
-                value = result.aupc if name == "aupc" else result.auc
+                value = result.score
             values.append(float(np.mean(value)))
         return values
 
@@ -154,7 +156,7 @@ class AttributionImages(keras.callbacks.Callback):
         self.targets = targets
         self.freq = _checks.positive_int("freq", freq)
         self.max_images = _checks.positive_int("max_images", max_images)
-        self.deprocess = deprocess
+        self.deprocess = deprocess or getattr(explainer.spec, "deprocess", None)
         self._writer = None
 
     def on_train_begin(self, logs=None):

@@ -16,7 +16,7 @@ straight to ``size``. Labels are ints (−1 when unknown); ids are strings.
 import glob as globlib
 import os
 import re
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -26,22 +26,31 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
-def decode_and_crop(encoded: tf.Tensor, *, size: int = 224,
+def decode_and_crop(encoded: tf.Tensor, *, size: Union[int, Tuple[int, int]] = 224,
                     resize: Optional[int] = 256) -> tf.Tensor:
-    """Encoded image bytes → (size, size, 3) float32 pixels in [0, 1]."""
+    """Encoded image bytes → (height, width, 3) float32 pixels in [0, 1].
+
+    ``size`` is an int (square) or (height, width). The shorter side is resized to
+    ``resize`` (and further if needed to cover ``size``), then the centre is
+    cropped; ``resize=None`` resizes straight to ``size``."""
+    height, width = (size, size) if isinstance(size, int) else size
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     # A multiplication, not "/ 255": graph optimisation rewrites a division into
     # this anyway, and eager and graph decoding must agree bit for bit (random
     # draws are keyed by the image content).
     image = tf.cast(image, tf.float32) * (1.0 / 255.0)
     if resize is None:
-        return tf.image.resize(image, [size, size], antialias=True)
+        return tf.image.resize(image, [height, width], antialias=True)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = resize / tf.reduce_min(shape)
+    if height != width:                       # cover both sides of a non-square crop
+        scale = tf.maximum(scale, tf.reduce_max(tf.constant([height, width], tf.float32)
+                                                / shape))
     new = tf.cast(tf.round(shape * scale), tf.int32)
+    new = tf.maximum(new, [height, width])
     image = tf.image.resize(image, new, antialias=True)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    return tf.clip_by_value(image[top:top + size, left:left + size], 0.0, 1.0)
+    top, left = (new[0] - height) // 2, (new[1] - width) // 2
+    return tf.clip_by_value(image[top:top + height, left:left + width], 0.0, 1.0)
 
 
 def _finish(dataset: tf.data.Dataset, size: int, resize: Optional[int],

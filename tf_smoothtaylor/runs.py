@@ -264,7 +264,7 @@ def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Cal
         settings = dict(options.get(name, {}))
         if name == "aupc":
             metric = AUPC(spec, **settings)
-            functions[name] = lambda x, m, t, k, metric=metric: metric(x, m, t).aupc
+            functions[name] = lambda x, m, t, k, metric=metric: metric(x, m, t).score
         elif name == "autvc":
             functions[name] = lambda x, m, t, k, s=settings: autvc(m, **s)
         elif name == "relevance_mass":
@@ -272,7 +272,7 @@ def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Cal
                                                   else tf.fill([len(m)], np.nan))
         elif name in ("deletion", "insertion"):
             curve = (Deletion if name == "deletion" else Insertion)(spec, **settings)
-            functions[name] = lambda x, m, t, k, curve=curve: curve(x, m, t).auc
+            functions[name] = lambda x, m, t, k, curve=curve: curve(x, m, t).score
         else:
             raise ValueError(f"Expected metric names among {sorted(LOWER_IS_BETTER)}. "
                              f"Received: {name!r}")

@@ -23,7 +23,7 @@ range fail with an ``InvalidArgument`` error that names the problem.
 """
 
 import os
-from typing import Optional
+from typing import Optional, Union
 
 import keras
 import tensorflow as tf
@@ -35,7 +35,7 @@ from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.models import ModelSpec
 
 
-def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: int = 5,
+def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, top_k: int = 5,
            resize: Optional[int] = None, crop: bool = True, max_batch: int = 16,
            max_image_bytes: int = 20 * 2 ** 20, include_attributions: bool = False,
            **method_options) -> str:
@@ -43,9 +43,11 @@ def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: i
 
     Args:
       spec: A :class:`~tf_smoothtaylor.models.ModelSpec` (``models.load``,
-        ``models.wrap`` or ``demo.load``): its model and pixel transforms.
+        ``models.wrap`` or ``demo.load``): its model and pixel transforms; or an
+        explainer built on one (its method and settings are exported).
       export_dir: Output directory (must not exist yet).
-      method: A name in ``METHODS`` or an explainer built on ``spec``.
+      method: A name in ``METHODS`` (default "smooth_taylor") or an explainer
+        built on ``spec``.
       top_k: Classes returned per image.
       resize: Shorter side before the centre crop of decoded images (default:
         input size × 256 / 224, the paper's ratio).
@@ -61,9 +63,18 @@ def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: i
     Example:
       >>> export(models.load("densenet121"), "/models/densenet/1", num_roots=50)
     """
+    if isinstance(spec, Explainer):
+        if method is not None and method is not spec:
+            raise ValueError("Expected no `method` when `spec` is an explainer (it is the "
+                             f"method). Received: method={method!r}")
+        spec, method = spec.spec, spec
+        if not isinstance(spec, ModelSpec):
+            raise TypeError("Expected an explainer built on a ModelSpec (models.load/wrap), "
+                            "whose pixel transforms the export needs. Received: an explainer "
+                            f"built on {type(spec).__name__}")
     if not isinstance(spec, ModelSpec):
-        raise TypeError("Expected `spec` to be a ModelSpec (tf_smoothtaylor.models.load/wrap). "
-                        f"Received: {type(spec).__name__}")
+        raise TypeError("Expected `spec` to be a ModelSpec (tf_smoothtaylor.models.load/wrap) "
+                        f"or an explainer built on one. Received: {type(spec).__name__}")
     if os.path.exists(export_dir):
         raise ValueError(f"Expected `export_dir` not to exist. Received: {export_dir!r}")
     if isinstance(method, Explainer):
@@ -74,15 +85,16 @@ def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: i
                              f"settings are exported). Received: {sorted(method_options)}")
         explainer = method
     else:
+        method = "smooth_taylor" if method is None else method
         _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")
         explainer = METHODS[method](spec, **method_options)
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)
     max_image_bytes = _checks.positive_int("max_image_bytes", max_image_bytes)
     height, width = spec.input_size
-    if height != width:
-        raise ValueError(f"Expected a square model input. Received: {spec.input_size}")
-    resize = (resize or int(round(height * 256 / 224))) if crop else None
+    # The paper's ratio on the shorter side (256 → 224); non-square inputs are covered
+    # then centre-cropped.
+    resize = (resize or int(round(min(height, width) * 256 / 224))) if crop else None
     engine = explainer._engine
 
     def explain_pixels(pixels, target):
@@ -113,7 +125,8 @@ def export(spec: ModelSpec, export_dir: str, *, method="smooth_taylor", top_k: i
                                         message="empty image bytes")]
         with tf.control_dependencies(checks):
             image_bytes = tf.identity(image_bytes)
-        return tf.map_fn(lambda b: decode_and_crop(b, size=height, resize=resize), image_bytes,
+        return tf.map_fn(lambda b: decode_and_crop(b, size=(height, width), resize=resize),
+                         image_bytes,
                          fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
 
     archive = keras.export.ExportArchive()

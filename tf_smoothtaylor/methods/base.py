@@ -22,6 +22,7 @@ An explainer is a thin holder of settings around one compiled engine
 * settings are keyword-only and checked at construction.
 """
 
+import inspect
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -48,6 +49,7 @@ class Explainer(Scheme):
     def __init__(self, model, *, batch_size: int = 64, seed: int = 0,
                  jit_compile: bool = False):
         self._logits = LogitModel(model)
+        self._built_on = model              # the model or ModelSpec given (its transforms)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.seed = _checks.seed(seed)
         if not isinstance(jit_compile, bool):
@@ -61,6 +63,25 @@ class Explainer(Scheme):
     def model(self):
         """The Keras model being explained."""
         return self._logits.model
+
+    @property
+    def spec(self):
+        """What the explainer was built on: a ModelSpec (with its pixel transforms)
+        or the Keras model itself."""
+        return self._built_on
+
+    def settings(self) -> dict:
+        """The keyword settings of this explainer, as its constructor takes them."""
+        parameters = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name, parameter in parameters.items()
+                if parameter.kind is parameter.KEYWORD_ONLY}
+
+    def with_model(self, model) -> "Explainer":
+        """The same method with the same settings on another model (or ModelSpec);
+        an explainer given as a setting (SmoothGrad's ``base``) moves along."""
+        settings = {name: value.with_model(model) if isinstance(value, Explainer) else value
+                    for name, value in self.settings().items()}
+        return type(self)(model, **settings)
 
     @property
     def trace_count(self) -> int:

@@ -66,6 +66,7 @@ class IntegratedGradients(Explainer):
             raise ValueError("Expected `num_baselines` to be 1 unless "
                              "baseline='uniform' (other baselines are not random). "
                              f"Received: num_baselines={num_baselines}")
+        self._preprocess_from_model = preprocess is None
         if preprocess is None:
             preprocess = getattr(model, "preprocess", None)
         if preprocess is not None and not callable(preprocess):
@@ -89,6 +90,14 @@ class IntegratedGradients(Explainer):
                 raise ValueError("Expected `baseline` to be broadcastable to one "
                                  f"model input of shape {shape}. "
                                  f"Received: baseline of shape {baseline.shape}")
+
+    def settings(self) -> dict:
+        """See ``Explainer.settings``; a ``preprocess`` taken from the model is not
+        a setting (another model brings its own)."""
+        settings = super().settings()
+        if self._preprocess_from_model:
+            settings["preprocess"] = None
+        return settings
 
     def _pixels_to_inputs(self, pixels):
         return pixels if self.preprocess is None else tf.cast(

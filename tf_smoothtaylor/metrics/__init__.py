@@ -16,6 +16,11 @@ The wider suite:
 model-based metrics as classes: built once, they compile once per image shape and
 can be called on batch after batch; the functions build a new one per call.
 
+One result convention: a metric returns its per-image values as a (B,) tensor,
+or, when it also has curves (AUPC, deletion, insertion), a named result whose
+``.score`` is that (B,) tensor (``.aupc`` / ``.auc`` name the same values);
+``score_of`` takes either.
+
 ``simpson`` is the integration rule of AUPC and AUTVC; ``fitted_settings`` gives
 the paper's AUPC/AUTVC settings scaled to an image size.
 """
@@ -33,9 +38,16 @@ from tf_smoothtaylor.metrics.randomization import randomization_check, randomize
 from tf_smoothtaylor.metrics.sensitivity_n import SensitivityN, sensitivity_n
 from tf_smoothtaylor.metrics.settings import fitted_settings
 
+
+def score_of(result):
+    """The per-image values (B,) of any metric's result (a tensor or ``.score``)."""
+    return getattr(result, "score", result)
+
+
 __all__ = ["AUPC", "AUPCResult", "CurveResult", "Deletion", "Infidelity", "Insertion",
            "SensitivityN", "aupc", "autvc", "deletion", "fitted_settings", "infidelity",
            "insertion",
            "max_sensitivity", "pearson", "pyramid", "randomization_check", "randomized_model",
-           "relevance_mass", "saliency_norm", "select_regions", "sensitivity_n", "simpson",
+           "relevance_mass", "saliency_norm", "score_of", "select_regions", "sensitivity_n",
+           "simpson",
            "spearman"]

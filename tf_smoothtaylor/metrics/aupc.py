@@ -39,6 +39,11 @@ class AUPCResult(NamedTuple):
     curves: tf.Tensor
     regions: tf.Tensor
 
+    @property
+    def score(self) -> tf.Tensor:
+        """The per-image value (B,), ``aupc``: every metric result has ``.score``."""
+        return self.aupc
+
 
 def select_regions(heatmaps: tf.Tensor, window: int, num_regions: int) -> tf.Tensor:
     """Greedy non-overlapping windows, most relevant first: (B, L, 2) top-left

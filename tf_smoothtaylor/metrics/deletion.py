@@ -31,6 +31,11 @@ class CurveResult(NamedTuple):
     auc: tf.Tensor
     curves: tf.Tensor
 
+    @property
+    def score(self) -> tf.Tensor:
+        """The per-image value (B,), ``auc``: every metric result has ``.score``."""
+        return self.auc
+
 
 def replacement_images(images: tf.Tensor, replacement, blur_sigma: float = 5.0) -> tf.Tensor:
     """The replacement values for ``images`` (see the module docstring)."""

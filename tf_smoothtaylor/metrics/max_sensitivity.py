@@ -8,6 +8,9 @@ in the ℓ∞ ball of radius r (the explained class is fixed to that of x). With
 perturbed points go to the explainer in one call, packed into its chunks.
 """
 
+from typing import Callable, Union
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -16,13 +19,16 @@ from tf_smoothtaylor._model import resolve_targets
 from tf_smoothtaylor.methods.base import Explainer
 
 
-def max_sensitivity(explainer: Explainer, images, *, radius: float = 0.02,
-                    num_samples: int = 10, relative: bool = False, targets=None,
-                    seed: int = 0) -> tf.Tensor:
+def max_sensitivity(explainer: Union[Explainer, Callable], images, *, model=None,
+                    radius: float = 0.02, num_samples: int = 10, relative: bool = False,
+                    targets=None, seed: int = 0) -> tf.Tensor:
     """Max-sensitivity of an explainer per image.
 
     Args:
-      explainer: An explainer of this package.
+      explainer: An explainer of this package, or a factory ``model ->
+        explainer`` together with ``model``.
+      model: The model (or ModelSpec) for a factory; with an explainer, None or
+        another model to run the same method and settings on.
       images: (B, ...) model inputs.
       radius: r, the ℓ∞ radius of the perturbations (model-input space).
       num_samples: Perturbed points per image.
@@ -33,8 +39,16 @@ def max_sensitivity(explainer: Explainer, images, *, radius: float = 0.02,
     Returns:
       float32 tensor (B,).
     """
+    if isinstance(explainer, Explainer):
+        if model is not None and getattr(model, "model", model) is not explainer.model:
+            explainer = explainer.with_model(model)
+    elif callable(explainer) and not isinstance(explainer, keras.Model):
+        if model is None:
+            raise ValueError("Expected `model` with an explainer factory. Received: None")
+        explainer = explainer(model)
     if not isinstance(explainer, Explainer):
-        raise TypeError("Expected `explainer` to be an explainer of tf_smoothtaylor. "
+        raise TypeError("Expected `explainer` to be an explainer of tf_smoothtaylor or a "
+                        "factory `model -> explainer`. "
                         f"Received: {type(explainer).__name__}")
     radius = _checks.positive_float("radius", radius)
     num_samples = _checks.positive_int("num_samples", num_samples)

@@ -14,6 +14,7 @@ are left as they are. Ties share their average rank; a constant map has no
 rank correlation (NaN, with a warning).
 """
 
+import dataclasses
 from typing import Callable, Optional, Sequence, Union
 
 import keras
@@ -56,15 +57,16 @@ def randomized_model(model: keras.Model, *, layers: Optional[Sequence[str]] = No
 
 
 def randomization_check(explainer: Union[Explainer, Callable[[keras.Model], Explainer]],
-                        model, images, *, targets=None, layers: Optional[Sequence[str]] = None,
+                        model=None, images=None, *, targets=None, layers: Optional[Sequence[str]] = None,
                         mode: str = "permute", absolute: bool = True,
                         seed: int = 0) -> tf.Tensor:
     """Spearman correlation between maps of the model and of its randomised copy.
 
     Args:
-      explainer: A factory ``model -> explainer`` (e.g.
-        ``lambda m: SmoothTaylor(m, num_roots=50)``).
-      model: The trained Keras model.
+      explainer: An explainer (its method and settings are rebuilt on the
+        randomised copy with ``Explainer.with_model``), or a factory ``model ->
+        explainer`` (e.g. ``lambda m: SmoothTaylor(m, num_roots=50)``).
+      model: The trained Keras model (or ModelSpec); None: the explainer's own.
       images: (B, H, W, C) model inputs.
       targets: None (top-1 of the trained model), an int or one int per image;
         both models explain the same classes.
@@ -79,17 +81,30 @@ def randomization_check(explainer: Union[Explainer, Callable[[keras.Model], Expl
     Raises:
       ValueError: when either model's maps are not finite.
     """
-    if not callable(explainer) or isinstance(explainer, Explainer):
-        raise TypeError("Expected `explainer` to be a factory `model -> explainer`, e.g. "
-                        "lambda m: SmoothTaylor(m). "
-                        f"Received: {type(explainer).__name__}")
-    model = getattr(model, "model", model)
-    trained = explainer(model)
+    if images is None:
+        raise TypeError("Expected `images`. Received: None")
+    if isinstance(explainer, Explainer):
+        instance = explainer
+        source = instance.spec if model is None else model
+
+        def make(keras_model):        # the same method and settings on another model
+            if dataclasses.is_dataclass(source) and hasattr(source, "model"):
+                return instance.with_model(dataclasses.replace(source, model=keras_model))
+            return instance.with_model(keras_model)
+    elif callable(explainer) and not isinstance(explainer, keras.Model):
+        if model is None:
+            raise ValueError("Expected `model` with an explainer factory. Received: None")
+        instance, source, make = None, model, explainer
+    else:
+        raise TypeError("Expected `explainer` to be an explainer or a factory `model -> "
+                        f"explainer`. Received: {type(explainer).__name__}")
+    model = getattr(source, "model", source)
+    trained = instance if instance is not None and instance.model is model else make(model)
     images = trained._engine.check_images(images)
     classes, _ = resolve_targets(targets, int(images.shape[0]), LogitModel(model).num_classes,
                                  lambda: trained._engine.predict(images))
-    shuffled = explainer(randomized_model(model, layers=layers, mode=mode,
-                                          seed=_checks.seed(seed)))
+    shuffled = make(randomized_model(model, layers=layers, mode=mode,
+                                     seed=_checks.seed(seed)))
     first, second = heatmap(trained(images, classes)), heatmap(shuffled(images, classes))
     for maps, which in ((first, "trained"), (second, "randomised")):
         if not bool(tf.reduce_all(tf.math.is_finite(maps))):
