@@ -189,3 +189,18 @@ def test_adapt_runs_on_beam_like_in_process(tmp_path):
     for key, row in theirs.items():
         for column in ("noise_scale", "aupc", "aupc_best"):
             np.testing.assert_allclose(float(ours[key][column]), float(row[column]), rtol=1e-5)
+
+
+def test_beam_evaluate_scores_the_maps_of_an_earlier_explain(tmp_path):
+    common = dict(images=demo.sample_paths()[:2], method=["gradient"], num_copies=4)
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "direct"), **common):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "both"), **common):
+        cli.main(["tf-smoothtaylor", "explain"])
+    maps = {p: p.stat().st_mtime_ns for p in (tmp_path / "both" / "maps").glob("*.npy")}
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "both"), runner="DirectRunner",
+                             **common):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in maps.items())
+    assert ((tmp_path / "both" / "summary.md").read_text()
+            == (tmp_path / "direct" / "summary.md").read_text())

@@ -373,3 +373,29 @@ def test_two_spellings_of_the_same_files_are_the_same_run(tmp_path, monkeypatch)
     with flagsaver.flagsaver(output_dir=str(tmp_path), images=[relative], method=["gradient"]):
         cli.main(["tf-smoothtaylor", "explain"])                  # resumes, no refusal
     assert len(list((tmp_path / "results").glob("*.json"))) == 1
+
+
+def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path):
+    """evaluate after explain scores the saved maps (no map is recomputed) and ends
+    with the tables of a direct evaluate; other metric settings are another run."""
+    common = dict(images=demo.sample_paths()[:3], method=["smooth_taylor"], num_roots=4,
+                  num_copies=4)
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "direct"), **common):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    both = tmp_path / "both"
+    with flagsaver.flagsaver(output_dir=str(both), **common):
+        cli.main(["tf-smoothtaylor", "explain"])
+    maps = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (both / "maps").glob("*.npy")}
+    with flagsaver.flagsaver(output_dir=str(both), **common):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    for path, (content, mtime) in maps.items():
+        assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
+    assert (both / "summary.md").read_text() == (tmp_path / "direct" / "summary.md").read_text()
+    assert json.loads((both / "run.json").read_text())["metrics"] == [
+        "aupc", "autvc", "relevance_mass"]
+    with flagsaver.flagsaver(output_dir=str(both), **common):       # explain again: nothing
+        cli.main(["tf-smoothtaylor", "explain"])                    # lost, nothing redone
+    assert (both / "summary.md").read_text() == (tmp_path / "direct" / "summary.md").read_text()
+    with flagsaver.flagsaver(output_dir=str(both), **dict(common, num_copies=5)):
+        with pytest.raises(ValueError, match="metric_options"):
+            cli.main(["tf-smoothtaylor", "evaluate"])

@@ -43,6 +43,8 @@ except ImportError as error:          # pragma: no cover - exercised without the
 finally:
     logging.getLogger().setLevel(_ROOT_LEVEL)
 
+import numpy as np
+
 from tf_smoothtaylor.config import RunConfig
 
 READ_FAILED = "failed"
@@ -180,8 +182,10 @@ class ReadImages(beam.DoFn):
     finished image yields its record to ``FINISHED`` instead, an unreadable one a
     failure to ``READ_FAILED``."""
 
-    def __init__(self, config: RunConfig, size: int, resize: Optional[int]):
+    def __init__(self, config: RunConfig, size: int, resize: Optional[int],
+                 metric_names: Tuple[str, ...] = ()):
         self.config, self.size, self.resize = config, size, resize
+        self.metric_names = tuple(metric_names)
 
     def setup(self):
         from tf_smoothtaylor import _quiet
@@ -193,9 +197,12 @@ class ReadImages(beam.DoFn):
         todo = []
         for entry in group:
             if self.out.done(entry.id):
-                yield beam.pvalue.TaggedOutput(FINISHED, self.out.result(entry.id))
-            else:
-                todo.append(entry)
+                record = self.out.result(entry.id)
+                if all(name in method for method in record["methods"].values()
+                       for name in self.metric_names):
+                    yield beam.pvalue.TaggedOutput(FINISHED, record)
+                    continue                 # else: explained earlier, scores still missing
+            todo.append(entry)
         if not todo:
             return
         if todo[0].position >= 0:
@@ -256,7 +263,15 @@ class ExplainImages(beam.DoFn):
         self.progress = runs.Progress(None, stream=io.StringIO())
 
     def process(self, batch):
-        batch = [item for item in batch if not self.out.done(item[0])]   # a retried bundle
+        from tf_smoothtaylor import runs
+        finished = [item for item in batch if self.out.done(item[0])]
+        if finished:                  # maps of an earlier run (or a retried bundle): score
+            ids, sources, _, pixels = zip(*finished)
+            runs.score_finished(self.job.spec, np.stack(pixels), list(sources), list(ids),
+                                self.out, self.job.metrics, self.job.masks)
+            for identifier in ids:
+                yield self.out.result(identifier)
+        batch = [item for item in batch if not self.out.done(item[0])]
         if not batch:
             return
         try:
@@ -273,7 +288,6 @@ class ExplainImages(beam.DoFn):
             yield json.loads(json.dumps(record, sort_keys=True))
 
     def _explain(self, batch) -> List[dict]:
-        import numpy as np
         from tf_smoothtaylor import runs
         ids, sources, labels, pixels = zip(*batch)
         job = self.job
@@ -337,7 +351,8 @@ def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *, size:
     read = (pipeline
             | "List" >> beam.Create(_groups(entries, config.images_per_step))
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadImages(config, size, resize)).with_outputs(
+            | "Read" >> beam.ParDo(ReadImages(config, size, resize, tuple(metric_names)))
+            .with_outputs(
                 READ_FAILED, FINISHED, main="images"))
     explained = (read.images
                  | "Batch" >> beam.BatchElements(min_batch_size=1,

@@ -45,6 +45,28 @@ LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": F
                    "relevance_mass": False}
 
 
+# Settings that do not change the maps: ``explain`` then ``evaluate`` (or the reverse)
+# into one directory is one run, the second adding its scores to the finished maps.
+_SCORING = ("mode", "metrics", "metric_options")
+
+
+def _changed_settings(previous: dict, wanted: dict) -> str:
+    """The settings of two runs that make them different runs ("" when none)."""
+    def family(settings):
+        return "adapt" if settings.get("mode") == "adapt" else "explain"
+
+    keys = sorted((set(previous) | set(wanted)) - set(_SCORING))
+    changed = [f"{key} ({previous.get(key)!r} → {wanted.get(key)!r})" for key in keys
+               if previous.get(key) != wanted.get(key)]
+    if family(previous) != family(wanted):
+        changed.append(f"mode ({previous.get('mode')!r} → {wanted.get('mode')!r})")
+    if (previous.get("metrics") and wanted.get("metrics")
+            and previous.get("metric_options") != wanted.get("metric_options")):
+        changed.append(f"metric_options ({previous.get('metric_options')!r} → "
+                       f"{wanted.get('metric_options')!r})")
+    return ", ".join(changed)
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path`` via a temporary file and a rename."""
     directory = os.path.dirname(path) or "."
@@ -144,22 +166,24 @@ class OutputDir:
         if self.files.exists(run_file):
             previous = json.loads(self.files.read(run_file).decode("utf-8"))
             wanted = json.loads(text)
-            if previous != wanted:
+            changed = _changed_settings(previous, wanted)
+            if changed:
                 finished = self.results_count()
                 if finished and not overwrite:
-                    changed = ", ".join(
-                        f"{key} ({previous.get(key)!r} → {wanted.get(key)!r})"
-                        for key in sorted(set(previous) | set(wanted))
-                        if previous.get(key) != wanted.get(key))
                     raise ValueError(
                         f"Expected `output_dir` {path!r} to hold a run with the same settings "
                         f"(it resumes; finished images there: {finished}). Settings that "
                         f"differ: {changed}. Use another --output_dir, or --overwrite to "
                         "start that run over.")
                 self._clear()
-                self.files.write(run_file, text.encode())
-        else:
-            self.files.write(run_file, text.encode())
+            else:                               # scores gathered so far stay listed
+                wanted["metrics"] = list(dict.fromkeys(previous.get("metrics", [])
+                                                       + wanted.get("metrics", [])))
+                if not previous.get("metrics"):
+                    previous["metric_options"] = wanted.get("metric_options")
+                wanted["metric_options"] = previous.get("metric_options")
+                text = json.dumps(wanted, indent=1, sort_keys=True)
+        self.files.write(run_file, text.encode())
 
     def _file(self, relative: str) -> str:
         return self.files.join(self.path, *relative.split("/"))
@@ -312,6 +336,10 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
             process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
                            [ids[i] for i in todo], explainers, out, metrics or {}, masks,
                            progress)
+        finished = [i for i in range(len(ids)) if i not in set(todo)]
+        if finished and metrics:
+            score_finished(spec, pixels[finished], [names[i] for i in finished],
+                           [ids[i] for i in finished], out, metrics, masks)
         progress.update(len(todo), len(ids) - len(todo))
         if limit is not None and index >= limit:
             break
@@ -375,6 +403,38 @@ def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, ma
     for record in records:
         out.write_result(record["id"], record)
     return records
+
+
+def score_finished(spec, pixels, names, ids, out: OutputDir, metrics: Dict[str, Callable],
+                   masks) -> None:
+    """Adds the requested scores a finished image's record lacks, from its saved maps
+    (an ``explain`` run followed by ``evaluate``); records that have them are left
+    untouched."""
+    records = [out.result(identifier) for identifier in ids]
+    missing = [i for i, record in enumerate(records)
+               if any(name not in entry for entry in record["methods"].values()
+                      for name in metrics)]
+    if not missing:
+        return
+    inputs = tf.convert_to_tensor(spec.preprocess(pixels[missing]))
+    chosen = [records[i] for i in missing]
+    targets = np.array([record["target"] for record in chosen], np.int32)
+    mask_batch = None
+    if masks is not None:
+        found = [masks(names[i]) for i in missing]
+        if all(m is not None for m in found):
+            mask_batch = np.stack(found)
+    for method in chosen[0]["methods"]:
+        attributions = np.stack([np.load(io.BytesIO(out.read(record["methods"][method]["files"]
+                                                             ["npy"])))
+                                 for record in chosen])
+        maps = heatmap(attributions)
+        for name, fn in metrics.items():
+            values = np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
+            for record, value in zip(chosen, values):
+                record["methods"][method].setdefault(name, _number(value))
+    for record in chosen:
+        out.write_result(record["id"], record)
 
 
 def _number(value) -> Optional[float]:
