@@ -399,3 +399,14 @@ def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path):
     with flagsaver.flagsaver(output_dir=str(both), **dict(common, num_copies=5)):
         with pytest.raises(ValueError, match="metric_options"):
             cli.main(["tf-smoothtaylor", "evaluate"])
+
+
+def test_a_multi_input_model_file_is_refused_with_the_way_out(tmp_path):
+    import keras
+    image, meta = keras.Input((8, 8, 3), name="image"), keras.Input((2,), name="meta")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(image), meta])
+    path = str(tmp_path / "two_inputs.keras")
+    keras.Model([image, meta], keras.layers.Dense(3)(joined)).save(path)
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "out"), model=path):
+        with pytest.raises(ValueError, match=r"2 inputs \['image', 'meta'\].*select_input"):
+            cli.main(["tf-smoothtaylor", "explain"])

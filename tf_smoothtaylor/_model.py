@@ -26,6 +26,18 @@ def _is_softmax(fn) -> bool:
         fn, "__name__", "") in _PROBABILITY_FUNCTIONS
 
 
+class InputSelection:
+    """A multi-input Keras model with the input to explain named (see
+    ``tf_smoothtaylor.models.select_input``); the other inputs are held fixed
+    per image and given with the images as a dict."""
+
+    def __init__(self, model, input_name: str):
+        self.model, self.input_name = _unwrap(model), input_name
+        for name in ("preprocess", "deprocess"):       # a ModelSpec's transforms
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+
 def _unwrap(model):
     """Accepts a Keras model or an object holding one as ``.model``."""
     inner = getattr(model, "model", None)
@@ -44,6 +56,8 @@ class LogitModel:
     """
 
     def __init__(self, model):
+        selected = getattr(model, "input_name", None) if isinstance(
+            model, InputSelection) else None
         model = _unwrap(model)
         if not isinstance(model, keras.Model):
             raise TypeError(
@@ -61,11 +75,34 @@ class LogitModel:
                 "Expected `model` to be a built Keras model with known inputs "
                 "(call it once on data, or build it with keras.Input). "
                 f"Received: model {model.name!r} with no inputs")
-        if len(inputs) != 1:
+        # The model's own input structure (a dict for dict-input models). Not
+        # ``model.input``: for a sub-model called inside another, that is the input of
+        # its latest call, not its own.
+        structure = getattr(model, "_inputs_struct", None)
+        functional = getattr(model, "_functional", None)     # Sequential
+        if structure is None and functional is not None:
+            structure = getattr(functional, "_inputs_struct", None)
+        if structure is None or len(tf.nest.flatten(structure)) != len(inputs):
+            structure = inputs[0] if len(inputs) == 1 else list(inputs)
+        flat = tf.nest.flatten(structure)
+        names = [tensor.name for tensor in flat]
+        if selected is None and len(flat) != 1:
             raise ValueError(
-                "Expected `model` to have exactly one input tensor. "
-                f"Received: model with {len(inputs)} inputs")
-        self.input_shape = tuple(inputs[0].shape[1:])
+                "Expected `model` to have one input, or the input to explain named: "
+                f"tf_smoothtaylor.models.select_input(model, {names[0]!r}) (the other inputs "
+                f"are then held fixed per image). Received: a model with inputs {names}")
+        if selected is not None and selected not in names:
+            raise ValueError(f"Expected `input_name` to be one of the model's inputs {names}. "
+                             f"Received: {selected!r}")
+        self.input_names = names
+        self.input_index = names.index(selected) if selected is not None else 0
+        self._structure = structure
+        explained = flat[self.input_index]
+        # The inputs held fixed per image: name, shape (without batch) and dtype.
+        self.context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
+                             for i, (name, t) in enumerate(zip(names, flat))
+                             if i != self.input_index)
+        self.input_shape = tuple(explained.shape[1:])
         self.num_outputs = len(outputs)
         self.output_shape = tuple(outputs[0].shape)
         if self.num_outputs == 1:
@@ -82,9 +119,9 @@ class LogitModel:
         except (AttributeError, ValueError):
             return
         activation = getattr(last, "activation", None)
-        # A single input as a tensor, not a one-element list: calling the trunk with a
-        # tensor then matches its structure (no Keras "structure of inputs" warning).
-        inputs = inputs[0] if len(inputs) == 1 else inputs
+        # The model's own input structure (a single input as a tensor, not a one-element
+        # list): the trunk is called like the model (no "structure of inputs" warning).
+        inputs = self._structure
         if isinstance(last, keras.layers.Softmax) or (
                 isinstance(last, (keras.layers.Activation, keras.layers.Lambda))
                 and _is_softmax(getattr(last, "function", activation))):
@@ -116,16 +153,20 @@ class LogitModel:
             self._fn = logits
             self.stripped = True
 
-    def predict(self, images, batch_size: int) -> np.ndarray:
+    def predict(self, images, batch_size: int, context=()) -> np.ndarray:
         """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``.
 
         One compiled function per instance, with a ``None`` batch axis.
         """
         if getattr(self, "_forward", None) is None:
-            self._forward = tf.function(self.__call__, input_signature=[
-                tf.TensorSpec((None,) + self.input_shape, tf.float32)])
+            self._forward = tf.function(
+                lambda x, c: self(x, c), input_signature=[
+                    tf.TensorSpec((None,) + self.input_shape, tf.float32),
+                    tuple(tf.TensorSpec((None,) + shape, dtype)
+                          for _, shape, dtype in self.context)])
         images = tf.convert_to_tensor(images, tf.float32)
-        chunks = [self._forward(images[i:i + batch_size]).numpy()
+        chunks = [self._forward(images[i:i + batch_size],
+                                tuple(c[i:i + batch_size] for c in context)).numpy()
                   for i in range(0, int(images.shape[0]), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
 
@@ -157,8 +198,22 @@ class LogitModel:
             return self.output_shape[-1]
         return None
 
-    def __call__(self, z: tf.Tensor):
-        outputs = self._fn(z)
+    def inputs_of(self, z: tf.Tensor, context=()):
+        """The model's input structure: ``z`` as the explained input, ``context``
+        (one tensor per other input, in ``self.context`` order) as the others."""
+        if not self.context:
+            return z
+        if len(context) != len(self.context):
+            raise ValueError(
+                f"Expected the inputs held fixed per image ({[c[0] for c in self.context]}) "
+                "with the images: pass a dict of every input to `explain`. Received: "
+                f"{len(context)} of them (metrics and serving take single-input models)")
+        flat = list(context)
+        flat.insert(self.input_index, z)
+        return tf.nest.pack_sequence_as(self._structure, flat)
+
+    def __call__(self, z: tf.Tensor, context=()):
+        outputs = self._fn(self.inputs_of(z, context))
         return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
 
     def check_outputs(self, target_is_callable: bool) -> None:

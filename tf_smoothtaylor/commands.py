@@ -69,6 +69,11 @@ def load_spec(config) -> models.ModelSpec:
     else:
         raise ValueError(f"--model must be 'demo', a registry name ({', '.join(models.FAMILIES)})"
                          f", a .keras file or a SavedModel directory; got {path!r}")
+    if len(model.inputs) != 1:
+        names = [tensor.name for tensor in model.inputs]
+        raise ValueError(f"--model {path} has {len(names)} inputs {names}; the command line "
+                         "explains single-input models. For several inputs use the Python "
+                         "API: tst.models.select_input (README, Models with several inputs)")
     if config.preprocess == "identity":
         return models.wrap(model)
     preprocess, deprocess = models.pixel_transforms(config.preprocess)

@@ -40,7 +40,7 @@ never waits for the device. ``explain`` then reads one finiteness flag per image
 """
 
 import warnings
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -158,21 +158,50 @@ class Engine:
                              "Received: images containing NaN or Inf")
         return images
 
+    def check_inputs(self, inputs) -> Tuple[tf.Tensor, Tuple[tf.Tensor, ...]]:
+        """``(images, context)``: the explained input, checked, and the inputs held
+        fixed per image (multi-input models: ``inputs`` is a dict of every input)."""
+        context_specs = self.model.context
+        if not context_specs:
+            if isinstance(inputs, dict):
+                raise TypeError("Expected `images` to be an array or tensor (the model has "
+                                f"one input). Received: a dict of {sorted(inputs)}")
+            return self.check_images(inputs), ()
+        names = self.model.input_names
+        explained = names[self.model.input_index]
+        if not isinstance(inputs, dict) or set(inputs) != set(names):
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(f"Expected a dict of every model input {names} (the one "
+                             f"explained: {explained!r}). Received: {got}")
+        images = self.check_images(inputs[explained])
+        batch = int(images.shape[0])
+        context = []
+        for name, shape, dtype in context_specs:
+            value = tf.convert_to_tensor(inputs[name])
+            if (value.shape.rank != len(shape) + 1 or value.shape[0] != batch or not all(
+                    e is None or e == s for e, s in zip(shape, value.shape[1:]))):
+                wanted = "(" + ", ".join(str(e) for e in (batch,) + shape) + ")"
+                raise ValueError(f"Expected input {name!r} of shape {wanted}, one row per "
+                                 f"image. Received: shape {tuple(value.shape)}")
+            context.append(tf.cast(value, dtype))
+        return images, tuple(context)
+
     # -- forward pass ----------------------------------------------------------
     def _image_spec(self):
         return tf.TensorSpec((None,) + self.model.input_shape, tf.float32)
 
-    def predict(self, images: tf.Tensor) -> np.ndarray:
+    def predict(self, images: tf.Tensor, context=()) -> np.ndarray:
         """Float32 logits of ``images``, computed in chunks of ``batch_size``."""
-        return self.model.predict(images, self.batch_size)
+        return self.model.predict(images, self.batch_size, context)
 
-    def _check_probabilities(self, images, logits=None):
+    def _check_probabilities(self, images, logits=None, context=()):
         if self._probabilities_checked or self.model.num_outputs != 1:
             return
         self._probabilities_checked = True
         if logits is None:
             # Once per explainer, eagerly: no extra compiled function to trace.
-            logits = self.model(images[: self.batch_size]).numpy()
+            logits = self.model(images[: self.batch_size],
+                                tuple(c[: self.batch_size] for c in context)).numpy()
         self.model.warn_if_probabilities(logits)
 
     # -- attribution -----------------------------------------------------------
@@ -190,8 +219,11 @@ class Engine:
         return tf.constant(array.astype(np.int64))
 
     def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
-            keys=None) -> tf.Tensor:
-        """Attributions of checked ``images`` for ``targets`` (see ``explain``)."""
+            keys=None, context=()) -> tf.Tensor:
+        """Attributions of checked ``images`` for ``targets`` (see ``explain``);
+        ``context``: the other inputs of a multi-input model (``check_inputs``)."""
+        if len(context) != len(self.model.context):
+            self.model.inputs_of(images, context)            # raises, naming the inputs
         batch = int(images.shape[0])
         self.model.check_outputs(callable(targets))
         keys = self.check_keys(keys, batch)
@@ -200,17 +232,17 @@ class Engine:
         logits = []
 
         def predict():
-            logits.append(self.predict(images))
+            logits.append(self.predict(images, context))
             return logits[0]
 
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
-        self._check_probabilities(images, logits[0] if logits else None)
+        self._check_probabilities(images, logits[0] if logits else None, context)
         function = self._function(target_fn)
         extras = {name: tf.cast(extras[name], dtype)
                   for name, dtype in self.scheme.extra_specs.items()}
         result = function(images, tf.constant(classes, tf.int32),
-                          self._keys(images, keys).value, extras)
+                          self._keys(images, keys).value, extras, tuple(context))
         finite = _finite_rows(result).numpy()       # one flag per image, not the maps
         if not finite.all():
             warnings.warn(
@@ -252,6 +284,9 @@ class Engine:
           ``(attributions, logits, classes)``.
         """
         self.model.check_outputs(False)
+        if self.model.context:
+            raise ValueError("Expected a single-input model for serving and tf.distribute. "
+                             "Received: a model with inputs held fixed per image")
         logits = self.model(images)
         top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
         targets = tf.cast(targets, tf.int32)
@@ -266,16 +301,17 @@ class Engine:
             function = self._compiled[None] = self._build(None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
-        return function(images, classes, self._keys(images, keys).value, extras), logits, classes
+        return (function(images, classes, self._keys(images, keys).value, extras, ()),
+                logits, classes)
 
     def _build(self, target_fn):
         model, scheme = self.model, self.scheme
         size = self.batch_size
 
-        def gradients(z, targets):
+        def gradients(z, targets, context):
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                value = select_target(model(z), targets, target_fn)
+                value = select_target(model(z, context), targets, target_fn)
             grad = tape.gradient(value, z)
             if grad is None:
                 raise ValueError(
@@ -288,7 +324,7 @@ class Engine:
         if self.jit_compile:
             gradients = tf.function(gradients, jit_compile=True)
 
-        def attribute(images, targets, key_values, extras):
+        def attribute(images, targets, key_values, extras, context):
             self.trace_count += 1
             batch = tf.shape(images)[0]
             image_shape = tf.shape(images)[1:]
@@ -326,7 +362,8 @@ class Engine:
                     tf.gather(images, image),
                     tf.nest.map_structure(lambda t: tf.gather(t, image), params),
                     keys.gather(image), flat % points_per_image)
-                value = gradients(z, tf.gather(targets, image))
+                value = gradients(z, tf.gather(targets, image),
+                                  tuple(tf.gather(c, image) for c in context))
                 if m is not None:
                     value *= m
                 value = tf.reshape(value, [count, width])
@@ -376,9 +413,11 @@ class Engine:
 
         extra_specs = {name: tf.TensorSpec((None,), dtype)
                        for name, dtype in scheme.extra_specs.items()}
+        context_specs = tuple(tf.TensorSpec((None,) + shape, dtype)
+                              for _, shape, dtype in self.model.context)
         return tf.function(attribute, input_signature=[
             self._image_spec(), tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None,), tf.int64), extra_specs])
+            tf.TensorSpec((None,), tf.int64), extra_specs, context_specs])
 
 
 @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])

@@ -132,6 +132,30 @@ def imagenet_class_names() -> List[str]:
             return [line.strip() for line in handle if line.strip()]
 
 
+def select_input(model, input_name: str):
+    """A multi-input model (or ModelSpec) with the input to explain named.
+
+    Explainers built on it take a dict of every input, one row per image, and
+    explain ``input_name`` while the other inputs (metadata, a second view, ...)
+    are held fixed at each image's values:
+
+      >>> explainer = SmoothTaylor(select_input(model, "image"), num_roots=50)
+      >>> maps = explainer({"image": images, "metadata": metadata})   # like images
+
+    Random draws are keyed by the explained input (or by ``keys=``). Metrics and
+    serving take single-input models.
+
+    Raises:
+      ValueError: if the model has no input of that name.
+    """
+    from tf_smoothtaylor._model import InputSelection, LogitModel
+    if not isinstance(input_name, str):
+        raise TypeError(f"Expected `input_name` to be a str. Received: {input_name!r}")
+    selection = InputSelection(model, input_name)
+    LogitModel(selection)                       # checks the name now, not at first use
+    return selection
+
+
 @dataclasses.dataclass
 class ModelSpec:
     """A logits model with its pixel transforms.

@@ -92,7 +92,9 @@ class Explainer(Scheme):
         """Attributions of ``images`` for ``targets`` (see the module docstring).
 
         Args:
-          images: (batch, ...) model inputs.
+          images: (batch, ...) model inputs; for a multi-input model (built on
+            ``models.select_input(model, name)``), a dict of every input, one row
+            per image: the named one is explained, the others are held fixed.
           targets: None (top-1), an int, one int per image, or a callable.
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
@@ -100,8 +102,9 @@ class Explainer(Scheme):
         Returns:
           float32 tensor shaped like ``images``.
         """
-        images = self._engine.check_images(images)
-        return self._engine.run(images, targets, self.extras(images), keys=keys)
+        images, context = self._engine.check_inputs(images)
+        return self._engine.run(images, targets, self.extras(images), keys=keys,
+                                context=context)
 
     __call__ = explain
 

@@ -64,7 +64,7 @@ class SmoothTaylor(Explainer):
             of roots; the same ``draw`` gives the same roots.
           keys: see ``Explainer.explain``.
         """
-        images = self._engine.check_images(images)
+        images, context = self._engine.check_inputs(images)
         extras = self.extras(images)
         batch = int(images.shape[0])
         if noise_scale is not None:
@@ -75,7 +75,7 @@ class SmoothTaylor(Explainer):
                                  f"finite. Received: noise_scale={noise_scale!r}")
             extras["noise_scale"] = sigma
         extras["draw"] = tf.broadcast_to(tf.cast(draw, tf.int64), [batch])
-        return self._engine.run(images, targets, extras, keys=keys)
+        return self._engine.run(images, targets, extras, keys=keys, context=context)
 
     __call__ = explain
 
