@@ -81,16 +81,23 @@ def metric_options(quick: bool, seed: int, batch_size: int):
                          batch_size=batch_size), "autvc": dict(min_size=30)}
 
 
-def explainer_for(kind, settings, spec, options):
+def explainer_for(kind, settings, spec, options, cache):
     common = dict(batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     if kind == "ig":
         explainer = IntegratedGradients(spec, **settings, **common)
         return lambda x, t, k: (explainer(x, t, keys=k), {})
     if kind == "st":
-        explainer = SmoothTaylor(spec, **settings, **common)
-        return lambda x, t, k: (explainer(x, t, keys=k), {})
+        # One compiled SmoothTaylor per R: σ is a per-call value, so the σ grid of
+        # Table II reuses it (the same roots as a new explainer with that σ).
+        roots, sigma = settings["num_roots"], settings["noise_scale"]
+        if roots not in cache:
+            cache[roots] = SmoothTaylor(spec, num_roots=roots, **common)
+        explainer = cache[roots]
+        return lambda x, t, k: (explainer(x, t, keys=k, noise_scale=sigma), {})
     search = AdaptiveNoising(spec, objective_options=options[settings["objective"]],
                              **settings, **common)
+    # The search runs SmoothTaylor with per-image σ: share the compiled one of this R.
+    search.explainer = cache.setdefault(settings["num_roots"], search.explainer)
 
     def adapt(x, t, k):
         result = search(x, t, keys=k)
@@ -108,7 +115,7 @@ def main(argv):
         spec = models.load(model_name, weights=weights, input_size=FLAGS.size)
         size = spec.input_size[0]
         functions = runs.metric_functions(spec, ["aupc", "autvc"], options)
-        done = {}
+        done, explainers = {}, {}
         for table, configs in grids(FLAGS.quick).items():
             for config, (kind, settings) in configs.items():
                 if config not in done:
@@ -121,7 +128,8 @@ def main(argv):
                         FLAGS.manual_dir, data_dir=FLAGS.data_dir, limit=FLAGS.limit, size=size,
                         resize=int(round(size * 256 / 224)), batch_size=8)
                     records = runs.process(spec, batches,
-                                           {config: explainer_for(kind, settings, spec, options)},
+                                           {config: explainer_for(kind, settings, spec, options,
+                                                                   explainers)},
                                            out, metrics=functions, total=FLAGS.limit,
                                            limit=FLAGS.limit)
                     runs.write_tables(out, records, ["aupc", "autvc"])
