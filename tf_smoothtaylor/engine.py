@@ -73,6 +73,9 @@ class Scheme:
         dtype (each fed as a ``(batch,)`` tensor).
       uses_random: Whether ``points`` draws random numbers (else no image keys
         are computed).
+      independent_points: Whether the points of an image are independent draws of
+        one estimator with equal weights (SmoothTaylor, SmoothGrad): then their
+        spread gives the Monte Carlo standard error (``return_error=True``).
     """
 
     num_points: int = 1
@@ -80,6 +83,7 @@ class Scheme:
     point_weight: Optional[float] = None
     extra_specs: Dict[str, tf.DType] = {}
     uses_random: bool = False
+    independent_points: bool = False
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -128,6 +132,8 @@ class Engine:
         # the most recent MAX_CALLABLE_TARGETS of them (a new lambda on every call would
         # otherwise keep every compiled function alive).
         self._compiled: Dict[Optional[Callable], tf.types.experimental.GenericFunction] = {}
+        self._compiled_error: Dict[Optional[Callable],
+                                   tf.types.experimental.GenericFunction] = {}
         self._probabilities_checked = False
 
     # -- input checks --------------------------------------------------------
@@ -219,16 +225,18 @@ class Engine:
         return tf.constant(array.astype(np.int64))
 
     def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
-            keys=None, context=()) -> tf.Tensor:
+            keys=None, context=(), with_error: bool = False):
         """Attributions of checked ``images`` for ``targets`` (see ``explain``);
-        ``context``: the other inputs of a multi-input model (``check_inputs``)."""
+        ``context``: the other inputs of a multi-input model (``check_inputs``).
+        With ``with_error``: ``(attributions, standard_error, relative_error)``."""
         if len(context) != len(self.model.context):
             self.model.inputs_of(images, context)            # raises, naming the inputs
         batch = int(images.shape[0])
         self.model.check_outputs(callable(targets))
         keys = self.check_keys(keys, batch)
         if batch == 0:
-            return tf.zeros_like(images)
+            empty = tf.zeros_like(images)
+            return (empty, empty, tf.zeros([0])) if with_error else empty
         logits = []
 
         def predict():
@@ -238,11 +246,12 @@ class Engine:
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
         self._check_probabilities(images, logits[0] if logits else None, context)
-        function = self._function(target_fn)
+        function = self._function(target_fn, with_error)
         extras = {name: tf.cast(extras[name], dtype)
                   for name, dtype in self.scheme.extra_specs.items()}
-        result = function(images, tf.constant(classes, tf.int32),
-                          self._keys(images, keys).value, extras, tuple(context))
+        outputs = function(images, tf.constant(classes, tf.int32),
+                           self._keys(images, keys).value, extras, tuple(context))
+        result = outputs[0] if with_error else outputs
         finite = _finite_rows(result).numpy()       # one flag per image, not the maps
         if not finite.all():
             warnings.warn(
@@ -251,7 +260,7 @@ class Engine:
                 "some of their points (e.g. a float16 overflow, or a division by zero). "
                 "Those rows hold NaN/Inf; every other image's map is unaffected.",
                 stacklevel=4)
-        return result
+        return outputs
 
     def _keys(self, images, keys) -> _random.Keys:
         """Random keys: the caller's, a hash of each image, or zeros when unused."""
@@ -262,15 +271,17 @@ class Engine:
         batch = tf.shape(images)[0]
         return _random.Keys(tf.zeros([batch], tf.int64), tf.range(batch))
 
-    def _function(self, target_fn):
-        """The compiled function for ``target_fn``, most recently used kept last."""
-        function = self._compiled.pop(target_fn, None)
+    def _function(self, target_fn, with_error: bool = False):
+        """The compiled function for ``target_fn`` (and the standard-error variant),
+        most recently used kept last."""
+        compiled = self._compiled_error if with_error else self._compiled
+        function = compiled.pop(target_fn, None)
         if function is None:
-            function = self._build(target_fn)
-        self._compiled[target_fn] = function
-        callables = [key for key in self._compiled if key is not None]
+            function = self._build(target_fn, with_error)
+        compiled[target_fn] = function
+        callables = [key for key in compiled if key is not None]
         for key in callables[:-MAX_CALLABLE_TARGETS]:
-            del self._compiled[key]
+            del compiled[key]
         return function
 
     def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None):
@@ -304,7 +315,7 @@ class Engine:
         return (function(images, classes, self._keys(images, keys).value, extras, ()),
                 logits, classes)
 
-    def _build(self, target_fn):
+    def _build(self, target_fn, with_error: bool = False):
         model, scheme = self.model, self.scheme
         size = self.batch_size
 
@@ -336,7 +347,11 @@ class Engine:
             params = scheme.prepare(images, extras)
             # A chunk holds consecutive points of at most `span` consecutive images.
             span = min(size, -(-size // points_per_image) + 1)
-            moments = scheme.moments
+            # With standard errors: the centred M2 of the values and of their channel
+            # sums (the heatmap) are merged as well.
+            moments = 2 if with_error else scheme.moments
+            channels = int(images.shape[-1]) if with_error else 1
+            heat_width = width // channels if with_error else 0
 
             def chunk(offset, count, state):
                 """Folds the points [offset, offset + count) into the open rows.
@@ -346,15 +361,19 @@ class Engine:
                 loop and the remainder at the end; points past ``total``
                 (padding, under XLA only) are dropped.
                 """
-                done, open_start, first, second = state
+                done, open_start, first, second, heat, heat_m2 = state
                 start = offset // points_per_image           # the chunk's first image
                 # Rows before `start` are final: write each once, shift the window.
                 shift = start - open_start
                 done = _write_rows(done, open_start, first[:shift],
-                                   second[:shift] if moments == 2 else None)
+                                   second[:shift] if moments == 2 else None,
+                                   (heat[:shift], heat_m2[:shift]) if with_error else None)
                 first = _shift(first, shift, span, width)
                 if moments == 2:
                     second = _shift(second, shift, span, width)
+                if with_error:
+                    heat = _shift(heat, shift, span, heat_width)
+                    heat_m2 = _shift(heat_m2, shift, span, heat_width)
 
                 flat = tf.minimum(offset + tf.range(count), total - 1)
                 image = flat // points_per_image
@@ -382,12 +401,20 @@ class Engine:
                         offset - (start + tf.range(span)) * points_per_image,
                         0, points_per_image)
                     first, second = _merge_moments(first, second, before, value, row, span)
-                return done, start, first, second
+                    if with_error:
+                        channel_sums = tf.reduce_sum(
+                            tf.reshape(value, [-1, heat_width, channels]), axis=-1)
+                        heat, heat_m2 = _merge_moments(heat, heat_m2, before, channel_sums,
+                                                       row, span)
+                return done, start, first, second, heat, heat_m2
 
             done = tf.TensorArray(tf.float32, size=batch, element_shape=[None])
             zeros = tf.zeros([span, width]) if isinstance(width, int) else tf.zeros(
                 tf.stack([span, width]))
-            state = (done, tf.constant(0), zeros, zeros if moments == 2 else tf.zeros([]))
+            heat_zeros = (tf.zeros(tf.stack([span, heat_width])) if with_error
+                          else tf.zeros([]))
+            state = (done, tf.constant(0), zeros, zeros if moments == 2 else tf.zeros([]),
+                     heat_zeros, heat_zeros)
             full = total // size
             _, *state = tf.while_loop(
                 lambda index, *_: index < full,
@@ -397,14 +424,19 @@ class Engine:
             # The remainder runs at its own size (no wasted gradients), except under XLA,
             # where a new shape means a new compilation: there it is padded to `size`.
             count = size if self.jit_compile else remainder
-            done, open_start, first, second = tf.cond(
+            done, open_start, first, second, heat, heat_m2 = tf.cond(
                 remainder > 0,
                 lambda: chunk(full * size, count, tuple(state)),
                 lambda: tuple(state))
             rows = batch - open_start
             done = _write_rows(done, open_start, first[:rows],
-                               second[:rows] if moments == 2 else None)
-            sums = tf.reshape(done.stack(), [batch, 2 if moments == 2 else 1, -1])
+                               second[:rows] if moments == 2 else None,
+                               (heat[:rows], heat_m2[:rows]) if with_error else None)
+            stacked = done.stack()
+            if with_error:
+                return _standard_errors(stacked, tf.shape(images), width, heat_width,
+                                        points_per_image, scheme.point_weight)
+            sums = tf.reshape(stacked, [batch, 2 if moments == 2 else 1, -1])
             first = tf.reshape(sums[:, 0], tf.shape(images))
             second = tf.reshape(sums[:, -1], tf.shape(images))
             if scheme.point_weight is not None:
@@ -433,10 +465,33 @@ def _shift(rows: tf.Tensor, shift, span: int, width) -> tf.Tensor:
                       [span, width])
 
 
-def _write_rows(done: tf.TensorArray, start, first, second) -> tf.TensorArray:
-    """Writes finished rows (one image each) at ``start, start + 1, ...``."""
-    rows = first if second is None else tf.concat([first, second], 1)
+def _write_rows(done: tf.TensorArray, start, first, second, heat=None) -> tf.TensorArray:
+    """Writes finished rows (one image each) at ``start, start + 1, ...``: the
+    sums, then the M2 and the heatmap's sums and M2 when they are kept."""
+    parts = [first] + ([] if second is None else [second]) + list(heat or ())
+    rows = parts[0] if len(parts) == 1 else tf.concat(parts, 1)
     return done.scatter(start + tf.range(tf.shape(rows)[0]), rows)
+
+
+def _standard_errors(stacked, shape, width, heat_width, count, point_weight):
+    """Attributions, per-element standard errors and the heatmap's relative error
+    from the rows ``[Σv, M2(v), Σh, M2(h)]`` of ``count`` independent points:
+
+        A = w Σv,   SE(A) = |w| n √(M2 / (n (n − 1)) / n) = |w| √(n M2 / (n − 1)),
+
+    (w = ±1/n, so SE(A) = √(M2 / (n (n − 1)))), and likewise for the heatmap h
+    (channel sums): relative error = ‖SE(h)‖₂ / ‖h‖₂ (NaN when n < 2 or h = 0).
+    """
+    n = float(count)
+    first, second = stacked[:, :width], stacked[:, width:2 * width]
+    heat, heat_m2 = stacked[:, 2 * width:2 * width + heat_width], stacked[:, 2 * width + heat_width:]
+    scale = abs(point_weight) * n / np.sqrt(n * (n - 1.0)) if count > 1 else np.nan
+    attributions = tf.reshape(first * point_weight, shape)
+    standard_error = tf.reshape(tf.sqrt(tf.maximum(second, 0.0)) * scale, shape)
+    heat_error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1)) * scale
+    heat_norm = tf.norm(heat * point_weight, axis=1)
+    relative = tf.where(heat_norm > 0, heat_error / tf.maximum(heat_norm, 1e-30), np.nan)
+    return attributions, standard_error, relative
 
 
 def _segment_sums(values: tf.Tensor, rows: tf.Tensor, span: int) -> tf.Tensor:

@@ -23,7 +23,7 @@ An explainer is a thin holder of settings around one compiled engine
 """
 
 import inspect
-from typing import Callable, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +33,24 @@ from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.engine import Engine, Scheme
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
+
+
+class Estimate(NamedTuple):
+    """Attributions with their Monte Carlo precision (``return_error=True``).
+
+    Attributes:
+      attributions: (B, ...) the estimate, as ``explain`` returns it.
+      standard_error: (B, ...) per element, the standard error of the mean
+        over the image's ``num_points`` independent points, √(s² / n).
+      relative_error: (B,) ``‖SE(h)‖₂ / ‖h‖₂`` of the heatmap h (the channel
+        sum; each point's channel sum is accumulated, so covariance between
+        channels counts); NaN when n < 2 or h = 0.
+      num_points: Points per image (n).
+    """
+    attributions: tf.Tensor
+    standard_error: tf.Tensor
+    relative_error: tf.Tensor
+    num_points: int
 
 
 class Explainer(Scheme):
@@ -88,7 +106,8 @@ class Explainer(Scheme):
         """How many times the compiled attribution function was traced."""
         return self._engine.trace_count
 
-    def explain(self, images, targets: Targets = None, *, keys=None) -> tf.Tensor:
+    def explain(self, images, targets: Targets = None, *, keys=None,
+                return_error: bool = False) -> Union[tf.Tensor, "Estimate"]:
         """Attributions of ``images`` for ``targets`` (see the module docstring).
 
         Args:
@@ -98,13 +117,30 @@ class Explainer(Scheme):
           targets: None (top-1), an int, one int per image, or a callable.
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
+          return_error: Also return the Monte Carlo standard errors (methods
+            whose points are independent draws: SmoothTaylor, SmoothGrad).
 
         Returns:
-          float32 tensor shaped like ``images``.
+          float32 tensor shaped like ``images``; with ``return_error``, an
+          :class:`Estimate`.
         """
         images, context = self._engine.check_inputs(images)
-        return self._engine.run(images, targets, self.extras(images), keys=keys,
-                                context=context)
+        return self._run(images, targets, self.extras(images), keys, context, return_error)
+
+    def _run(self, images, targets, extras, keys, context, return_error):
+        if not isinstance(return_error, bool):
+            raise TypeError(f"Expected `return_error` to be a bool. Received: {return_error!r}")
+        if return_error and not self.independent_points:
+            raise ValueError(
+                "Expected a Monte Carlo method whose points are independent draws "
+                "(SmoothTaylor, SmoothGrad with statistic='mean' and a gradient base) for "
+                f"`return_error=True`. Received: {type(self).__name__}"
+                + ("" if self.uses_random else ", which is deterministic"))
+        outputs = self._engine.run(images, targets, extras, keys=keys, context=context,
+                                   with_error=return_error)
+        if return_error:
+            return Estimate(*outputs, num_points=self.num_points)
+        return outputs
 
     __call__ = explain
 

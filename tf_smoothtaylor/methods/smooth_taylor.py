@@ -39,6 +39,7 @@ class SmoothTaylor(Explainer):
 
     extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
     uses_random = True
+    independent_points = True
 
     def __init__(self, model, *, num_roots: int = 150,
                  noise_scale: Optional[float] = None,
@@ -53,7 +54,7 @@ class SmoothTaylor(Explainer):
                          jit_compile=jit_compile)
 
     def explain(self, images, targets=None, *, noise_scale=None, draw=0,
-                keys=None) -> tf.Tensor:
+                keys=None, return_error: bool = False):
         """Attributions; see ``Explainer.explain``.
 
         Args:
@@ -62,7 +63,7 @@ class SmoothTaylor(Explainer):
             (batch,) or a scalar (used by adaptive noising).
           draw: Non-negative int (or one per image) selecting an independent set
             of roots; the same ``draw`` gives the same roots.
-          keys: see ``Explainer.explain``.
+          keys, return_error: see ``Explainer.explain``.
         """
         images, context = self._engine.check_inputs(images)
         extras = self.extras(images)
@@ -75,7 +76,7 @@ class SmoothTaylor(Explainer):
                                  f"finite. Received: noise_scale={noise_scale!r}")
             extras["noise_scale"] = sigma
         extras["draw"] = tf.broadcast_to(tf.cast(draw, tf.int64), [batch])
-        return self._engine.run(images, targets, extras, keys=keys, context=context)
+        return self._run(images, targets, extras, keys, context, return_error)
 
     __call__ = explain
 

@@ -70,6 +70,9 @@ class SmoothGrad(Explainer):
         # With per-point base weights (IG), 1/N goes into each point's weight.
         self.point_weight = None if base_weight is None else base_weight / self.num_samples
         self.moments = 1 if statistic == "mean" else 2
+        # Each sample one point (a gradient base) and a mean: the samples' spread is the
+        # Monte Carlo error. (With an explainer base a sample spans several points.)
+        self.independent_points = statistic == "mean" and not isinstance(base, Explainer)
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
         if isinstance(base, Explainer) and base.model is not self.model:
