@@ -74,6 +74,15 @@ def test_runs_key_each_image_by_its_id(tmp_path):
         np.testing.assert_allclose(np.load(tmp_path / row["npy"]), by_id[i], atol=1e-5)
     by_content = explainer(x, targets).numpy()
     assert np.abs(by_content - by_id).max() > 1e-3
+    # Each record keeps the map's Monte Carlo precision, as return_error gives it.
+    estimate = explainer(x, targets, keys=[runs.id_key(row["id"]) for row in rows],
+                         return_error=True)
+    for i, row in enumerate(rows):
+        record = json.loads((tmp_path / "results" / f"{row['id']}.json").read_text())
+        entry = record["methods"]["smooth_taylor"]
+        assert entry["num_points"] == 6
+        assert entry["relative_error"] == pytest.approx(float(estimate.relative_error[i]),
+                                                        rel=1e-4)
 
 
 def test_evaluate_reports_metrics_and_relevance_mass(tmp_path, capsys):

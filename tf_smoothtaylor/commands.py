@@ -12,6 +12,7 @@ import zipfile
 from typing import Callable, Dict, List, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import data, demo, distribute, models, runs
@@ -156,7 +157,10 @@ def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
     explainers = {}
     for name in method_names:
         explainer = BY_NAME[name](spec, **method_options(config, name))
-        if strategy is None:
+        if strategy is None and explainer.independent_points:
+            explain = lambda x, t, k, e=explainer: _with_precision(  # noqa: E731
+                e(x, t, keys=k, return_error=True))
+        elif strategy is None:
             explain = lambda x, t, k, e=explainer: (e(x, t, keys=k), {})  # noqa: E731
         else:
             explain = lambda x, t, k, e=explainer: (distribute.explain_dataset(  # noqa: E731
@@ -166,6 +170,13 @@ def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
         explain.points_per_image, explain.batch_size = explainer.num_points, explainer.batch_size
         explainers[name] = explain
     return explainers
+
+
+def _with_precision(estimate):
+    """Attributions, and per image the Monte Carlo precision a record keeps."""
+    count = int(estimate.attributions.shape[0])
+    return estimate.attributions, {"relative_error": estimate.relative_error.numpy(),
+                                   "num_points": np.full(count, estimate.num_points)}
 
 
 def metric_options(config, spec) -> dict:

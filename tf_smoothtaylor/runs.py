@@ -496,11 +496,33 @@ def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str
         writer.writerows(rows)
         out.write(name, buffer.getvalue().encode())
     summary = markdown(summarize(records, metric_names), metric_names) if metric_names else ""
+    if summary:
+        summary += precision_lines(records)
     if failures:
         summary += failure_lines(failures)
     if summary:
         out.write("summary.md", summary.encode())
     return summary
+
+
+def precision_lines(records: List[dict]) -> str:
+    """The Monte Carlo precision of each stochastic method: points per image and the
+    heatmaps' relative standard error (mean and largest over the images)."""
+    lines = []
+    methods = list(dict.fromkeys(m for r in records for m in r["methods"]))
+    for method in methods:
+        entries = [r["methods"][method] for r in records if method in r["methods"]]
+        errors = np.array([e["relative_error"] for e in entries
+                           if e.get("relative_error") is not None], np.float64)
+        if len(errors):
+            points = sorted({int(e["num_points"]) for e in entries if "num_points" in e})
+            lines.append(f"| {method} | {', '.join(map(str, points))} | {errors.mean():.3f} | "
+                         f"{errors.max():.3f} |")
+    if not lines:
+        return ""
+    return ("\nMonte Carlo precision (relative standard error of each heatmap, "
+            "‖SE(h)‖₂ / ‖h‖₂):\n\n| method | points per image | mean | largest |\n"
+            "|---|---|---|---|\n" + "\n".join(lines) + "\n")
 
 
 def failure_lines(failures: List[dict]) -> str:
