@@ -180,10 +180,11 @@ def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
 
 
 def test_killed_evaluate_resumes_without_recomputing(tmp_path):
-    args = ["evaluate", "--images_per_step", "1", "--num_roots", "150", "--num_copies", "8",
-            "--limit", "6", "--method", "smooth_taylor"]
+    args = ["evaluate", "--images_per_step", "1", "--num_roots", "100", "--limit", "6",
+            "--method", "smooth_taylor", "--metric", "autvc", "--metric", "relevance_mass"]
     with flagsaver.flagsaver(output_dir=str(tmp_path / "whole"), images_per_step=1,
-                             num_roots=150, num_copies=8, limit=6, method=["smooth_taylor"]):
+                             num_roots=100, limit=6, method=["smooth_taylor"],
+                             metric=["autvc", "relevance_mass"]):
         cli.main(["tf-smoothtaylor", "evaluate"])          # the reference, in this process
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-m", "tf_smoothtaylor", *args, "--output_dir",
