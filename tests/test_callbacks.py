@@ -138,3 +138,14 @@ def test_metrics_of_an_explainer_on_a_spec_perturb_through_its_transforms():
     assert callback.evaluate() == pytest.approx([float(np.mean(expected))], rel=1e-6)
     with pytest.raises(ValueError, match="deprocess"):       # the bare model's AUPC cannot
         tst.metrics.AUPC(model, **options["aupc"])(inputs, maps, [0, 1, 2])
+
+
+def test_the_metrics_callback_logs_the_relative_error_of_the_maps():
+    model = tiny_classifier()
+    x = np.random.default_rng(2).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+    explainer = tst.SmoothTaylor(model, num_roots=6, noise_scale=0.2)
+    callback = AttributionMetrics(explainer, x, metrics=("relative_error",), targets=[0, 1, 2])
+    expected = explainer(x, [0, 1, 2], return_error=True).relative_error
+    assert callback.evaluate() == pytest.approx([float(np.mean(expected))], rel=1e-6)
+    with pytest.raises(ValueError, match="Monte Carlo"):
+        AttributionMetrics(tst.Gradient(model), x, metrics=("relative_error",))

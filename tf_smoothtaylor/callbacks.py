@@ -27,7 +27,7 @@ from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.settings import fitted_settings
 from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 
-METRICS = ("autvc", "aupc", "deletion", "insertion")
+METRICS = ("autvc", "aupc", "deletion", "insertion", "relative_error")
 
 
 def _check_explainer(explainer, images):
@@ -55,7 +55,9 @@ class AttributionMetrics(keras.callbacks.Callback):
       images: (B, ...) held-out model inputs.
       targets: Classes to explain (None: top-1 at each evaluation).
       metrics: Names from ``METRICS``; the mean over the batch is logged as
-        ``prefix + name``.
+        ``prefix + name``. ``relative_error`` is the heatmaps' Monte Carlo
+        relative standard error (SmoothTaylor, SmoothGrad; see
+        ``Explainer.explain(return_error=True)``).
       freq: Evaluate every ``freq`` epochs.
       prefix: Prefix of the log keys.
       metric_options: Keyword arguments per metric, e.g.
@@ -74,6 +76,10 @@ class AttributionMetrics(keras.callbacks.Callback):
         self.images = _check_explainer(explainer, images)
         self.targets = targets
         self.metrics = tuple(_checks.one_of("metrics", name, METRICS) for name in metrics)
+        if "relative_error" in self.metrics and not explainer.independent_points:
+            raise ValueError("Expected an explainer with Monte Carlo points (SmoothTaylor, "
+                             "SmoothGrad) for the `relative_error` metric. Received: "
+                             f"{type(explainer).__name__}")
         self.freq = _checks.positive_int("freq", freq)
         self.prefix = prefix
         self.metric_options = dict(metric_options or {})
@@ -109,10 +115,17 @@ class AttributionMetrics(keras.callbacks.Callback):
 
     def evaluate(self) -> list:
         """The mean of each metric on the held-out batch, with the current weights."""
-        maps = heatmap(self.explainer(self.images, self.targets))
+        if "relative_error" in self.metrics:
+            estimate = self.explainer(self.images, self.targets, return_error=True)
+            attributions, relative = estimate.attributions, estimate.relative_error
+        else:
+            attributions, relative = self.explainer(self.images, self.targets), None
+        maps = heatmap(attributions)
         values = []
         for name in self.metrics:
-            if name == "autvc":
+            if name == "relative_error":
+                value = relative
+            elif name == "autvc":
                 value = autvc(maps, **self.metric_options.get(name, {}))
             else:
                 result = self._scorers[name](self.images, maps, self.targets)
