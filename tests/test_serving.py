@@ -163,13 +163,14 @@ def test_an_explainer_exports_with_its_settings_on_a_non_square_model(tmp_path):
     spec = tst.models.wrap(model, preprocess=lambda p: 2.0 * p - 1.0,
                            deprocess=lambda x: (x + 1.0) / 2.0)
     explainer = tst.SmoothGrad(spec, num_samples=5, noise_scale=0.2, seed=7)
-    directory = serving.export(explainer, str(tmp_path / "model"))
+    directory = serving.export(explainer, str(tmp_path / "model"), include_error=True)
     loaded = tf.saved_model.load(directory)
     pixels = np.random.default_rng(0).uniform(0, 1, (2, 12, 16, 3)).astype(np.float32)
     out = loaded.signatures["explain_pixels"](pixels=tf.constant(pixels),
                                               target=tf.constant([1, 2], tf.int32))
-    expected = tst.heatmap(explainer(spec.preprocess(pixels), [1, 2]))
-    np.testing.assert_allclose(out["heatmap"], expected, atol=1e-5)
+    estimate = explainer(spec.preprocess(pixels), [1, 2], return_error=True)
+    np.testing.assert_allclose(out["heatmap"], tst.heatmap(estimate.attributions), atol=1e-5)
+    np.testing.assert_allclose(out["relative_error"], estimate.relative_error, rtol=1e-4)
     photo = np.round(np.random.default_rng(1).uniform(0, 255, (30, 20, 3))).astype(np.uint8)
     served = loaded.signatures["serving_default"](
         image_bytes=tf.constant([tf.io.encode_png(photo).numpy()]))
@@ -182,3 +183,23 @@ def test_an_explainer_exports_with_its_settings_on_a_non_square_model(tmp_path):
         serving.export(explainer, str(tmp_path / "again"), method="gradient")
     with pytest.raises(TypeError, match="ModelSpec"):
         serving.export(tst.Gradient(model), str(tmp_path / "bare"))
+    with pytest.raises(ValueError, match="Monte Carlo"):
+        serving.export(tst.Gradient(spec), str(tmp_path / "exact"), include_error=True)
+
+
+def test_export_flag_include_error_serves_the_relative_error(tmp_path):
+    from absl import flags
+    from absl.testing import flagsaver
+    from tf_smoothtaylor import cli
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "m"), method=["smooth_taylor"],
+                             num_roots=5, include_error=True):
+        cli.main(["tf-smoothtaylor", "export"])
+    serve = tf.saved_model.load(str(tmp_path / "m")).signatures["explain_pixels"]
+    pixels = demo.samples()[0][:2]
+    out = serve(pixels=tf.constant(pixels), target=tf.constant([0, 1], tf.int32))
+    spec = demo.load()
+    expected = tst.SmoothTaylor(spec, num_roots=5, batch_size=64)(
+        spec.preprocess(pixels), [0, 1], return_error=True).relative_error
+    np.testing.assert_allclose(out["relative_error"], expected, rtol=1e-4)

@@ -218,6 +218,7 @@ def export(config, spec) -> None:
     serving.export(spec, config.output_dir, method=method, crop=config.model != "demo",
                    top_k=config.top_k, max_batch=config.max_batch,
                    include_attributions=config.include_attributions,
+                   include_error=config.include_error,
                    **method_options(config, method))
     print(f"SavedModel ({method}) -> {config.output_dir}")
 

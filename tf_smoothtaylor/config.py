@@ -53,6 +53,7 @@ class RunConfig:
     top_k: int = 5
     max_batch: int = 16
     include_attributions: bool = False
+    include_error: bool = False
     strategy: str = "default"
     runner: Optional[str] = None
     beam_args: Tuple[str, ...] = ()

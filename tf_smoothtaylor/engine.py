@@ -284,7 +284,8 @@ class Engine:
             del compiled[key]
         return function
 
-    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None):
+    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None,
+                     with_error: bool = False):
         """Graph-only attribution for serving and ``tf.distribute``.
 
         No Python-side checks: ``targets`` (batch,) int32 where a negative value
@@ -292,7 +293,8 @@ class Engine:
         ``InvalidArgumentError``; ``keys`` (batch,) int64 or None (content keys).
 
         Returns:
-          ``(attributions, logits, classes)``.
+          ``(attributions, logits, classes)``; with ``with_error``, ``attributions``
+          is ``(attributions, standard_error, relative_error)``.
         """
         self.model.check_outputs(False)
         if self.model.context:
@@ -307,9 +309,10 @@ class Engine:
             message="target is not a class index of the model (use -1 for the top-1 class)")]
         with tf.control_dependencies(checks):
             classes = tf.identity(classes)
-        function = self._compiled.get(None)
+        compiled = self._compiled_error if with_error else self._compiled
+        function = compiled.get(None)
         if function is None:
-            function = self._compiled[None] = self._build(None)
+            function = compiled[None] = self._build(None, with_error)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
         return (function(images, classes, self._keys(images, keys).value, extras, ()),

@@ -14,7 +14,9 @@ preprocessing all run in the graph:
 Outputs: ``classes`` and ``scores`` (B, top_k) — the top-k classes and their
 softmax probabilities —, ``target`` (B,) the explained class, ``target_logit``,
 ``heatmap`` (B, H, W) — the signed channel sum of the attributions — and, with
-``include_attributions=True``, ``attributions`` (B, H, W, C).
+``include_attributions=True``, ``attributions`` (B, H, W, C); with
+``include_error=True``, ``relative_error`` (B,), the heatmap's Monte Carlo
+relative standard error.
 
 The method and its settings are fixed at export. Requests are bounded: at most
 ``max_batch`` images and ``max_image_bytes`` per encoded image; corrupt or
@@ -38,7 +40,7 @@ from tf_smoothtaylor.models import ModelSpec
 def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, top_k: int = 5,
            resize: Optional[int] = None, crop: bool = True, max_batch: int = 16,
            max_image_bytes: int = 20 * 2 ** 20, include_attributions: bool = False,
-           **method_options) -> str:
+           include_error: bool = False, **method_options) -> str:
     """Writes a servable SavedModel that explains its predictions.
 
     Args:
@@ -55,6 +57,8 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
       max_batch: Largest accepted batch.
       max_image_bytes: Largest accepted encoded image.
       include_attributions: Also return the full attributions.
+      include_error: Also return ``relative_error`` (B,), the heatmap's Monte
+        Carlo relative standard error (SmoothTaylor, SmoothGrad).
       **method_options: Settings of the method (e.g. ``num_roots=50``).
 
     Returns:
@@ -88,6 +92,9 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         method = "smooth_taylor" if method is None else method
         _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")
         explainer = METHODS[method](spec, **method_options)
+    if include_error and not explainer.independent_points:
+        raise ValueError("Expected a Monte Carlo method (smooth_taylor, smoothgrad) with "
+                         f"`include_error=True`. Received: {type(explainer).__name__}")
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)
     max_image_bytes = _checks.positive_int("max_image_bytes", max_image_bytes)
@@ -104,13 +111,18 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
             message=f"request too large: at most {max_batch} images per request")
         with tf.control_dependencies([count]):
             inputs = tf.cast(spec.preprocess(pixels), tf.float32)
-        attributions, logits, classes = engine.run_in_graph(inputs, target)
+        attributions, logits, classes = engine.run_in_graph(inputs, target,
+                                                            with_error=include_error)
+        if include_error:
+            attributions, _, relative_error = attributions
         scores, top = tf.math.top_k(tf.nn.softmax(logits), k=min(top_k, logits.shape[-1]))
         outputs = {"classes": top, "scores": scores, "target": classes,
                    "target_logit": tf.gather(logits, classes, batch_dims=1),
                    "heatmap": tf.reduce_sum(attributions, axis=-1)}
         if include_attributions:
             outputs["attributions"] = attributions
+        if include_error:
+            outputs["relative_error"] = relative_error
         return outputs
 
     def decode(image_bytes):
