@@ -39,6 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None)
     parser.add_argument("--num_roots", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("images", nargs="*")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
@@ -49,12 +50,15 @@ def main():
 
     smooth_taylor = tst.SmoothTaylor(model, num_roots=args.num_roots, noise_scale=0.5,
                                      batch_size=16)
-    ig = tst.IntegratedGradients(model, steps=50, baseline="zero", preprocess=to_inputs,
-                                 batch_size=16)
+    ig = tst.IntegratedGradients(model, steps=args.steps, baseline="zero",
+                                 preprocess=to_inputs, batch_size=16)
+    attributions = {}
     for name, explainer in [("SmoothTaylor", smooth_taylor), ("IntegratedGradients", ig)]:
-        maps = tst.heatmap(explainer(x)).numpy()       # (B, H, W), top-1 class logits
+        attributions[name] = explainer(x)                # top-1 class logits
+        maps = tst.heatmap(attributions[name]).numpy()   # (B, H, W)
         print(f"{name:20s} heatmaps {maps.shape}, mean |h| = {np.abs(maps).mean():.3e}")
-    gap = tst.completeness_gap(model, x, ig(x), ig.baselines(tf.constant(x)))
+    gap = tst.completeness_gap(model, x, attributions["IntegratedGradients"],
+                               ig.baselines(tf.constant(x)))
     print("IG completeness gap per image:", np.round(gap.numpy(), 4))
     if args.weights is None:
         print("(Random weights: an untrained MobileNetV2's logits barely depend on its input, "

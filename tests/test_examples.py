@@ -20,7 +20,7 @@ def run_example(name, *args, timeout=600):
 
 
 def test_quickstart_explains_a_keras_application():
-    output = run_example("quickstart.py", "--num_roots", "4")
+    output = run_example("quickstart.py", "--num_roots", "4", "--steps", "8")
     assert "SmoothTaylor" in output and "completeness gap" in output
 
 
@@ -66,14 +66,15 @@ def test_reproduce_paper_end_to_end_on_a_fake_imagenet(tmp_path):
     manual = tmp_path / "manual"
     write_imagenet_val_tar(str(manual), [2, 1, 3])
     # The paper's models (DenseNet121, ResNet152) take minutes to build and trace on a
-    # CPU; the plumbing is the same for any two registry models (here two
-    # preprocessing modes: "tf" and "scale255").
+    # CPU; the protocol is the same for any registry model (the loop over models is
+    # plain Python; every family's preprocessing is checked in test_models).
     output = run_example("reproduce_paper.py", "--quick", "--manual_dir", str(manual),
                          "--data_dir", str(tmp_path / "tfds"), "--limit", "2",
                          "--weights", "none", "--size", "32", "--models", "mobilenet_v2",
-                         "--models", "mobilenet_v3_small", "--output_dir", str(tmp_path / "out"),
-                         timeout=900)
-    for table in ("I", "II", "III"):
+                         "--output_dir", str(tmp_path / "out"), timeout=900)
+    rows = {"I": 2, "II": 2, "III": 3}                    # configurations per table (--quick)
+    for table, count in rows.items():
         text = (tmp_path / "out" / f"table_{table}.md").read_text()
-        assert text.count("| mobilenet_v2 |") >= 2 and text.count("| mobilenet_v3_small |") >= 2
+        assert text.count("| mobilenet_v2 |") == count
+        assert "nan" not in text.lower()
     assert "adaptive_aupc" in output and "ig_noise_n1" in output
