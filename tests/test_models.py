@@ -9,7 +9,28 @@ import tf_smoothtaylor as tst
 from tf_smoothtaylor import models
 
 
-@pytest.mark.parametrize("name", sorted(models.FAMILIES))
+def _module_of(name):
+    return getattr(keras.applications, models.FAMILIES[name].constructor).__module__
+
+
+# One family per Keras Applications module (its smallest variant) is built; the other
+# variants of a module come from the same builder, head and preprocessing.
+REPRESENTATIVES = ["convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_b0",
+                   "inception_v3", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "vgg16",
+                   "vgg19", "xception"]
+
+
+def test_every_family_is_a_variant_of_a_built_representative():
+    by_module = {_module_of(name): name for name in REPRESENTATIVES}
+    assert len(by_module) == len(REPRESENTATIVES)              # one per module
+    for name, family in models.FAMILIES.items():
+        representative = models.FAMILIES[by_module[_module_of(name)]]
+        assert callable(getattr(keras.applications, family.constructor))
+        assert family.mode == representative.mode, name
+        assert family.min_size <= family.input_size
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVES)
 def test_every_family_builds_with_logits_and_inverts_its_preprocessing(name):
     family = models.FAMILIES[name]
     size = max(family.min_size, 32)
