@@ -284,8 +284,8 @@ def test_model_flag_takes_a_savedmodel_directory(tmp_path):
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     output = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "tf_smoothtaylor", "explain",
-                                "--images_per_step", "1", "--num_roots", "400", "--method",
-                                "smooth_taylor", "--output_dir", str(output)], env=ENV,
+                                "--images_per_step", "1", "--num_roots", "400",
+                                "--output_dir", str(output)], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((output / "results").glob("*.json")):
