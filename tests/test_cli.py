@@ -390,7 +390,7 @@ def test_two_spellings_of_the_same_files_are_the_same_run(tmp_path, monkeypatch)
 def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path):
     """evaluate after explain scores the saved maps (no map is recomputed) and ends
     with the tables of a direct evaluate; other metric settings are another run."""
-    common = dict(images=demo.sample_paths()[:3], method=["smooth_taylor"], num_roots=4,
+    common = dict(images=demo.sample_paths()[:2], method=["smooth_taylor"], num_roots=4,
                   num_copies=4)
     with flagsaver.flagsaver(output_dir=str(tmp_path / "direct"), **common):
         cli.main(["tf-smoothtaylor", "evaluate"])

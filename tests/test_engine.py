@@ -214,8 +214,11 @@ def test_keras_application_gradient_is_the_logit_gradient(application):
     np.testing.assert_allclose(gradient, tape.gradient(y, z), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_keras_application_runs_through_every_method(application, method):
+# Every method shares the compiled gradient of the model; these three cover the ways a
+# method feeds it (noisy points, random baselines, an explainer as base). Each method's
+# maths is tested on analytic models.
+@pytest.mark.parametrize("method", ["smooth_taylor", "ig_uniform", "smoothgrad_ig"])
+def test_keras_application_runs_through_the_methods(application, method):
     model, x = application
     result = METHODS[method](model, batch_size=8)(x, targets=[1, 7]).numpy()
     assert result.shape == x.shape and np.isfinite(result).all()

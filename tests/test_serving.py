@@ -85,17 +85,25 @@ def test_show_lists_the_signatures(exported):
         assert f"signature_def['{name}']" in result.stdout
 
 
-@pytest.mark.parametrize("payload,message", [
-    ([b"definitely not an image"], "Unknown image file format"),
-    ([b""], "empty image bytes"),
-    ([b"x"] * 5, "request too large"),
-])
-def test_bad_requests_are_rejected_in_a_fresh_process(exported, tmp_path, payload, message):
+BAD_REQUESTS = [([b"definitely not an image"], "Unknown image file format"),
+                ([b""], "empty image bytes"),
+                ([b"x"] * 5, "request too large")]
+
+
+def test_a_bad_request_is_rejected_in_a_fresh_process(exported, tmp_path):
+    payload, message = BAD_REQUESTS[0]
     np.save(tmp_path / "bad.npy", np.array(payload, dtype=object))
     result = saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
                              "serving_default", "--inputs", f"image_bytes={tmp_path}/bad.npy")
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("payload,message", BAD_REQUESTS)
+def test_bad_requests_are_rejected_with_their_reason(exported, payload, message):
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        serve(image_bytes=tf.constant(payload))
 
 
 def test_out_of_range_target_and_pixels(exported):
