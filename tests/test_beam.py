@@ -52,7 +52,7 @@ def _assert_same_run(beam_dir, reference):
 
 
 def test_beam_run_with_two_workers_equals_the_in_process_run_and_resumes_after_a_kill(
-        tmp_path):
+        tmp_path, capsys):
     reference = tmp_path / "in_process"
     with flagsaver.flagsaver(output_dir=str(reference), num_roots=64, images_per_step=1,
                              limit=6, method=["smooth_taylor"],
@@ -76,10 +76,14 @@ def test_beam_run_with_two_workers_equals_the_in_process_run_and_resumes_after_a
               if p.is_file() and any(p.name.startswith(f.stem) for f in finished)}
     # ... then rerun on two worker processes: the finished images are neither lost nor
     # recomputed.
-    resumed = subprocess.run(command + ["--direct_num_workers=2",
-                                        "--direct_running_mode=multi_processing"], env=ENV, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{total - len(finished)} computed, {len(finished)} resumed" in resumed.stdout
+    capsys.readouterr()
+    with flagsaver.flagsaver(output_dir=str(output), num_roots=64, images_per_step=1, limit=6,
+                             method=["smooth_taylor"], metric=["autvc", "relevance_mass"],
+                             runner="DirectRunner"):        # driver here, workers apart
+        cli.main(["tf-smoothtaylor", "evaluate", "--direct_num_workers=2",
+                  "--direct_running_mode=multi_processing"])
+    assert (f"{total - len(finished)} computed, {len(finished)} resumed"
+            in capsys.readouterr().out)
     for path, (content, mtime) in before.items():
         assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime, path
     assert not list(output.rglob(".tmp-*"))
