@@ -289,7 +289,10 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "tf_smoothtaylor", "explain",
                                 "--images_per_step", "1", "--num_roots", "400",
                                 "--output_dir", str(output)], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               # As from a terminal: a suite started in the background
+                               # (`&`) would pass SIGINT on as ignored.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((output / "results").glob("*.json")):
         time.sleep(0.2)
