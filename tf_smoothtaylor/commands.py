@@ -103,24 +103,23 @@ def _checked_files(patterns):
 
 
 def input_batches(config, spec):
-    """(batches, total or None, masks function or None) for the chosen input."""
+    """(batches, total or None) for the chosen input (masks: see ``prepare``)."""
     size = spec.input_size[0]
     resize = None if config.model == "demo" else int(round(size * 256 / 224))
     common = dict(size=size, resize=resize, batch_size=config.images_per_step)
     if config.image_folder:
-        return data.image_folder(config.image_folder, **common), None, None
+        return data.image_folder(config.image_folder, **common), None
     if config.manual_dir:
         dataset = data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
                                            limit=config.limit, **common)
-        return dataset, config.limit, None
+        return dataset, config.limit
     if config.images:
         files = _checked_files(config.images)
     elif config.model == "demo":
         files = demo.sample_paths()
     else:
         raise ValueError("missing input: give --images, --image_folder or --manual_dir")
-    masks = demo.mask_for if config.model == "demo" else None
-    return data.from_files(files, **common), len(files), masks
+    return data.from_files(files, **common), len(files)
 
 
 def method_options(config, name: str) -> dict:
@@ -282,7 +281,7 @@ def run(mode: str, config: RunConfig) -> None:
     if mode == "export":
         export(config, spec)
         return
-    batches, total, _ = input_batches(config, spec)
+    batches, total = input_batches(config, spec)
     job = prepare(mode, config, spec)
     out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite)
     records = runs.process(spec, batches, job.explainers, out, metrics=job.metrics,

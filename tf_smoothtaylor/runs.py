@@ -336,7 +336,7 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
             process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
                            [ids[i] for i in todo], explainers, out, metrics or {}, masks,
                            progress)
-        finished = [i for i in range(len(ids)) if i not in set(todo)]
+        finished = sorted(set(range(len(ids))) - set(todo))
         if finished and metrics:
             score_finished(spec, pixels[finished], [names[i] for i in finished],
                            [ids[i] for i in finished], out, metrics, masks)
