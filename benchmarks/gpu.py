@@ -75,10 +75,10 @@ def device_to_host_copies(explainer, x) -> int:
     extras = {name: tf.cast(value, explainer.extra_specs[name])
               for name, value in explainer.extras(images).items()}
     function = engine._function(None)
-    function(images, classes, keys, extras).numpy()       # compiled and warm
+    function(images, classes, keys, extras, ()).numpy()   # compiled and warm
     logdir = tempfile.mkdtemp(prefix="tst_gpu_trace_")
     tf.profiler.experimental.start(logdir)
-    result = function(images, classes, keys, extras)
+    result = function(images, classes, keys, extras, ())
     tf.profiler.experimental.stop()
     result.numpy()
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # ships with TensorFlow

@@ -90,8 +90,8 @@ def test_callable_targets_keep_a_bounded_number_of_compiled_functions(cnn, image
         fresh = explainer(images, targets=lambda out, c=step % 5: out[:, c]).numpy()
         np.testing.assert_allclose(fresh, explainer(images, targets=step % 5), atol=1e-6)
         np.testing.assert_allclose(explainer(images, targets=reused), by_index, atol=1e-6)
-    compiled = explainer._engine._compiled
-    assert None in compiled and reused in compiled
+    compiled = explainer._engine._compiled              # keyed (variant, target)
+    assert (None, None) in compiled and (None, reused) in compiled
     assert len(compiled) == MAX_CALLABLE_TARGETS + 1
     traces = explainer.trace_count
     explainer(images, targets=reused)                       # kept: most recently used

@@ -3,6 +3,7 @@ spread of independent runs."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tf_smoothtaylor as tst
 
@@ -70,3 +71,92 @@ def test_return_error_needs_independent_draws():
     assert np.isnan(one.relative_error.numpy()).all()
     with pytest.raises(TypeError, match="return_error"):
         tst.SmoothTaylor(model, num_roots=2)(x, 0, return_error="yes")
+
+
+# -- the number of points chosen per image ("auto") ---------------------------------
+
+@pytest.mark.parametrize("method, count", [(tst.SmoothTaylor, "num_roots"),
+                                           (tst.SmoothGrad, "num_samples")])
+def test_auto_with_an_unreachable_target_is_the_fixed_run_bit_for_bit(cnn, images, method,
+                                                                      count):
+    """Point k of an image is point k of a fixed-size run and rounds merge like
+    chunks: capped at R with a target never met, the maps are the fixed-R maps
+    (batch_size = the 32-point round)."""
+    for x, cap in ((images, 96), (images[2:3], 70)):     # 70: a last round of 6 points
+        fixed = method(cnn, **{count: cap}, noise_scale=0.4, batch_size=32)(
+            x, 1, return_error=True)
+        auto = method(cnn, **{count: "auto"}, target_error=1e-9, max_points=cap,
+                      noise_scale=0.4, batch_size=32)(x, 1, return_error=True)
+        np.testing.assert_array_equal(auto.attributions, fixed.attributions)
+        np.testing.assert_array_equal(auto.num_points, cap)
+        np.testing.assert_allclose(auto.standard_error, fixed.standard_error, rtol=1e-6)
+        np.testing.assert_allclose(auto.relative_error, fixed.relative_error, rtol=1e-6)
+
+
+def _rounds_needed(matrix, x, sigma, target):
+    """R at which SmoothTaylor's heatmap on f = ½ xᵀAx ((2, 2, 2) inputs) reaches
+    the relative error ``target``: with b = Ax, the roots' contributions have
+    Cov(v_i, v_j) = σ² b_i² δ_ij + σ⁴ (δ_ij Σ_k A_ik² + A_ij A_ji), the heatmap sums
+    each pixel's two channels, and its mean is −σ² diag(A) summed likewise."""
+    b = matrix @ x.reshape(-1).astype(np.float64)
+    cov = sigma ** 2 * np.diag(b ** 2) + sigma ** 4 * (np.diag((matrix ** 2).sum(1))
+                                                      + matrix * matrix.T)
+    pixels = np.kron(np.eye(4), np.ones((1, 2)))
+    mean = pixels @ (-sigma ** 2 * np.diag(matrix))
+    return np.trace(pixels @ cov @ pixels.T) / (target ** 2 * (mean ** 2).sum())
+
+
+def test_auto_stops_where_the_closed_form_says(quadratic):
+    """Per image, the points spent (median over seeds) are within one 32-point round
+    of the analytic R for the target, give or take the estimate's own noise (15 %)."""
+    model, matrix = quadratic
+    x = np.random.default_rng(5).normal(size=(6, 2, 2, 2)).astype(np.float32)
+    sigma, target = 0.5, 0.2
+    expected = np.array([_rounds_needed(matrix, xi, sigma, target) for xi in x])
+    spent = np.median([tst.SmoothTaylor(model, num_roots="auto", target_error=target,
+                                        noise_scale=sigma, batch_size=256, seed=seed)(
+        x, 0, return_error=True).num_points for seed in range(5)], axis=0)
+    assert np.all(np.abs(spent - expected) <= 32 + 0.15 * expected), (spent, expected)
+
+
+def test_auto_ignores_batch_size_order_and_company(cnn, images):
+    auto = dict(num_roots="auto", target_error=0.6, max_points=600)
+    together = tst.SmoothTaylor(cnn, batch_size=64, **auto)(images, 3, return_error=True)
+    assert len(set(together.num_points.tolist())) > 1       # images stop on their own
+    assert np.all(together.relative_error.numpy() <= 0.6)
+    reordered = tst.SmoothTaylor(cnn, batch_size=7, **auto)(images[::-1], 3,
+                                                            return_error=True)
+    np.testing.assert_array_equal(reordered.num_points[::-1], together.num_points)
+    np.testing.assert_allclose(reordered.attributions[::-1], together.attributions,
+                               rtol=1e-5, atol=1e-7)
+    alone = tst.SmoothTaylor(cnn, batch_size=7, **auto)(images[1:2], 3, return_error=True)
+    assert alone.num_points[0] == together.num_points[1]
+    np.testing.assert_allclose(alone.attributions[0], together.attributions[1],
+                               rtol=1e-5, atol=1e-7)
+    plain = tst.SmoothTaylor(cnn, batch_size=64, **auto)(images, 3)
+    np.testing.assert_array_equal(plain, together.attributions)
+
+
+def test_bad_auto_settings_are_clear_errors(cnn):
+    cases = [
+        (dict(num_roots="auto", target_error=0), ValueError, "target_error"),
+        (dict(num_roots="auto", target_error=-0.1), ValueError, "target_error"),
+        (dict(num_roots="auto", max_points=0), ValueError, "max_points"),
+        (dict(num_roots="many"), ValueError, "num_roots.*'auto'"),
+        (dict(num_roots=100, target_error=0.05), ValueError, "only with num_roots='auto'"),
+        (dict(num_roots=100, max_points=500), ValueError, "only with num_roots='auto'"),
+    ]
+    for settings, error, message in cases:
+        with pytest.raises(error, match=message):
+            tst.SmoothTaylor(cnn, **settings)
+    with pytest.raises(ValueError, match="statistic='mean' and a gradient base"):
+        tst.SmoothGrad(cnn, num_samples="auto", statistic="variance")
+    with pytest.raises(TypeError, match="steps"):
+        tst.IntegratedGradients(cnn, steps="auto")              # deterministic
+    auto = tst.SmoothTaylor(cnn, num_roots="auto")
+    assert auto.settings()["target_error"] == 0.05 and auto.settings()["max_points"] == 2000
+    with pytest.raises(ValueError, match="fixed number of points"):
+        tst.serving.export(tst.demo.load(), "/tmp/never_written", num_roots="auto")
+    with pytest.raises(ValueError, match="fixed number of points"):
+        next(tst.distribute.iter_explain_dataset(
+            auto, tf.data.Dataset.from_tensors(np.zeros((1, 12, 12, 3), np.float32))))

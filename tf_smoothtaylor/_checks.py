@@ -79,6 +79,36 @@ def noise_setting(noise_scale: Optional[float], noise_level: Optional[float], *,
     return None, positive_float("noise_level", noise_level)
 
 
+DEFAULT_TARGET_ERROR = 0.05
+DEFAULT_MAX_POINTS = 2000
+
+
+def point_count(name: str, value: Any, target_error: Any, max_points: Any) -> tuple:
+    """Checks a number of Monte Carlo points that may be ``"auto"``.
+
+    Returns:
+      ``(value, target_error, max_points)``: for an int, ``target_error`` and
+      ``max_points`` must be None (they apply to "auto" only); for "auto" they
+      default to 0.05 and 2000.
+    """
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"Expected `{name}` to be an integer >= 1 or 'auto'. "
+                             + _received(name, value))
+        target_error = positive_float(
+            "target_error", DEFAULT_TARGET_ERROR if target_error is None else target_error)
+        max_points = positive_int(
+            "max_points", DEFAULT_MAX_POINTS if max_points is None else max_points)
+        return value, target_error, max_points
+    value = positive_int(name, value)
+    for setting, given in (("target_error", target_error), ("max_points", max_points)):
+        if given is not None:
+            raise ValueError(f"Expected `{setting}` only with {name}='auto' (it sets "
+                             f"when to stop drawing points). Received: {name}={value}, "
+                             f"{setting}={given!r}")
+    return value, None, None
+
+
 def seed(value: Any) -> int:
     """Returns ``value`` as a non-negative int seed or raises."""
     return positive_int("seed", value, minimum=0)

@@ -55,7 +55,32 @@ flags.DEFINE_integer("size", None, "Input size of registry models (default: the 
                      lower_bound=8)
 flags.DEFINE_multi_enum("method", ["smooth_taylor", "integrated_gradients"], METHODS,
                         "Attribution methods (repeat the flag).")
-flags.DEFINE_integer("num_roots", 150, "SmoothTaylor roots R.", lower_bound=1)
+class _CountParser(flags.ArgumentParser):
+    """An integer >= 1, or "auto" (as many points as --target_error needs)."""
+
+    def parse(self, argument):
+        if isinstance(argument, int) or argument == "auto":
+            value = argument
+        else:
+            try:
+                value = int(argument)
+            except ValueError:
+                raise ValueError(f"expected an integer >= 1 or 'auto', got {argument!r}") \
+                    from None
+        if value != "auto" and value < 1:
+            raise ValueError(f"expected an integer >= 1 or 'auto', got {argument!r}")
+        return value
+
+    def flag_type(self):
+        return "int or 'auto'"
+
+
+flags.DEFINE(_CountParser(), "num_roots", 150, "SmoothTaylor roots R, or 'auto': per image, "
+             "as many as --target_error needs (at most --max_points).")
+flags.DEFINE_float("target_error", None, "With 'auto' counts: the relative Monte Carlo "
+                   "error ‖SE(h)‖/‖h‖ of each heatmap to reach (default 0.05).")
+flags.DEFINE_integer("max_points", None, "With 'auto' counts: the most points per image "
+                     "(default 2000).", lower_bound=1)
 flags.DEFINE_float("noise_scale", None, "Absolute σ > 0 (SmoothTaylor default 0.5).")
 flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image, level > 0 "
                    "(SmoothGrad default 0.15).")
@@ -64,7 +89,8 @@ flags.DEFINE_enum("rule", "riemann_right", ["riemann_left", "riemann_right", "ri
                                             "trapezoid", "gauss_legendre"], "IG quadrature rule.")
 flags.DEFINE_enum("baseline", "zero", ["zero", "uniform"], "IG baseline.")
 flags.DEFINE_integer("num_baselines", 1, "IG random baselines N (uniform only).", lower_bound=1)
-flags.DEFINE_integer("num_samples", 50, "SmoothGrad samples.", lower_bound=1)
+flags.DEFINE(_CountParser(), "num_samples", 50, "SmoothGrad samples, or 'auto' (see "
+             "--num_roots).")
 flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_bound=1)
 flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
@@ -109,6 +135,14 @@ flags.register_multi_flags_validator(
     ["images", "image_folder", "manual_dir"],
     lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
     message="give at most one input: --images, --image_folder or --manual_dir.")
+flags.register_multi_flags_validator(
+    ["num_roots", "num_samples", "target_error", "max_points"],
+    lambda f: "auto" in (f["num_roots"], f["num_samples"]) or (
+        f["target_error"] is None and f["max_points"] is None),
+    message="--target_error and --max_points apply only with --num_roots auto or "
+            "--num_samples auto.")
+flags.register_validator("target_error", lambda value: value is None or value > 0,
+                         message="--target_error must be positive.")
 for _name in ("noise_scale", "noise_level"):
     flags.register_validator(_name, lambda value: value is None or value > 0,
                              message=f"--{_name} must be positive.")

@@ -125,17 +125,24 @@ def input_batches(config, spec):
 def method_options(config, name: str) -> dict:
     """Keyword settings of method ``name`` from the config."""
     common = dict(batch_size=config.batch_size, seed=config.seed, jit_compile=config.jit_compile)
+
+    def count(setting):
+        value = getattr(config, setting)
+        auto = (dict(target_error=config.target_error, max_points=config.max_points)
+                if value == "auto" else {})
+        return {setting: value, **auto}
+
     if name == "smooth_taylor":
         noise = (dict(noise_scale=None, noise_level=config.noise_level) if config.noise_level
                  else dict(noise_scale=config.noise_scale or 0.5))
-        return dict(num_roots=config.num_roots, **noise, **common)
+        return dict(**count("num_roots"), **noise, **common)
     if name == "integrated_gradients":
         return dict(steps=config.steps, rule=config.rule, baseline=config.baseline,
                     num_baselines=config.num_baselines, **common)
     if name == "smoothgrad":
         noise = (dict(noise_scale=config.noise_scale, noise_level=None) if config.noise_scale
                  else dict(noise_level=config.noise_level or 0.15))
-        return dict(num_samples=config.num_samples, **noise, **common)
+        return dict(**count("num_samples"), **noise, **common)
     return common
 
 
@@ -165,8 +172,10 @@ def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
             explain = lambda x, t, k, e=explainer: (distribute.explain_dataset(  # noqa: E731
                 e, tf.data.Dataset.from_tensors((x, k)), strategy=strategy,
                 keyed=True)["attributions"], {})
-        # Lets a run split long steps and report progress within them.
-        explain.points_per_image, explain.batch_size = explainer.num_points, explainer.batch_size
+        # Lets a run split long steps and report progress within them (not when the
+        # number of points is chosen per image: then a step is one call).
+        explain.points_per_image = None if explainer.target_error else explainer.num_points
+        explain.batch_size = explainer.batch_size
         explainers[name] = explain
     return explainers
 
@@ -196,7 +205,7 @@ def metric_options(config, spec) -> dict:
 def _settings(mode, config, metric_names, options) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
-            "baseline", "num_baselines", "num_samples", "seed", "objective", "max_iterations",
+            "baseline", "num_baselines", "num_samples", "target_error", "max_points", "seed", "objective", "max_iterations",
             "strategy"]
     settings = {key: getattr(config, key) for key in keys}
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
@@ -248,6 +257,9 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
     else:
         metric_names = ["aupc", "autvc"] + (["relevance_mass"] if masks else [])
     if mode == "adapt":
+        if config.num_roots == "auto":
+            raise ValueError("adapt needs a fixed --num_roots (each σ tried is scored on "
+                             "the same roots); got --num_roots auto")
         search = AdaptiveNoising(spec, objective=config.objective, num_roots=config.num_roots,
                                  max_iterations=config.max_iterations, seed=config.seed,
                                  batch_size=config.batch_size,

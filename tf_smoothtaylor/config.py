@@ -7,7 +7,7 @@ takes it, never the flags object itself.
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,14 +30,16 @@ class RunConfig:
     limit: Optional[int] = None
     size: Optional[int] = None
     method: Tuple[str, ...] = ("smooth_taylor", "integrated_gradients")
-    num_roots: int = 150
+    num_roots: Union[int, str] = 150
     noise_scale: Optional[float] = None
     noise_level: Optional[float] = None
     steps: int = 50
     rule: str = "riemann_right"
     baseline: str = "zero"
     num_baselines: int = 1
-    num_samples: int = 50
+    num_samples: Union[int, str] = 50
+    target_error: Optional[float] = None
+    max_points: Optional[int] = None
     batch_size: int = 64
     images_per_step: int = 8
     seed: int = 0

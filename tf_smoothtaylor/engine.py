@@ -50,6 +50,7 @@ from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
 MAX_CALLABLE_TARGETS = 8
+ROUND_POINTS = 32           # points per image between two checks of ``run_auto``
 _tracing.install()
 
 
@@ -76,6 +77,9 @@ class Scheme:
       independent_points: Whether the points of an image are independent draws of
         one estimator with equal weights (SmoothTaylor, SmoothGrad): then their
         spread gives the Monte Carlo standard error (``return_error=True``).
+      target_error: None for a fixed ``num_points``; else the heatmap's relative
+        error at which ``run_auto`` stops drawing points for an image (at most
+        ``num_points`` of them).
     """
 
     num_points: int = 1
@@ -84,6 +88,7 @@ class Scheme:
     extra_specs: Dict[str, tf.DType] = {}
     uses_random: bool = False
     independent_points: bool = False
+    target_error: Optional[float] = None
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -108,6 +113,12 @@ class Scheme:
         """
         raise NotImplementedError
 
+    def equal_weight(self, num_points: int) -> float:
+        """The weight of each of ``num_points`` equally weighted points
+        (``point_weight`` for ``num_points`` points); schemes with
+        ``independent_points`` override it."""
+        raise NotImplementedError
+
     def finalize(self, first, second):
         """Attributions from ``first = Σ w·v`` and, with ``moments == 2``,
         ``second = point_weight · M2`` (else None)."""
@@ -128,12 +139,12 @@ class Engine:
         self.seed = seed
         self.jit_compile = jit_compile
         self.trace_count = 0
-        # One compiled function for class indices (key None) and one per callable target,
-        # the most recent MAX_CALLABLE_TARGETS of them (a new lambda on every call would
-        # otherwise keep every compiled function alive).
-        self._compiled: Dict[Optional[Callable], tf.types.experimental.GenericFunction] = {}
-        self._compiled_error: Dict[Optional[Callable],
-                                   tf.types.experimental.GenericFunction] = {}
+        # Compiled functions keyed by (variant, target): one for class indices (target
+        # None) and one per callable target, the most recent MAX_CALLABLE_TARGETS of them
+        # (a new lambda on every call would otherwise keep every compiled function alive).
+        # Variants: None (attributions), "error" (with standard errors), or the number of
+        # points of one round of ``run_auto``.
+        self._compiled: Dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._probabilities_checked = False
 
     # -- input checks --------------------------------------------------------
@@ -224,19 +235,16 @@ class Engine:
                              f"Received: keys of shape {array.shape}")
         return tf.constant(array.astype(np.int64))
 
-    def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
-            keys=None, context=(), with_error: bool = False):
-        """Attributions of checked ``images`` for ``targets`` (see ``explain``);
-        ``context``: the other inputs of a multi-input model (``check_inputs``).
-        With ``with_error``: ``(attributions, standard_error, relative_error)``."""
+    def _start(self, images, targets, keys, context):
+        """Checks shared by every call: ``(classes, target_fn, keys)``, classes None
+        for an empty batch."""
         if len(context) != len(self.model.context):
             self.model.inputs_of(images, context)            # raises, naming the inputs
         batch = int(images.shape[0])
         self.model.check_outputs(callable(targets))
         keys = self.check_keys(keys, batch)
         if batch == 0:
-            empty = tf.zeros_like(images)
-            return (empty, empty, tf.zeros([0])) if with_error else empty
+            return None, None, keys
         logits = []
 
         def predict():
@@ -246,21 +254,84 @@ class Engine:
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
         self._check_probabilities(images, logits[0] if logits else None, context)
-        function = self._function(target_fn, with_error)
-        extras = {name: tf.cast(extras[name], dtype)
-                  for name, dtype in self.scheme.extra_specs.items()}
-        outputs = function(images, tf.constant(classes, tf.int32),
-                           self._keys(images, keys).value, extras, tuple(context))
-        result = outputs[0] if with_error else outputs
-        finite = _finite_rows(result).numpy()       # one flag per image, not the maps
-        if not finite.all():
-            warnings.warn(
-                f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
-                "in this call) are not finite: the model's gradient was NaN or Inf at "
-                "some of their points (e.g. a float16 overflow, or a division by zero). "
-                "Those rows hold NaN/Inf; every other image's map is unaffected.",
-                stacklevel=4)
+        return tf.constant(classes, tf.int32), target_fn, keys
+
+    def _cast_extras(self, extras):
+        return {name: tf.cast(extras[name], dtype)
+                for name, dtype in self.scheme.extra_specs.items()}
+
+    def run(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
+            keys=None, context=(), with_error: bool = False):
+        """Attributions of checked ``images`` for ``targets`` (see ``explain``);
+        ``context``: the other inputs of a multi-input model (``check_inputs``).
+        With ``with_error``: ``(attributions, standard_error, relative_error)``."""
+        classes, target_fn, keys = self._start(images, targets, keys, context)
+        if classes is None:
+            empty = tf.zeros_like(images)
+            return (empty, empty, tf.zeros([0])) if with_error else empty
+        function = self._function(target_fn, "error" if with_error else None)
+        outputs = function(images, classes, self._keys(images, keys).value,
+                           self._cast_extras(extras), tuple(context))
+        _warn_if_not_finite(_finite_rows(outputs[0] if with_error else outputs).numpy())
         return outputs
+
+    def run_auto(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
+                 target_error: float, max_points: int, keys=None, context=()):
+        """Like ``run(..., with_error=True)``, with as many points per image as it
+        takes to reach ``target_error``: ``(attributions, standard_error,
+        relative_error, num_points)``.
+
+        Points are added in rounds of ``ROUND_POINTS`` per image (fewer in a last
+        round capped by ``max_points``); after each round an image whose heatmap
+        relative error is ≤ ``target_error``, whose map is not finite, or that has
+        ``max_points`` points leaves the stream, so later rounds hold only the
+        images still short of the target. Each round is one compiled call over the
+        remaining images (chunked as ever), then one read of their relative errors.
+        The point with index k is the k-th point of a fixed-size run, and rounds are
+        merged with the same update as chunks: with ``batch_size == ROUND_POINTS``
+        and a cap that is a multiple of it, an unreachable target gives exactly the
+        fixed-size result.
+        """
+        classes, target_fn, keys = self._start(images, targets, keys, context)
+        batch = int(images.shape[0])
+        if classes is None:
+            empty = tf.zeros_like(images)
+            return empty, empty, tf.zeros([0]), np.zeros([0], np.int64)
+        key_values = self._keys(images, keys).value
+        extras = self._cast_extras(extras)
+        width = int(np.prod(images.shape[1:]))
+        heat_width = width // int(images.shape[-1])
+        state = tf.zeros([batch, 2 * width + 2 * heat_width])
+        used = np.zeros(batch, np.int64)
+        active = np.arange(batch)
+        while active.size:
+            done = int(used[active[0]])                # every active image has as many
+            count = min(ROUND_POINTS, max_points - done)
+            rows = tf.constant(active)
+            pick = lambda t: tf.gather(t, rows)         # noqa: E731
+            function = self._function(target_fn, count)
+            added = function(pick(images), pick(classes), pick(key_values),
+                             {name: pick(value) for name, value in extras.items()},
+                             tuple(pick(c) for c in context), tf.constant(done, tf.int32))
+            merged, relative, finite = _merge_round(
+                pick(state), added, tf.constant(float(done)), tf.constant(float(count)),
+                width, heat_width, tf.constant(self.scheme.equal_weight(done + count)))
+            state = tf.tensor_scatter_nd_update(state, rows[:, None], merged)
+            used[active] += count
+            finished = ((used[active] >= max_points) | (relative.numpy() <= target_error)
+                        | ~finite.numpy())
+            active = active[~finished]
+        parts = [None] * batch
+        for count in np.unique(used):                  # images that used as many points
+            rows = np.flatnonzero(used == count)
+            outputs = _standard_errors(
+                tf.gather(state, rows), tf.concat([[len(rows)], tf.shape(images)[1:]], 0),
+                width, heat_width, int(count), self.scheme.equal_weight(int(count)))
+            for position, row in enumerate(rows):
+                parts[row] = [output[position] for output in outputs]
+        attributions, standard_error, relative = (tf.stack(column) for column in zip(*parts))
+        _warn_if_not_finite(_finite_rows(attributions).numpy())
+        return attributions, standard_error, relative, used
 
     def _keys(self, images, keys) -> _random.Keys:
         """Random keys: the caller's, a hash of each image, or zeros when unused."""
@@ -271,18 +342,27 @@ class Engine:
         batch = tf.shape(images)[0]
         return _random.Keys(tf.zeros([batch], tf.int64), tf.range(batch))
 
-    def _function(self, target_fn, with_error: bool = False):
-        """The compiled function for ``target_fn`` (and the standard-error variant),
-        most recently used kept last."""
-        compiled = self._compiled_error if with_error else self._compiled
-        function = compiled.pop(target_fn, None)
+    def _function(self, target_fn, variant=None):
+        """The compiled function for ``target_fn`` and ``variant`` (None: attributions;
+        "error": with standard errors; an int: one round of that many points per
+        image), most recently used kept last."""
+        compiled = self._compiled
+        function = compiled.pop((variant, target_fn), None)
         if function is None:
-            function = self._build(target_fn, with_error)
-        compiled[target_fn] = function
-        callables = [key for key in compiled if key is not None]
+            function = self._build(target_fn, variant)
+        compiled[(variant, target_fn)] = function
+        callables = [key for key in compiled if key[1] is not None]
         for key in callables[:-MAX_CALLABLE_TARGETS]:
             del compiled[key]
         return function
+
+    def check_fixed_points(self) -> None:
+        """Serving and tf.distribute compile one graph of work per call: they need a
+        fixed number of points per image."""
+        if self.scheme.target_error is not None:
+            raise ValueError("Expected a fixed number of points for serving and "
+                             "tf.distribute (one compiled graph of work per call). "
+                             "Received: a number of points chosen per image ('auto')")
 
     def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None,
                      with_error: bool = False):
@@ -297,6 +377,7 @@ class Engine:
           is ``(attributions, standard_error, relative_error)``.
         """
         self.model.check_outputs(False)
+        self.check_fixed_points()
         if self.model.context:
             raise ValueError("Expected a single-input model for serving and tf.distribute. "
                              "Received: a model with inputs held fixed per image")
@@ -309,18 +390,18 @@ class Engine:
             message="target is not a class index of the model (use -1 for the top-1 class)")]
         with tf.control_dependencies(checks):
             classes = tf.identity(classes)
-        compiled = self._compiled_error if with_error else self._compiled
-        function = compiled.get(None)
-        if function is None:
-            function = compiled[None] = self._build(None, with_error)
+        function = self._function(None, "error" if with_error else None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
         return (function(images, classes, self._keys(images, keys).value, extras, ()),
                 logits, classes)
 
-    def _build(self, target_fn, with_error: bool = False):
+    def _build(self, target_fn, variant=None):
         model, scheme = self.model, self.scheme
         size = self.batch_size
+        rounds = isinstance(variant, int)
+        with_error = rounds or variant == "error"
+        points_per_image = variant if rounds else scheme.num_points
 
         def gradients(z, targets, context):
             with tf.GradientTape() as tape:
@@ -338,13 +419,14 @@ class Engine:
         if self.jit_compile:
             gradients = tf.function(gradients, jit_compile=True)
 
-        def attribute(images, targets, key_values, extras, context):
+        def attribute(images, targets, key_values, extras, context, first_point=0):
+            """Sums over each image's points ``first_point + [0, points_per_image)``
+            (``first_point`` > 0: a later round of ``run_auto``)."""
             self.trace_count += 1
             batch = tf.shape(images)[0]
             image_shape = tf.shape(images)[1:]
             width = (int(np.prod(images.shape[1:])) if images.shape[1:].is_fully_defined()
                      else tf.reduce_prod(image_shape))          # values per image
-            points_per_image = scheme.num_points
             total = batch * points_per_image
             keys = _random.Keys(key_values, tf.range(batch))
             params = scheme.prepare(images, extras)
@@ -383,7 +465,7 @@ class Engine:
                 z, m, w = scheme.points(
                     tf.gather(images, image),
                     tf.nest.map_structure(lambda t: tf.gather(t, image), params),
-                    keys.gather(image), flat % points_per_image)
+                    keys.gather(image), first_point + flat % points_per_image)
                 value = gradients(z, tf.gather(targets, image),
                                   tuple(tf.gather(c, image) for c in context))
                 if m is not None:
@@ -436,6 +518,8 @@ class Engine:
                                second[:rows] if moments == 2 else None,
                                (heat[:rows], heat_m2[:rows]) if with_error else None)
             stacked = done.stack()
+            if rounds:
+                return stacked
             if with_error:
                 return _standard_errors(stacked, tf.shape(images), width, heat_width,
                                         points_per_image, scheme.point_weight)
@@ -450,9 +534,22 @@ class Engine:
                        for name, dtype in scheme.extra_specs.items()}
         context_specs = tuple(tf.TensorSpec((None,) + shape, dtype)
                               for _, shape, dtype in self.model.context)
-        return tf.function(attribute, input_signature=[
-            self._image_spec(), tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None,), tf.int64), extra_specs, context_specs])
+        signature = [self._image_spec(), tf.TensorSpec((None,), tf.int32),
+                     tf.TensorSpec((None,), tf.int64), extra_specs, context_specs]
+        if rounds:
+            signature.append(tf.TensorSpec((), tf.int32))
+        return tf.function(attribute, input_signature=signature)
+
+
+def _warn_if_not_finite(finite: np.ndarray) -> None:
+    """Warns, naming them, about images whose map is not finite."""
+    if not finite.all():
+        warnings.warn(
+            f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
+            "in this call) are not finite: the model's gradient was NaN or Inf at "
+            "some of their points (e.g. a float16 overflow, or a division by zero). "
+            "Those rows hold NaN/Inf; every other image's map is unaffected.",
+            stacklevel=5)
 
 
 @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
@@ -514,24 +611,49 @@ def _segment_sums(values: tf.Tensor, rows: tf.Tensor, span: int) -> tf.Tensor:
 
 
 def _merge_moments(total, m2, before, value, row, span):
-    """Adds a chunk's values into per-row sums and centred second moments.
-
-    Chan et al.'s parallel update: with ``n_a`` earlier points of sum ``S_a``
-    and ``n_b`` new points of sum ``S_b`` and centred sum of squares ``M2_b``,
-
-        M2 = M2_a + M2_b + (S_b/n_b − S_a/n_a)² · n_a n_b / (n_a + n_b),
-
-    so no E[v²] − E[v]² cancellation occurs, whatever |v| is next to its spread.
-    """
+    """Adds a chunk's values into per-row sums and centred second moments
+    (``before``: each row's earlier points; see ``_combine_moments``)."""
     count = _segment_sums(tf.ones_like(row, tf.float32), row, span)
     chunk_sum = _segment_sums(value, row, span)
     n_b = count[:, None]
     mean_b = chunk_sum / tf.maximum(n_b, 1.0)
     centred = value - tf.gather(mean_b, row)
     chunk_m2 = _segment_sums(centred * centred, row, span)
-    n_a = tf.cast(before, tf.float32)[:, None]
+    return _combine_moments(total, m2, tf.cast(before, tf.float32)[:, None], n_b,
+                            chunk_sum, chunk_m2)
+
+
+def _combine_moments(total, m2, n_a, n_b, chunk_sum, chunk_m2):
+    """Chan et al.'s parallel update: with ``n_a`` earlier points of sum ``S_a``
+    and ``n_b`` new points of sum ``S_b`` and centred sum of squares ``M2_b``,
+
+        M2 = M2_a + M2_b + (S_b/n_b − S_a/n_a)² · n_a n_b / (n_a + n_b),
+
+    so no E[v²] − E[v]² cancellation occurs, whatever |v| is next to its spread.
+    """
+    mean_b = chunk_sum / tf.maximum(n_b, 1.0)
     delta = mean_b - total / tf.maximum(n_a, 1.0)
     # Terms with n_a = 0 or n_b = 0 vanish; the where keeps 0 · ∞ out of them.
     correction = tf.where(n_a * n_b > 0, delta * delta * (n_a * n_b / tf.maximum(n_a + n_b, 1.0)),
                           0.0)
     return total + chunk_sum, m2 + chunk_m2 + correction
+
+
+@tf.function(reduce_retracing=True)
+def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
+    """Merges a round's rows ``[Σv, M2(v), Σh, M2(h)]`` of ``n_b`` points into rows of
+    ``n_a`` earlier points (the chunk update, ``_combine_moments``): ``(merged,
+    relative error of the heatmap, whether the map is finite)``."""
+    parts = []
+    for start, stop in ((0, width), (2 * width, 2 * width + heat_width)):
+        middle = stop + (stop - start)
+        parts += _combine_moments(state[:, start:stop], state[:, stop:middle], n_a, n_b,
+                                  added[:, start:stop], added[:, stop:middle])
+    merged = tf.concat(parts, 1)
+    n = n_a + n_b
+    heat, heat_m2 = parts[2], parts[3]
+    error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1) / (n * (n - 1.0)))
+    norm = tf.norm(heat * abs(weight), axis=1)
+    relative = tf.where(norm > 0, error / tf.maximum(norm, 1e-30), np.nan)
+    finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)
+    return merged, relative, finite

@@ -26,7 +26,7 @@ import re
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -437,7 +437,10 @@ def score_finished(spec, pixels, names, ids, out: OutputDir, metrics: Dict[str, 
         out.write_result(record["id"], record)
 
 
-def _number(value) -> Optional[float]:
+def _number(value) -> Optional[Union[int, float]]:
+    """A JSON number: ints stay ints (point counts), NaN becomes None."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
     value = float(value)
     return None if math.isnan(value) else value
 
@@ -515,9 +518,10 @@ def precision_lines(records: List[dict]) -> str:
         errors = np.array([e["relative_error"] for e in entries
                            if e.get("relative_error") is not None], np.float64)
         if len(errors):
-            points = sorted({int(e["num_points"]) for e in entries if "num_points" in e})
-            lines.append(f"| {method} | {', '.join(map(str, points))} | {errors.mean():.3f} | "
-                         f"{errors.max():.3f} |")
+            points = np.array([int(e["num_points"]) for e in entries if "num_points" in e])
+            spent = (str(points[0]) if len(set(points)) == 1 else
+                     f"{points.mean():.0f} (mean; {points.min()}–{points.max()})")
+            lines.append(f"| {method} | {spent} | {errors.mean():.3f} | {errors.max():.3f} |")
     if not lines:
         return ""
     return ("\nMonte Carlo precision (relative standard error of each heatmap, "

@@ -92,6 +92,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         method = "smooth_taylor" if method is None else method
         _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")
         explainer = METHODS[method](spec, **method_options)
+    explainer._engine.check_fixed_points()
     if include_error and not explainer.independent_points:
         raise ValueError("Expected a Monte Carlo method (smooth_taylor, smoothgrad) with "
                          f"`include_error=True`. Received: {type(explainer).__name__}")

@@ -45,12 +45,13 @@ class Estimate(NamedTuple):
       relative_error: (B,) ``‖SE(h)‖₂ / ‖h‖₂`` of the heatmap h (the channel
         sum; each point's channel sum is accumulated, so covariance between
         channels counts); NaN when n < 2 or h = 0.
-      num_points: Points per image (n).
+      num_points: Points per image (n): an int, or with a number of points
+        chosen per image ("auto"), an int array (B,).
     """
     attributions: tf.Tensor
     standard_error: tf.Tensor
     relative_error: tf.Tensor
-    num_points: int
+    num_points: Union[int, np.ndarray]
 
 
 class Explainer(Scheme):
@@ -118,7 +119,8 @@ class Explainer(Scheme):
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
           return_error: Also return the Monte Carlo standard errors (methods
-            whose points are independent draws: SmoothTaylor, SmoothGrad).
+            whose points are independent draws: SmoothTaylor, SmoothGrad), and
+            the points each image used.
 
         Returns:
           float32 tensor shaped like ``images``; with ``return_error``, an
@@ -136,6 +138,11 @@ class Explainer(Scheme):
                 "(SmoothTaylor, SmoothGrad with statistic='mean' and a gradient base) for "
                 f"`return_error=True`. Received: {type(self).__name__}"
                 + ("" if self.uses_random else ", which is deterministic"))
+        if self.target_error is not None:
+            *outputs, used = self._engine.run_auto(
+                images, targets, extras, keys=keys, context=context,
+                target_error=self.target_error, max_points=self.max_points)
+            return Estimate(*outputs, num_points=used) if return_error else outputs[0]
         outputs = self._engine.run(images, targets, extras, keys=keys, context=context,
                                    with_error=return_error)
         if return_error:

@@ -7,7 +7,7 @@ noisy roots. It is SmoothGrad with base map ``M(z) = ∇f(z) ⊙ (x − z)``; fo
 ``f(x) = ½ xᵀAx`` its expectation is ``−σ² diag(A)``.
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 import tensorflow as tf
 
@@ -20,7 +20,14 @@ class SmoothTaylor(Explainer):
 
     Args:
       model: Keras model (explained on its logits).
-      num_roots: R, the number of roots ``z_r``.
+      num_roots: R, the number of roots ``z_r``; or ``"auto"``: roots are drawn
+        in rounds of 32 per image until the heatmap's relative Monte Carlo error
+        ``‖SE(h)‖₂ / ‖h‖₂`` is at most ``target_error``, or ``max_points`` roots
+        (each image stops on its own; root r is root r of a fixed-R run).
+      target_error: With ``num_roots="auto"``: the relative error to reach
+        (default 0.05).
+      max_points: With ``num_roots="auto"``: the most roots per image (default
+        2000).
       noise_scale: σ, absolute, in model-input space (the paper's choice:
         0.3–0.7 for inputs normalised by the ImageNet mean/std); 0.5 when
         neither this nor ``noise_level`` is given.
@@ -35,21 +42,25 @@ class SmoothTaylor(Explainer):
       >>> explainer = SmoothTaylor(model, num_roots=150, noise_scale=0.5)
       >>> attributions = explainer(images)                 # (B, H, W, C)
       >>> maps = tf_smoothtaylor.heatmap(attributions)     # (B, H, W)
+      >>> auto = SmoothTaylor(model, num_roots="auto", target_error=0.05)
+      >>> estimate = auto(images, return_error=True)       # .num_points per image
     """
 
     extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
     uses_random = True
     independent_points = True
 
-    def __init__(self, model, *, num_roots: int = 150,
+    def __init__(self, model, *, num_roots: Union[int, str] = 150,
                  noise_scale: Optional[float] = None,
-                 noise_level: Optional[float] = None, batch_size: int = 64,
-                 seed: int = 0, jit_compile: bool = False):
-        self.num_roots = _checks.positive_int("num_roots", num_roots)
+                 noise_level: Optional[float] = None,
+                 target_error: Optional[float] = None, max_points: Optional[int] = None,
+                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+        self.num_roots, self.target_error, self.max_points = _checks.point_count(
+            "num_roots", num_roots, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(0.5, None))
-        self.num_points = self.num_roots
-        self.point_weight = -1.0 / self.num_roots
+        self.num_points = self.max_points or self.num_roots
+        self.point_weight = self.equal_weight(self.num_points)
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
 
@@ -86,6 +97,9 @@ class SmoothTaylor(Explainer):
 
     def prepare(self, images, extras):
         return extras
+
+    def equal_weight(self, num_points):
+        return -1.0 / num_points
 
     def points(self, x, params, keys, k):
         # ε = σ·n; the multiplier x − z = −ε, with the sign in point_weight.

@@ -26,7 +26,9 @@ class SmoothGrad(Explainer):
 
     Args:
       model: Keras model (explained on its logits).
-      num_samples: N, noisy copies per image.
+      num_samples: N, noisy copies per image; or ``"auto"`` (statistic "mean"
+        with a gradient base): samples are drawn until the heatmap's relative
+        error is at most ``target_error`` or ``max_points`` (see SmoothTaylor).
       noise_scale: Absolute σ in model-input space; or
       noise_level: σ as a fraction of each image's value range (0.15 when
         neither is given). Give at most one of the two.
@@ -34,6 +36,8 @@ class SmoothGrad(Explainer):
         ``"variance"`` (VarGrad).
       base: ``"gradient"``, ``"gradient_x_input"``, or an explainer of this
         package built on the same model (then ``statistic`` must be "mean").
+      target_error, max_points: With ``num_samples="auto"`` (defaults 0.05 and
+        2000).
       batch_size, seed, jit_compile: see ``Explainer``.
 
     Example:
@@ -45,12 +49,14 @@ class SmoothGrad(Explainer):
     extra_specs = {"noise_scale": tf.float32}
     uses_random = True
 
-    def __init__(self, model, *, num_samples: int = 50,
+    def __init__(self, model, *, num_samples: Union[int, str] = 50,
                  noise_scale: Optional[float] = None,
                  noise_level: Optional[float] = None, statistic: str = "mean",
-                 base: Union[str, Explainer] = "gradient", batch_size: int = 64,
-                 seed: int = 0, jit_compile: bool = False):
-        self.num_samples = _checks.positive_int("num_samples", num_samples)
+                 base: Union[str, Explainer] = "gradient",
+                 target_error: Optional[float] = None, max_points: Optional[int] = None,
+                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+        self.num_samples, self.target_error, self.max_points = _checks.point_count(
+            "num_samples", num_samples, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(None, 0.15))
         self.statistic = _checks.one_of("statistic", statistic, STATISTICS)
@@ -65,14 +71,20 @@ class SmoothGrad(Explainer):
             _checks.one_of("base", base, BASES, otherwise="an explainer")
             self._base_points = 1
         self.base = base
-        self.num_points = self.num_samples * self._base_points
-        base_weight = base.point_weight if isinstance(base, Explainer) else 1.0
-        # With per-point base weights (IG), 1/N goes into each point's weight.
-        self.point_weight = None if base_weight is None else base_weight / self.num_samples
-        self.moments = 1 if statistic == "mean" else 2
         # Each sample one point (a gradient base) and a mean: the samples' spread is the
         # Monte Carlo error. (With an explainer base a sample spans several points.)
         self.independent_points = statistic == "mean" and not isinstance(base, Explainer)
+        if self.target_error is not None and not self.independent_points:
+            raise ValueError("Expected statistic='mean' and a gradient base for "
+                             "num_samples='auto' (its samples must be independent draws of "
+                             f"one mean). Received: statistic={statistic!r}, base="
+                             f"{type(base).__name__ if isinstance(base, Explainer) else base!r}")
+        samples = self.max_points or self.num_samples
+        self.num_points = samples * self._base_points
+        base_weight = base.point_weight if isinstance(base, Explainer) else 1.0
+        # With per-point base weights (IG), 1/N goes into each point's weight.
+        self.point_weight = None if base_weight is None else base_weight / samples
+        self.moments = 1 if statistic == "mean" else 2
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
         if isinstance(base, Explainer) and base.model is not self.model:
@@ -88,6 +100,9 @@ class SmoothGrad(Explainer):
         if isinstance(self.base, Explainer):
             params["base"] = self.base.prepare(images, self.base.extras(images))
         return params
+
+    def equal_weight(self, num_points):
+        return 1.0 / num_points
 
     def points(self, x, params, keys, k):
         sample, inner = k // self._base_points, k % self._base_points
