@@ -30,7 +30,10 @@ def test_the_standard_error_of_smooth_taylor_on_a_quadratic_is_its_closed_form(q
 @pytest.mark.parametrize("make", [
     lambda m: tst.SmoothTaylor(m, num_roots=24, noise_scale=0.5, batch_size=16),
     lambda m: tst.SmoothGrad(m, num_samples=24, noise_scale=0.3, batch_size=16),
-], ids=["smooth_taylor", "smoothgrad"])
+    # 8-point paths in chunks of 20 gradients: a chunk holds 2 whole paths.
+    lambda m: tst.IntegratedGradients(m, steps=8, baseline="uniform", num_baselines=24,
+                                      batch_size=20),
+], ids=["smooth_taylor", "smoothgrad", "ig_random_baselines"])
 def test_reported_errors_match_the_spread_of_independent_runs(cnn, images, make):
     """Per element and for the heatmap, within 20 % of the spread over 40 runs with
     independent draws (other keys)."""
@@ -45,6 +48,18 @@ def test_reported_errors_match_the_spread_of_independent_runs(cnn, images, make)
     reported = estimate.relative_error.numpy() * np.linalg.norm(heat.reshape(4, -1), axis=1)
     measured = np.sqrt((runs.sum(-1).std(axis=0, ddof=1) ** 2).sum(axis=(1, 2)))
     np.testing.assert_allclose(reported, measured, rtol=0.2)
+
+
+def test_errors_of_integrated_gradients_count_paths_not_points(cnn, images):
+    ig = tst.IntegratedGradients(cnn, steps=8, baseline="uniform", num_baselines=6,
+                                 batch_size=12)
+    estimate = ig(images, 2, return_error=True)
+    assert estimate.num_points == 6                      # baselines, each one path
+    np.testing.assert_allclose(estimate.attributions, ig(images, 2), rtol=1e-5, atol=1e-8)
+    other = tst.IntegratedGradients(cnn, steps=8, baseline="uniform", num_baselines=6,
+                                    batch_size=5)(images[::-1], 2, return_error=True)
+    np.testing.assert_allclose(other.standard_error[::-1], estimate.standard_error,
+                               rtol=1e-4, atol=1e-8)
 
 
 def test_errors_leave_the_attributions_unchanged_and_ignore_the_chunking(cnn, images):
@@ -75,18 +90,21 @@ def test_return_error_needs_independent_draws():
 
 # -- the number of points chosen per image ("auto") ---------------------------------
 
-@pytest.mark.parametrize("method, count", [(tst.SmoothTaylor, "num_roots"),
-                                           (tst.SmoothGrad, "num_samples")])
+@pytest.mark.parametrize("method, count, settings", [
+    (tst.SmoothTaylor, "num_roots", dict(noise_scale=0.4)),
+    (tst.SmoothGrad, "num_samples", dict(noise_scale=0.4)),
+    (tst.IntegratedGradients, "num_baselines", dict(baseline="uniform", steps=8)),
+], ids=["smooth_taylor", "smoothgrad", "ig_random_baselines"])
 def test_auto_with_an_unreachable_target_is_the_fixed_run_bit_for_bit(cnn, images, method,
-                                                                      count):
-    """Point k of an image is point k of a fixed-size run and rounds merge like
+                                                                      count, settings):
+    """Draw k of an image is draw k of a fixed-size run and rounds merge like
     chunks: capped at R with a target never met, the maps are the fixed-R maps
-    (batch_size = the 32-point round)."""
-    for x, cap in ((images, 96), (images[2:3], 70)):     # 70: a last round of 6 points
-        fixed = method(cnn, **{count: cap}, noise_scale=0.4, batch_size=32)(
+    (batch_size = a 32-gradient round)."""
+    for x, cap in ((images[:2], 64), (images[2:3], 40)):    # 40: a shorter last round
+        fixed = method(cnn, **{count: cap}, **settings, batch_size=32)(
             x, 1, return_error=True)
         auto = method(cnn, **{count: "auto"}, target_error=1e-9, max_points=cap,
-                      noise_scale=0.4, batch_size=32)(x, 1, return_error=True)
+                      **settings, batch_size=32)(x, 1, return_error=True)
         np.testing.assert_array_equal(auto.attributions, fixed.attributions)
         np.testing.assert_array_equal(auto.num_points, cap)
         np.testing.assert_allclose(auto.standard_error, fixed.standard_error, rtol=1e-6)

@@ -56,7 +56,8 @@ class AttributionMetrics(keras.callbacks.Callback):
       targets: Classes to explain (None: top-1 at each evaluation).
       metrics: Names from ``METRICS``; the mean over the batch is logged as
         ``prefix + name``. ``relative_error`` is the heatmaps' Monte Carlo
-        relative standard error (SmoothTaylor, SmoothGrad; see
+        relative standard error (SmoothTaylor, SmoothGrad, IG with random
+        baselines; see
         ``Explainer.explain(return_error=True)``).
       freq: Evaluate every ``freq`` epochs.
       prefix: Prefix of the log keys.
@@ -77,8 +78,9 @@ class AttributionMetrics(keras.callbacks.Callback):
         self.targets = targets
         self.metrics = tuple(_checks.one_of("metrics", name, METRICS) for name in metrics)
         if "relative_error" in self.metrics and not explainer.independent_points:
-            raise ValueError("Expected an explainer with Monte Carlo points (SmoothTaylor, "
-                             "SmoothGrad) for the `relative_error` metric. Received: "
+            raise ValueError("Expected an explainer with Monte Carlo draws (SmoothTaylor, "
+                             "SmoothGrad, IG with random baselines) for the "
+                             "`relative_error` metric. Received: "
                              f"{type(explainer).__name__}")
         self.freq = _checks.positive_int("freq", freq)
         self.prefix = prefix

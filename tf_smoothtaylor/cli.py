@@ -79,8 +79,8 @@ flags.DEFINE(_CountParser(), "num_roots", 150, "SmoothTaylor roots R, or 'auto':
              "as many as --target_error needs (at most --max_points).")
 flags.DEFINE_float("target_error", None, "With 'auto' counts: the relative Monte Carlo "
                    "error ‖SE(h)‖/‖h‖ of each heatmap to reach (default 0.05).")
-flags.DEFINE_integer("max_points", None, "With 'auto' counts: the most points per image "
-                     "(default 2000).", lower_bound=1)
+flags.DEFINE_integer("max_points", None, "With 'auto' counts: the most draws (roots, "
+                     "samples, baselines) per image (default 2000).", lower_bound=1)
 flags.DEFINE_float("noise_scale", None, "Absolute σ > 0 (SmoothTaylor default 0.5).")
 flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image, level > 0 "
                    "(SmoothGrad default 0.15).")
@@ -88,7 +88,8 @@ flags.DEFINE_integer("steps", 50, "IG steps M.", lower_bound=1)
 flags.DEFINE_enum("rule", "riemann_right", ["riemann_left", "riemann_right", "riemann_middle",
                                             "trapezoid", "gauss_legendre"], "IG quadrature rule.")
 flags.DEFINE_enum("baseline", "zero", ["zero", "uniform"], "IG baseline.")
-flags.DEFINE_integer("num_baselines", 1, "IG random baselines N (uniform only).", lower_bound=1)
+flags.DEFINE(_CountParser(), "num_baselines", 1, "IG random baselines N (uniform only), or "
+             "'auto' (see --num_roots).")
 flags.DEFINE(_CountParser(), "num_samples", 50, "SmoothGrad samples, or 'auto' (see "
              "--num_roots).")
 flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_bound=1)
@@ -114,7 +115,7 @@ flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.
                      lower_bound=1)
 flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
 flags.DEFINE_bool("include_error", False, "export: also return each heatmap's Monte Carlo "
-                  "relative error (smooth_taylor, smoothgrad).")
+                  "relative error (smooth_taylor, smoothgrad, uniform-baseline IG).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "tf.distribute strategy of an in-process run: one device, or all local "
                   "GPUs (mirrored). Past one machine use --runner.")
@@ -136,11 +137,11 @@ flags.register_multi_flags_validator(
     lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
     message="give at most one input: --images, --image_folder or --manual_dir.")
 flags.register_multi_flags_validator(
-    ["num_roots", "num_samples", "target_error", "max_points"],
-    lambda f: "auto" in (f["num_roots"], f["num_samples"]) or (
+    ["num_roots", "num_samples", "num_baselines", "target_error", "max_points"],
+    lambda f: "auto" in (f["num_roots"], f["num_samples"], f["num_baselines"]) or (
         f["target_error"] is None and f["max_points"] is None),
-    message="--target_error and --max_points apply only with --num_roots auto or "
-            "--num_samples auto.")
+    message="--target_error and --max_points apply only with --num_roots, --num_samples "
+            "or --num_baselines auto.")
 flags.register_validator("target_error", lambda value: value is None or value > 0,
                          message="--target_error must be positive.")
 for _name in ("noise_scale", "noise_level"):

@@ -138,7 +138,7 @@ def method_options(config, name: str) -> dict:
         return dict(**count("num_roots"), **noise, **common)
     if name == "integrated_gradients":
         return dict(steps=config.steps, rule=config.rule, baseline=config.baseline,
-                    num_baselines=config.num_baselines, **common)
+                    **count("num_baselines"), **common)
     if name == "smoothgrad":
         noise = (dict(noise_scale=config.noise_scale, noise_level=None) if config.noise_scale
                  else dict(noise_level=config.noise_level or 0.15))

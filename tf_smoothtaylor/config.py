@@ -36,7 +36,7 @@ class RunConfig:
     steps: int = 50
     rule: str = "riemann_right"
     baseline: str = "zero"
-    num_baselines: int = 1
+    num_baselines: Union[int, str] = 1
     num_samples: Union[int, str] = 50
     target_error: Optional[float] = None
     max_points: Optional[int] = None

@@ -50,7 +50,8 @@ from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
 
 
 MAX_CALLABLE_TARGETS = 8
-ROUND_POINTS = 32           # points per image between two checks of ``run_auto``
+ROUND_POINTS = 32           # gradients per image between two checks of ``run_auto``
+MIN_DRAWS = 8               # ``run_auto`` trusts no error estimate from fewer draws
 _tracing.install()
 
 
@@ -74,9 +75,13 @@ class Scheme:
         dtype (each fed as a ``(batch,)`` tensor).
       uses_random: Whether ``points`` draws random numbers (else no image keys
         are computed).
-      independent_points: Whether the points of an image are independent draws of
-        one estimator with equal weights (SmoothTaylor, SmoothGrad): then their
-        spread gives the Monte Carlo standard error (``return_error=True``).
+      independent_points: Whether an image's draws (``draw_size`` points each)
+        are independent draws of one estimator with equal weights (SmoothTaylor,
+        SmoothGrad, IG with random baselines): then their spread gives the Monte
+        Carlo standard error (``return_error=True``) and ``run_auto`` applies.
+      draw_size: Points per independent draw (IG with random baselines: the
+        steps of one path); with ``independent_points`` the draws, not the
+        points, are the Monte Carlo samples.
       target_error: None for a fixed ``num_points``; else the heatmap's relative
         error at which ``run_auto`` stops drawing points for an image (at most
         ``num_points`` of them).
@@ -89,6 +94,7 @@ class Scheme:
     uses_random: bool = False
     independent_points: bool = False
     target_error: Optional[float] = None
+    draw_size: int = 1
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -281,15 +287,17 @@ class Engine:
         takes to reach ``target_error``: ``(attributions, standard_error,
         relative_error, num_points)``.
 
-        Points are added in rounds of ``ROUND_POINTS`` per image (fewer in a last
-        round capped by ``max_points``); after each round an image whose heatmap
-        relative error is ≤ ``target_error``, whose map is not finite, or that has
-        ``max_points`` points leaves the stream, so later rounds hold only the
-        images still short of the target. Each round is one compiled call over the
-        remaining images (chunked as ever), then one read of their relative errors.
-        The point with index k is the k-th point of a fixed-size run, and rounds are
-        merged with the same update as chunks: with ``batch_size == ROUND_POINTS``
-        and a cap that is a multiple of it, an unreachable target gives exactly the
+        Draws (points; IG: paths of ``draw_size`` points) are added in rounds of
+        ⌈``ROUND_POINTS`` / ``draw_size``⌉ per image (fewer in a last round capped
+        by ``max_points`` draws); after each round an image whose heatmap relative
+        error is ≤ ``target_error`` (from ``MIN_DRAWS`` draws on), whose map is
+        not finite, or that has ``max_points`` draws leaves the stream, so later
+        rounds hold only the images still short of the target. Each round is one
+        compiled call over the remaining images (chunked as ever), then one read of
+        their relative errors. The point with index k is the k-th point of a
+        fixed-size run, and rounds are merged with the same update as chunks: for
+        SmoothTaylor and SmoothGrad with ``batch_size == ROUND_POINTS`` and a cap
+        that is a multiple of it, an unreachable target gives exactly the
         fixed-size result.
         """
         classes, target_fn, keys = self._start(images, targets, keys, context)
@@ -304,22 +312,24 @@ class Engine:
         state = tf.zeros([batch, 2 * width + 2 * heat_width])
         used = np.zeros(batch, np.int64)
         active = np.arange(batch)
+        round_draws = -(-ROUND_POINTS // self.scheme.draw_size)
         while active.size:
             done = int(used[active[0]])                # every active image has as many
-            count = min(ROUND_POINTS, max_points - done)
+            count = min(round_draws, max_points - done)
             rows = tf.constant(active)
             pick = lambda t: tf.gather(t, rows)         # noqa: E731
             function = self._function(target_fn, count)
             added = function(pick(images), pick(classes), pick(key_values),
                              {name: pick(value) for name, value in extras.items()},
-                             tuple(pick(c) for c in context), tf.constant(done, tf.int32))
+                             tuple(pick(c) for c in context),
+                             tf.constant(done * self.scheme.draw_size, tf.int32))
             merged, relative, finite = _merge_round(
                 pick(state), added, tf.constant(float(done)), tf.constant(float(count)),
                 width, heat_width, tf.constant(self.scheme.equal_weight(done + count)))
             state = tf.tensor_scatter_nd_update(state, rows[:, None], merged)
             used[active] += count
-            finished = ((used[active] >= max_points) | (relative.numpy() <= target_error)
-                        | ~finite.numpy())
+            met = (used[active] >= MIN_DRAWS) & (relative.numpy() <= target_error)
+            finished = (used[active] >= max_points) | met | ~finite.numpy()
             active = active[~finished]
         parts = [None] * batch
         for count in np.unique(used):                  # images that used as many points
@@ -398,10 +408,17 @@ class Engine:
 
     def _build(self, target_fn, variant=None):
         model, scheme = self.model, self.scheme
-        size = self.batch_size
         rounds = isinstance(variant, int)
         with_error = rounds or variant == "error"
-        points_per_image = variant if rounds else scheme.num_points
+        # With errors, the values of each draw's points are summed first (one value per
+        # draw): chunks then hold whole draws.
+        group = scheme.draw_size if with_error else 1
+        points_per_image = variant * group if rounds else scheme.num_points
+        draws = points_per_image // group              # draws per image in this call
+        size = self.batch_size if group == 1 else max(group, self.batch_size // group * group)
+        # Per-point weights of grouped schemes hold 1 / (draws of a full run): a draw's
+        # own estimate is its points' weighted sum times that many.
+        draw_scale = float(scheme.num_points // scheme.draw_size)
 
         def gradients(z, targets, context):
             with tf.GradientTape() as tape:
@@ -476,15 +493,17 @@ class Engine:
                 if self.jit_compile:                        # drop the padding
                     valid = tf.minimum(count, total - offset)
                     value, image = value[:valid], image[:valid]
+                if group > 1:                                # one value per draw
+                    value = tf.reduce_sum(tf.reshape(value, [-1, group, width]), 1) * draw_scale
+                    image = image[::group]
                 # Each point is added into its own image's row only, by sorted segment
                 # sums: a non-finite gradient never reaches another image.
                 row = image - start
                 if moments == 1:
                     first += _segment_sums(value, row, span)
                 else:
-                    before = tf.clip_by_value(
-                        offset - (start + tf.range(span)) * points_per_image,
-                        0, points_per_image)
+                    before = tf.clip_by_value(                # earlier draws of each row
+                        offset // group - (start + tf.range(span)) * draws, 0, draws)
                     first, second = _merge_moments(first, second, before, value, row, span)
                     if with_error:
                         channel_sums = tf.reduce_sum(
@@ -522,7 +541,7 @@ class Engine:
                 return stacked
             if with_error:
                 return _standard_errors(stacked, tf.shape(images), width, heat_width,
-                                        points_per_image, scheme.point_weight)
+                                        draws, scheme.equal_weight(draws))
             sums = tf.reshape(stacked, [batch, 2 if moments == 2 else 1, -1])
             first = tf.reshape(sums[:, 0], tf.shape(images))
             second = tf.reshape(sums[:, -1], tf.shape(images))

@@ -58,7 +58,8 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
       max_image_bytes: Largest accepted encoded image.
       include_attributions: Also return the full attributions.
       include_error: Also return ``relative_error`` (B,), the heatmap's Monte
-        Carlo relative standard error (SmoothTaylor, SmoothGrad).
+        Carlo relative standard error (SmoothTaylor, SmoothGrad, IG with
+        random baselines).
       **method_options: Settings of the method (e.g. ``num_roots=50``).
 
     Returns:
@@ -94,7 +95,8 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         explainer = METHODS[method](spec, **method_options)
     explainer._engine.check_fixed_points()
     if include_error and not explainer.independent_points:
-        raise ValueError("Expected a Monte Carlo method (smooth_taylor, smoothgrad) with "
+        raise ValueError("Expected a Monte Carlo method (smooth_taylor, smoothgrad, "
+                         "integrated_gradients with random baselines) with "
                          f"`include_error=True`. Received: {type(explainer).__name__}")
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)

@@ -45,8 +45,8 @@ class Estimate(NamedTuple):
       relative_error: (B,) ``‖SE(h)‖₂ / ‖h‖₂`` of the heatmap h (the channel
         sum; each point's channel sum is accumulated, so covariance between
         channels counts); NaN when n < 2 or h = 0.
-      num_points: Points per image (n): an int, or with a number of points
-        chosen per image ("auto"), an int array (B,).
+      num_points: Draws per image (n: roots, samples or random baselines): an
+        int, or with a number chosen per image ("auto"), an int array (B,).
     """
     attributions: tf.Tensor
     standard_error: tf.Tensor
@@ -119,8 +119,8 @@ class Explainer(Scheme):
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
           return_error: Also return the Monte Carlo standard errors (methods
-            whose points are independent draws: SmoothTaylor, SmoothGrad), and
-            the points each image used.
+            whose draws are independent: SmoothTaylor, SmoothGrad, IG with random
+            baselines), and the draws each image used.
 
         Returns:
           float32 tensor shaped like ``images``; with ``return_error``, an
@@ -135,7 +135,8 @@ class Explainer(Scheme):
         if return_error and not self.independent_points:
             raise ValueError(
                 "Expected a Monte Carlo method whose points are independent draws "
-                "(SmoothTaylor, SmoothGrad with statistic='mean' and a gradient base) for "
+                "(SmoothTaylor, SmoothGrad with statistic='mean' and a gradient base, "
+                "IntegratedGradients with baseline='uniform') for "
                 f"`return_error=True`. Received: {type(self).__name__}"
                 + ("" if self.uses_random else ", which is deterministic"))
         if self.target_error is not None:
@@ -146,7 +147,7 @@ class Explainer(Scheme):
         outputs = self._engine.run(images, targets, extras, keys=keys, context=context,
                                    with_error=return_error)
         if return_error:
-            return Estimate(*outputs, num_points=self.num_points)
+            return Estimate(*outputs, num_points=self.num_points // self.draw_size)
         return outputs
 
     __call__ = explain

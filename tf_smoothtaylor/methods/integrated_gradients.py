@@ -33,7 +33,12 @@ class IntegratedGradients(Explainer):
         pixels mapped by ``preprocess``, ``num_baselines`` of them averaged; an
         array broadcastable to one image; or a callable ``images -> baselines``
         (same shape as the images, traced into the graph).
-      num_baselines: N, random baselines per image (``"uniform"`` only).
+      num_baselines: N, random baselines per image (``"uniform"`` only); or
+        ``"auto"``: baselines are drawn until the heatmap's relative Monte Carlo
+        error is at most ``target_error`` or ``max_points`` baselines (see
+        SmoothTaylor).
+      target_error, max_points: With ``num_baselines="auto"`` (defaults 0.05 and
+        2000 baselines).
       preprocess: Pixels in [0, 1] -> model inputs (TensorFlow ops), used to map
         ``"zero"`` and ``"uniform"`` baselines into model-input space; taken from
         ``model.preprocess`` when ``model`` is a ``models.ModelSpec``.
@@ -47,11 +52,13 @@ class IntegratedGradients(Explainer):
 
     def __init__(self, model, *, steps: int = 50, rule: str = "riemann_right",
                  baseline: Union[str, np.ndarray, Callable] = "zero",
-                 num_baselines: int = 1, preprocess: Optional[Callable] = None,
+                 num_baselines: Union[int, str] = 1, preprocess: Optional[Callable] = None,
+                 target_error: Optional[float] = None, max_points: Optional[int] = None,
                  batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
         alphas, weights = quadrature(rule, steps)
         self.steps, self.rule = int(steps), rule
-        self.num_baselines = _checks.positive_int("num_baselines", num_baselines)
+        self.num_baselines, self.target_error, self.max_points = _checks.point_count(
+            "num_baselines", num_baselines, target_error, max_points)
         if isinstance(baseline, str):
             _checks.one_of("baseline", baseline, BASELINES, otherwise="an array or a callable")
         elif not isinstance(baseline, str) and not callable(baseline):
@@ -61,8 +68,8 @@ class IntegratedGradients(Explainer):
                 raise TypeError("Expected `baseline` to be 'zero', 'uniform', an "
                                 "array or a callable. "
                                 f"Received: baseline of type {type(baseline).__name__}") from None
-        if self.num_baselines > 1 and not (isinstance(baseline, str)
-                                           and baseline == "uniform"):
+        if self.num_baselines != 1 and not (isinstance(baseline, str)
+                                            and baseline == "uniform"):
             raise ValueError("Expected `num_baselines` to be 1 unless "
                              "baseline='uniform' (other baselines are not random). "
                              f"Received: num_baselines={num_baselines}")
@@ -74,9 +81,12 @@ class IntegratedGradients(Explainer):
                             f"Received: preprocess={preprocess!r}")
         self.baseline, self.preprocess = baseline, preprocess
         self.uses_random = isinstance(baseline, str) and baseline == "uniform"
+        # Random baselines: each path (``steps`` points) is one independent draw.
+        self.independent_points, self.draw_size = self.uses_random, self.steps
+        draws = self.max_points or self.num_baselines
         self._alphas = tf.constant(alphas, tf.float32)
-        self._weights = tf.constant(weights / self.num_baselines, tf.float32)
-        self.num_points = self.steps * self.num_baselines
+        self._weights = tf.constant(weights / draws, tf.float32)
+        self.num_points = self.steps * draws
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
         if isinstance(baseline, np.ndarray):
@@ -119,6 +129,9 @@ class IntegratedGradients(Explainer):
                                  f"Received: shape {result.shape}")
             return tf.ensure_shape(result, images.shape)
         return tf.broadcast_to(tf.constant(self.baseline), tf.shape(images))
+
+    def equal_weight(self, num_points):
+        return 1.0 / num_points
 
     def prepare(self, images, extras):
         if isinstance(self.baseline, str) and self.baseline == "uniform":
