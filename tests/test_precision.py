@@ -178,3 +178,20 @@ def test_bad_auto_settings_are_clear_errors(cnn):
     with pytest.raises(ValueError, match="fixed number of points"):
         next(tst.distribute.iter_explain_dataset(
             auto, tf.data.Dataset.from_tensors(np.zeros((1, 12, 12, 3), np.float32))))
+
+
+def test_convergence_curves_are_prefixes_of_one_run(cnn, images):
+    """The curve at R is the R-draw map (the same draws as a plain run); the
+    relative error falls with R."""
+    explainer = tst.SmoothTaylor(cnn, num_roots=64, noise_scale=0.5)
+    table = tst.convergence.curves(explainer, images[:2], 1, counts=[8, 32, 128],
+                                   autvc_options=dict(min_size=4))
+    direct = tst.SmoothTaylor(cnn, num_roots=32, noise_scale=0.5)(images[:2], 1,
+                                                                   return_error=True)
+    np.testing.assert_allclose(table["relative_error"][1], direct.relative_error, rtol=1e-5)
+    assert np.all(np.diff(table["relative_error"], axis=0) < 0)
+    assert table["autvc"].shape == (3, 2) and np.isfinite(table["autvc"]).all()
+    with pytest.raises(ValueError, match="independent draws"):
+        tst.convergence.curves(tst.Gradient(cnn), images, 1, counts=[8, 16])
+    with pytest.raises(ValueError, match="counts"):
+        tst.convergence.curves(explainer, images, 1, counts=[16, 8])

@@ -107,6 +107,9 @@ flags.DEFINE_integer("num_copies", None, "AUPC copies P (default 50; 20 for the 
                      lower_bound=1)
 flags.DEFINE_integer("min_size", None, "AUTVC smallest pyramid side (default 30; 10 for the "
                      "demo).", lower_bound=2)
+flags.DEFINE_bool("convergence", False, "evaluate: also write convergence.png, the "
+                  "relative error and AUTVC of the first 3 images' maps against the number "
+                  "of draws (Monte Carlo methods).")
 flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
 flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
 flags.DEFINE_bool("jit_compile", False, "Compile gradients with XLA.")
@@ -162,6 +165,9 @@ def main(argv):
                            "options are accepted only with --runner; see --help)")
     if FLAGS.runner and argv[1] == "export":
         raise CommandError("--runner applies to explain, evaluate and adapt, not export")
+    if FLAGS.convergence and (argv[1] != "evaluate" or FLAGS.runner):
+        raise CommandError("--convergence applies to evaluate run in this process (no "
+                           "--runner)")
     from tf_smoothtaylor.config import RunConfig
     config = RunConfig.from_flags(FLAGS, beam_args=extra)
     _quiet.import_tensorflow()

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import data, demo, distribute, models, runs
+from tf_smoothtaylor import convergence, data, demo, distribute, models, runs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
@@ -299,6 +299,54 @@ def run(mode: str, config: RunConfig) -> None:
     records = runs.process(spec, batches, job.explainers, out, metrics=job.metrics,
                            masks=job.masks, total=total, limit=config.limit)
     report(out, records, job.metric_names)
+    if config.convergence and mode == "evaluate":
+        print(f"convergence: {write_convergence(out, spec, config, records)}")
+
+
+CONVERGENCE_IMAGES = 3
+
+
+def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: List[dict]) -> str:
+    """convergence.png: for the run's first images and each Monte Carlo method, the
+    heatmap's relative error and AUTVC against the number of draws (doubling from 8
+    to the run's own number, or to the most an image used with 'auto')."""
+    by_id = {record["id"]: record for record in records}
+    pixels, chosen, index = [], [], 0
+    batches, _ = input_batches(config, spec)
+    for batch_pixels, _, names in batches:
+        for image, name in zip(np.asarray(batch_pixels), np.asarray(names)):
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            identifier = runs.image_id(index, name)
+            index += 1
+            if identifier in by_id:
+                pixels.append(image)
+                chosen.append(by_id[identifier])
+        if len(chosen) >= CONVERGENCE_IMAGES:
+            break
+    chosen, pixels = chosen[:CONVERGENCE_IMAGES], np.stack(pixels[:CONVERGENCE_IMAGES])
+    inputs = tf.convert_to_tensor(spec.preprocess(pixels), tf.float32)
+    targets = np.array([record["target"] for record in chosen], np.int32)
+    keys = np.array([runs.id_key(record["id"]) for record in chosen], np.int64)
+    tables = {}
+    for name in dict.fromkeys(config.method):
+        explainer = BY_NAME[name](spec, **method_options(config, name))
+        if not explainer.independent_points:
+            continue
+        largest = getattr(explainer, explainer.draw_setting)
+        if largest == "auto":
+            largest = max(int(record["methods"][name]["num_points"]) for record in chosen)
+        if largest < 2:
+            continue
+        tables[name] = convergence.curves(
+            explainer, inputs, targets, counts=convergence.draw_counts(largest, min(8, largest)),
+            keys=keys, autvc_options=metric_options(config, spec)["autvc"])
+    if not tables:
+        raise ValueError("--convergence needs a Monte Carlo method with at least 2 draws "
+                         "(smooth_taylor, smoothgrad, integrated_gradients with "
+                         "--baseline uniform)")
+    out.write("convergence.png", tf.io.encode_png(convergence.plot(
+        tables, [record["id"] for record in chosen])).numpy())
+    return out.files.join(out.path, "convergence.png")
 
 
 def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],

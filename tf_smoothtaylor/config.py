@@ -57,6 +57,7 @@ class RunConfig:
     include_attributions: bool = False
     include_error: bool = False
     strategy: str = "default"
+    convergence: bool = False
     runner: Optional[str] = None
     beam_args: Tuple[str, ...] = ()
 

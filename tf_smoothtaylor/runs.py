@@ -509,7 +509,7 @@ def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str
 
 
 def precision_lines(records: List[dict]) -> str:
-    """The Monte Carlo precision of each stochastic method: points per image and the
+    """The Monte Carlo precision of each stochastic method: draws per image and the
     heatmaps' relative standard error (mean and largest over the images)."""
     lines = []
     methods = list(dict.fromkeys(m for r in records for m in r["methods"]))
@@ -525,7 +525,7 @@ def precision_lines(records: List[dict]) -> str:
     if not lines:
         return ""
     return ("\nMonte Carlo precision (relative standard error of each heatmap, "
-            "‖SE(h)‖₂ / ‖h‖₂):\n\n| method | points per image | mean | largest |\n"
+            "‖SE(h)‖₂ / ‖h‖₂):\n\n| method | draws per image | mean | largest |\n"
             "|---|---|---|---|\n" + "\n".join(lines) + "\n")
 
 

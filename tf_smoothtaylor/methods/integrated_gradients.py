@@ -50,6 +50,8 @@ class IntegratedGradients(Explainer):
       >>> attributions = ig(images, targets=labels)
     """
 
+    draw_setting = "num_baselines"        # the setting that counts the draws
+
     def __init__(self, model, *, steps: int = 50, rule: str = "riemann_right",
                  baseline: Union[str, np.ndarray, Callable] = "zero",
                  num_baselines: Union[int, str] = 1, preprocess: Optional[Callable] = None,

@@ -49,6 +49,7 @@ class SmoothTaylor(Explainer):
     extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
     uses_random = True
     independent_points = True
+    draw_setting = "num_roots"           # the setting that counts the draws
 
     def __init__(self, model, *, num_roots: Union[int, str] = 150,
                  noise_scale: Optional[float] = None,

@@ -48,6 +48,7 @@ class SmoothGrad(Explainer):
 
     extra_specs = {"noise_scale": tf.float32}
     uses_random = True
+    draw_setting = "num_samples"          # the setting that counts the draws
 
     def __init__(self, model, *, num_samples: Union[int, str] = 50,
                  noise_scale: Optional[float] = None,
