@@ -4,8 +4,11 @@ Prints, measured in one run:
 * the cost of ``return_error=True`` for SmoothTaylor: time with errors divided by
   time without, interleaved repetitions, median (target <= 1.03);
 * the heatmaps' relative standard error ‖SE(h)‖₂ / ‖h‖₂ (mean over images)
-  against the number of roots R for σ = 0.3, 0.5, 0.7 on the demo model and its
-  sample images (model inputs in [0, 1]).
+  against the number of draws: SmoothTaylor's roots R for σ = 0.3, 0.5, 0.7 and
+  IG's uniform baselines N, on the demo model and its 12 sample images (model
+  inputs in [0, 1]) and on ``--model`` (``weights=None``, random images);
+* the draws ``num_roots="auto"`` spends per image (mean, range) for targets 0.1,
+  0.05 and 0.02 on the demo images, next to the paper's fixed R = 150.
 
 Usage:
   python benchmarks/precision.py [--model mobilenet_v2] [--size 224] [--repeats 5]
@@ -41,21 +44,54 @@ def overhead(args) -> None:
           f"{args.repeats} repetitions)")
 
 
-def error_against_roots(args) -> None:
+def _table(title, make, inputs, counts, variants) -> None:
+    """One row per variant (``make``'s settings), one column per number of draws:
+    the mean relative heatmap error."""
+    print(f"\n{title}")
+    print("| setting | " + " | ".join(str(c) for c in counts) + " |")
+    print("|---|" + "---|" * len(counts))
+    for label, settings in variants:
+        curves = tst.convergence.curves(make(**settings), inputs, None, counts=counts)
+        cells = [f"{float(np.nanmean(row)):.3f}" for row in curves["relative_error"]]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def error_against_draws(args) -> None:
     from tf_smoothtaylor import demo
     spec = demo.load()
     inputs = spec.preprocess(demo.samples()[0])
-    print("\nrelative heatmap error (mean over the 12 demo images) against R:")
-    roots = (10, 50, 150, 300)
-    print("| σ | " + " | ".join(f"R = {r}" for r in roots) + " |")
-    print("|---|" + "---|" * len(roots))
-    for sigma in (0.3, 0.5, 0.7):
-        cells = []
-        for r in roots:
-            estimate = tst.SmoothTaylor(spec, num_roots=r, noise_scale=sigma)(
-                inputs, return_error=True)
-            cells.append(f"{float(np.nanmean(estimate.relative_error)):.3f}")
-        print(f"| {sigma} | " + " | ".join(cells) + " |")
+    model = _common.build_model(args.model, args.size)
+    x = _common.images(args.images, args.size)
+    sigmas = [(f"σ = {s}", dict(noise_scale=s)) for s in (0.3, 0.5, 0.7)]
+    for name, target, data, roots, baselines in (
+            ("the demo model, 12 images", spec, inputs, (10, 50, 150, 300), (4, 16, 64)),
+            (f"{args.model} {args.size}px, {args.images} images", model, x, (10, 50, 150),
+             (2, 4, 8))):
+        _table(f"SmoothTaylor on {name}: relative heatmap error against R",
+               lambda **s: tst.SmoothTaylor(target, num_roots=2, batch_size=args.batch, **s),
+               data, roots, sigmas)
+        _table(f"IG (16 steps, uniform baselines) on {name}: relative error against N",
+               lambda **s: tst.IntegratedGradients(target, steps=16, baseline="uniform",
+                                                   num_baselines=2, batch_size=args.batch),
+               data, baselines, [("IG", {})])
+
+
+def auto_draws(args) -> None:
+    from tf_smoothtaylor import demo
+    spec = demo.load()
+    inputs = spec.preprocess(demo.samples()[0])
+    print(f"\nnum_roots='auto' on the demo images (σ = 0.5, max_points={args.max_points}) "
+          "against the fixed R = 150:")
+    fixed = tst.SmoothTaylor(spec, num_roots=150)(inputs, return_error=True)
+    print("| target | roots per image: mean (min–max) | reached (largest error) |")
+    print("|---|---|---|")
+    print(f"| fixed R = 150 | 150 | {float(np.max(fixed.relative_error)):.3f} |")
+    for target in (0.1, 0.05, 0.02):
+        estimate = tst.SmoothTaylor(spec, num_roots="auto", target_error=target,
+                                    max_points=args.max_points)(inputs, return_error=True)
+        used = estimate.num_points
+        print(f"| {target} | {used.mean():.0f} ({used.min()}–{used.max()}) | "
+              f"{float(np.max(estimate.relative_error)):.3f} |")
 
 
 def main() -> None:
@@ -66,9 +102,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max_points", type=int, default=8000)
     args = parser.parse_args()
     overhead(args)
-    error_against_roots(args)
+    error_against_draws(args)
+    auto_draws(args)
 
 
 if __name__ == "__main__":
