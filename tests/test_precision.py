@@ -100,7 +100,10 @@ def test_auto_with_an_unreachable_target_is_the_fixed_run_bit_for_bit(cnn, image
     """Draw k of an image is draw k of a fixed-size run and rounds merge like
     chunks: capped at R with a target never met, the maps are the fixed-R maps
     (batch_size = a 32-gradient round)."""
-    for x, cap in ((images[:2], 64), (images[2:3], 40)):    # 40: a shorter last round
+    cases = [(images[:2], 64)]
+    if method is tst.SmoothTaylor:
+        cases.append((images[2:3], 40))                 # 40: a shorter last round
+    for x, cap in cases:
         fixed = method(cnn, **{count: cap}, **settings, batch_size=32)(
             x, 1, return_error=True)
         auto = method(cnn, **{count: "auto"}, target_error=1e-9, max_points=cap,
@@ -125,15 +128,16 @@ def _rounds_needed(matrix, x, sigma, target):
 
 
 def test_auto_stops_where_the_closed_form_says(quadratic):
-    """Per image, the points spent (median over seeds) are within one 32-point round
+    """Per image, the points spent (median over 5 runs) are within one 32-point round
     of the analytic R for the target, give or take the estimate's own noise (15 %)."""
     model, matrix = quadratic
     x = np.random.default_rng(5).normal(size=(6, 2, 2, 2)).astype(np.float32)
     sigma, target = 0.5, 0.2
     expected = np.array([_rounds_needed(matrix, xi, sigma, target) for xi in x])
-    spent = np.median([tst.SmoothTaylor(model, num_roots="auto", target_error=target,
-                                        noise_scale=sigma, batch_size=256, seed=seed)(
-        x, 0, return_error=True).num_points for seed in range(5)], axis=0)
+    explainer = tst.SmoothTaylor(model, num_roots="auto", target_error=target,
+                                 noise_scale=sigma, batch_size=256)
+    spent = np.median([explainer(x, 0, keys=np.arange(6) + 100 * run,
+                                 return_error=True).num_points for run in range(5)], axis=0)
     assert np.all(np.abs(spent - expected) <= 32 + 0.15 * expected), (spent, expected)
 
 
@@ -184,13 +188,13 @@ def test_convergence_curves_are_prefixes_of_one_run(cnn, images):
     """The curve at R is the R-draw map (the same draws as a plain run); the
     relative error falls with R."""
     explainer = tst.SmoothTaylor(cnn, num_roots=64, noise_scale=0.5)
-    table = tst.convergence.curves(explainer, images[:2], 1, counts=[8, 32, 128],
+    table = tst.convergence.curves(explainer, images[:2], 1, counts=[8, 32],
                                    autvc_options=dict(min_size=4))
     direct = tst.SmoothTaylor(cnn, num_roots=32, noise_scale=0.5)(images[:2], 1,
                                                                    return_error=True)
     np.testing.assert_allclose(table["relative_error"][1], direct.relative_error, rtol=1e-5)
     assert np.all(np.diff(table["relative_error"], axis=0) < 0)
-    assert table["autvc"].shape == (3, 2) and np.isfinite(table["autvc"]).all()
+    assert table["autvc"].shape == (2, 2) and np.isfinite(table["autvc"]).all()
     with pytest.raises(ValueError, match="independent draws"):
         tst.convergence.curves(tst.Gradient(cnn), images, 1, counts=[8, 16])
     with pytest.raises(ValueError, match="counts"):
