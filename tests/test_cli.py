@@ -169,14 +169,23 @@ def test_a_run_that_finished_no_image_can_be_rerun_with_new_settings(tmp_path):
     (["explain"], "--output_dir is required"),
     (["paint", "--output_dir", "{tmp}/o"], "one mode"),
 ])
-def test_bad_flags_exit_with_one_clear_line(tmp_path, args, message):
+def test_bad_flags_exit_with_one_clear_line(tmp_path, capsys, args, message):
+    """In this process (the command's own parsing and error handling); one case also as
+    a fresh process."""
     (tmp_path / "bad.png").write_text("not an image")
     (tmp_path / "file").write_text("a file, not a directory")
-    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2
-    assert len(lines) == 1 and lines[0].startswith("tf-smoothtaylor: error:"), result.stderr
-    assert message in lines[0] and "Traceback" not in result.stderr
+    args = [a.format(tmp=tmp_path) for a in args]
+    if message == "--method=lrp":
+        result = run_cli(*args)
+        code, stderr = result.returncode, result.stderr
+    else:
+        with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
+            cli._main_with_errors(cli._parse_flags(["tf-smoothtaylor", *args]))
+        code, stderr = exited.value.code, capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("tf-smoothtaylor: error:"), stderr
+    assert message in lines[0] and "Traceback" not in stderr
 
 
 def test_killed_evaluate_resumes_without_recomputing(tmp_path, capsys):
@@ -246,8 +255,9 @@ def test_flagfile(tmp_path):
     flagfile = tmp_path / "flags.txt"
     flagfile.write_text(f"--method=gradient\n--output_dir={tmp_path / 'out'}\n"
                         f"--images={demo.sample_paths()[0]}\n")
-    result = run_cli("explain", f"--flagfile={flagfile}")
-    assert result.returncode == 0, result.stderr
+    with flagsaver.flagsaver():
+        cli._main_with_errors(cli._parse_flags(["tf-smoothtaylor", "explain",
+                                                f"--flagfile={flagfile}"]))
     with open(tmp_path / "out" / "index.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["method"] for row in rows] == ["gradient"]
