@@ -121,14 +121,15 @@ def test_an_unreadable_image_is_reported_and_the_others_finish(tmp_path):
     (["--num_rootz=3"], "accepted only with --runner"),
     (["--runner=DirectRunner", "--output_dir=/proc/none"], "writable `output_dir`"),
 ])
-def test_bad_runner_options_end_in_one_line(args, message):
-    result = subprocess.run([sys.executable, "-m", "tf_smoothtaylor", "evaluate",
-                             "--output_dir=unused", *args], env=ENV, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+def test_bad_runner_options_end_in_one_line(args, message, capsys):
+    argv = ["tf-smoothtaylor", "evaluate", "--output_dir=unused", *args]
+    with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
+        cli._main_with_errors(cli._parse_flags(argv))         # the command, in this process
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith("tf-smoothtaylor: error:") and __import__("re").search(message, last)
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in stderr
 
 
 def test_run_config_is_built_once_from_the_flags_and_pickles():

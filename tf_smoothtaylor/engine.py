@@ -40,7 +40,7 @@ never waits for the device. ``explain`` then reads one finiteness flag per image
 """
 
 import warnings
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
