@@ -8,10 +8,12 @@ Prints, measured in one run:
   IG's uniform baselines N, on the demo model and its 12 sample images (model
   inputs in [0, 1]) and on ``--model`` (``weights=None``, random images);
 * the draws ``num_roots="auto"`` spends per image (mean, range) for targets 0.1,
-  0.05 and 0.02 on the demo images, next to the paper's fixed R = 150.
+  0.05 and 0.02 on the demo images and on ``--model``, next to the paper's fixed
+  R = 150.
 
 Usage:
   python benchmarks/precision.py [--model mobilenet_v2] [--size 224] [--repeats 5]
+      [--only overhead|errors|auto]
 """
 
 import argparse
@@ -76,19 +78,27 @@ def error_against_draws(args) -> None:
                data, baselines, [("IG", {})])
 
 
-def auto_draws(args) -> None:
+def auto_draws(args, on_model: bool = False) -> None:
     from tf_smoothtaylor import demo
-    spec = demo.load()
-    inputs = spec.preprocess(demo.samples()[0])
-    print(f"\nnum_roots='auto' on the demo images (σ = 0.5, max_points={args.max_points}) "
+    if on_model:
+        spec = _common.build_model(args.model, args.size)
+        inputs = _common.images(args.images, args.size)
+        where, cap = f"{args.model} {args.size}px, {args.images} images", args.model_max_points
+    else:
+        spec = demo.load()
+        inputs = spec.preprocess(demo.samples()[0])
+        where, cap = "the demo images", args.max_points
+    print(f"\nnum_roots='auto' on {where} (σ = 0.5, max_points={cap}) "
           "against the fixed R = 150:")
-    fixed = tst.SmoothTaylor(spec, num_roots=150)(inputs, return_error=True)
+    fixed = tst.SmoothTaylor(spec, num_roots=150, batch_size=args.batch)(inputs,
+                                                                         return_error=True)
     print("| target | roots per image: mean (min–max) | reached (largest error) |")
     print("|---|---|---|")
     print(f"| fixed R = 150 | 150 | {float(np.max(fixed.relative_error)):.3f} |")
     for target in (0.1, 0.05, 0.02):
         estimate = tst.SmoothTaylor(spec, num_roots="auto", target_error=target,
-                                    max_points=args.max_points)(inputs, return_error=True)
+                                    max_points=cap, batch_size=args.batch)(
+            inputs, return_error=True)
         used = estimate.num_points
         print(f"| {target} | {used.mean():.0f} ({used.min()}–{used.max()}) | "
               f"{float(np.max(estimate.relative_error)):.3f} |")
@@ -103,10 +113,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max_points", type=int, default=8000)
+    parser.add_argument("--model_max_points", type=int, default=1000)
+    parser.add_argument("--only", choices=["overhead", "errors", "auto"], default=None)
     args = parser.parse_args()
-    overhead(args)
-    error_against_draws(args)
-    auto_draws(args)
+    if args.only in (None, "overhead"):
+        overhead(args)
+    if args.only in (None, "errors"):
+        error_against_draws(args)
+    if args.only in (None, "auto"):
+        auto_draws(args)
+        auto_draws(args, on_model=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ _NAMES = {
     "completeness_gap": "tf_smoothtaylor.maps",
     "heatmap": "tf_smoothtaylor.maps",
     "Explainer": "tf_smoothtaylor.methods",
+    "GradCAM": "tf_smoothtaylor.methods",
+    "GradCAMPlusPlus": "tf_smoothtaylor.methods",
     "Gradient": "tf_smoothtaylor.methods",
     "GradientXInput": "tf_smoothtaylor.methods",
     "IntegratedGradients": "tf_smoothtaylor.methods",

@@ -32,7 +32,7 @@ from tf_smoothtaylor import _quiet  # noqa: E402
 
 MODES = ("explain", "evaluate", "adapt", "export")
 METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
-           "gradient_x_input")
+           "gradient_x_input", "grad_cam", "grad_cam_plus_plus")
 METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")
 
 FLAGS = flags.FLAGS

@@ -5,7 +5,7 @@ and yields each batch's results as soon as they are computed, so memory does
 not grow with the number of images. Under a ``tf.distribute`` strategy each
 batch is split in order across the replicas (replica r takes rows
 [r·B/n, (r+1)·B/n)), every replica runs the explainer's compiled graph
-(``Engine.run_in_graph``) on its share, and the shares are joined back in input
+(``Explainer.run_in_graph``) on its share, and the shares are joined back in input
 order. ``MirroredStrategy`` spreads batches over the local GPUs (or logical CPU
 devices). Results equal the single-device ones: random draws are keyed per
 image, not by device or position. The compiled step is built once per
@@ -57,14 +57,13 @@ def _step(explainer: Explainer, strategy: tf.distribute.Strategy, image_shape, k
     cache = explainer.__dict__.setdefault("_dataset_steps", {})
     key = (id(strategy), tuple(image_shape), keyed)
     if key not in cache:
-        engine = explainer._engine
         signature = (tf.TensorSpec([None, *image_shape], tf.float32),
                      tf.TensorSpec([None], tf.int64))
 
         @tf.function(input_signature=signature)
         def step(images, keys):
             targets = -tf.ones(tf.shape(images)[:1], tf.int32)
-            attributions, logits, classes = engine.run_in_graph(
+            attributions, logits, classes = explainer.run_in_graph(
                 images, targets, keys=keys if keyed else None)
             return attributions, classes, logits
 

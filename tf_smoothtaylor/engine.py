@@ -392,14 +392,7 @@ class Engine:
             raise ValueError("Expected a single-input model for serving and tf.distribute. "
                              "Received: a model with inputs held fixed per image")
         logits = self.model(images)
-        top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        targets = tf.cast(targets, tf.int32)
-        classes = tf.where(targets < 0, top1, targets)
-        checks = [tf.debugging.assert_less(
-            classes, tf.shape(logits)[-1],
-            message="target is not a class index of the model (use -1 for the top-1 class)")]
-        with tf.control_dependencies(checks):
-            classes = tf.identity(classes)
+        classes = graph_classes(logits, targets)
         function = self._function(None, "error" if with_error else None)
         extras = {name: tf.cast(value, self.scheme.extra_specs[name])
                   for name, value in self.scheme.extras(images).items()}
@@ -558,6 +551,19 @@ class Engine:
         if rounds:
             signature.append(tf.TensorSpec((), tf.int32))
         return tf.function(attribute, input_signature=signature)
+
+
+def graph_classes(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """In-graph classes: ``targets`` where ≥ 0, else the top-1 class; a class out of
+    range fails with an ``InvalidArgumentError`` naming the problem."""
+    top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    targets = tf.cast(targets, tf.int32)
+    classes = tf.where(targets < 0, top1, targets)
+    checks = [tf.debugging.assert_less(
+        classes, tf.shape(logits)[-1],
+        message="target is not a class index of the model (use -1 for the top-1 class)")]
+    with tf.control_dependencies(checks):
+        return tf.identity(classes)
 
 
 def _warn_if_not_finite(finite: np.ndarray) -> None:

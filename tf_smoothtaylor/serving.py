@@ -105,7 +105,6 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
     # The paper's ratio on the shorter side (256 → 224); non-square inputs are covered
     # then centre-cropped.
     resize = (resize or int(round(min(height, width) * 256 / 224))) if crop else None
-    engine = explainer._engine
 
     def explain_pixels(pixels, target):
         pixels = tf.ensure_shape(pixels, [None, height, width, 3])
@@ -114,7 +113,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
             message=f"request too large: at most {max_batch} images per request")
         with tf.control_dependencies([count]):
             inputs = tf.cast(spec.preprocess(pixels), tf.float32)
-        attributions, logits, classes = engine.run_in_graph(inputs, target,
+        attributions, logits, classes = explainer.run_in_graph(inputs, target,
                                                             with_error=include_error)
         if include_error:
             attributions, _, relative_error = attributions

@@ -1,13 +1,16 @@
-"""Attribution methods, one module each, all on the shared engine."""
+"""Attribution methods, one module each: the gradient family on the shared engine,
+Grad-CAM on one forward and backward pass per image."""
 
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.grad_cam import GradCAM, GradCAMPlusPlus
 from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
 from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
 from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
 
 BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGradients,
-           "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput}
+           "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
+           "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus}
 
-__all__ = ["BY_NAME", "Explainer", "Gradient", "GradientXInput", "IntegratedGradients",
-           "SmoothGrad", "SmoothTaylor"]
+__all__ = ["BY_NAME", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
+           "IntegratedGradients", "SmoothGrad", "SmoothTaylor"]

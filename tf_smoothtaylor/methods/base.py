@@ -129,6 +129,12 @@ class Explainer(Scheme):
         images, context = self._engine.check_inputs(images)
         return self._run(images, targets, self.extras(images), keys, context, return_error)
 
+    def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None,
+                     with_error: bool = False):
+        """Graph-only attribution for serving and ``tf.distribute``: see
+        ``Engine.run_in_graph`` (targets < 0 mean the top-1 class)."""
+        return self._engine.run_in_graph(images, targets, keys=keys, with_error=with_error)
+
     def _run(self, images, targets, extras, keys, context, return_error):
         if not isinstance(return_error, bool):
             raise TypeError(f"Expected `return_error` to be a bool. Received: {return_error!r}")

@@ -1,0 +1,126 @@
+"""Grad-CAM and Grad-CAM++ against the class activation map's closed form."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+
+
+@pytest.fixture(scope="module")
+def cam_model():
+    """Conv (same padding, 8×8×5 activations A) → global average pooling → dense w:
+    f_t = Σ_k w_k^t mean_ij A_ij^k + b_t, so ∂f_t/∂A_ij^k = w_k^t / 64."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="features")(
+        inputs)
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, outputs)
+    return model, keras.Model(inputs, features), model.layers[-1].get_weights()[0]
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).normal(size=(3, 8, 8, 3)).astype(np.float32)
+
+
+def _cam(features, weights, targets):
+    """Zhou et al.'s class activation map ReLU(Σ_k w_k^t A^k), divided by hw."""
+    return np.maximum(np.einsum("bhwk,kb->bhw", features, weights[:, targets]), 0) / 64
+
+
+def test_grad_cam_is_the_class_activation_map(cam_model, x):
+    model, features, weights = cam_model
+    targets = np.array([0, 2, 3])
+    expected = _cam(features(x).numpy(), weights, targets)
+    cam = tst.GradCAM(model)
+    np.testing.assert_allclose(cam.heatmaps(x, targets), expected, atol=1e-7)
+    attributions = cam(x, targets)                       # L / C in each of the C channels
+    assert attributions.shape == x.shape
+    np.testing.assert_allclose(tst.heatmap(attributions), expected, atol=1e-7)
+
+
+def test_grad_cam_plus_plus_closed_form(cam_model, x):
+    """With g_k = w_k^t / 64 constant over the positions: a_k = 1 / (2 + g_k Σ_ij A_ij^k),
+    α_k = 64 a_k ReLU(g_k), L = ReLU(Σ_k α_k A^k)."""
+    model, features, weights = cam_model
+    targets = np.array([1, 1, 3])
+    activations = features(x).numpy().astype(np.float64)
+    g = weights[:, targets].T / 64.0
+    a = np.where(g != 0, 1.0 / (2.0 + g * activations.sum(axis=(1, 2))), 0.0)
+    expected = np.maximum(np.einsum("bhwk,bk->bhw", activations, 64 * a * np.maximum(g, 0)), 0)
+    got = tst.GradCAMPlusPlus(model).heatmaps(x, targets)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tst.GradCAM(model, plus_plus=True).heatmaps(x, targets), got)
+
+
+def test_maps_are_upsampled_bilinearly_to_the_input(x):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(
+        keras.layers.GlobalAveragePooling2D()(features)))
+    small = _cam(keras.Model(inputs, features)(x).numpy(), model.layers[-1].get_weights()[0],
+                 np.array([2, 2, 2])) * 64 / 16                       # hw = 4 × 4
+    expected = tf.image.resize(small[..., None], (8, 8), method="bilinear")[..., 0]
+    np.testing.assert_allclose(tst.GradCAM(model).heatmaps(x, 2), expected, atol=1e-7)
+
+
+def test_the_layer_is_found_inside_a_nested_trunk_and_softmax_is_removed(x):
+    """A trunk model under a new head ending in softmax: the default layer is the
+    trunk's last convolution, and the map is the CAM of the logits."""
+    keras.utils.set_random_seed(2)
+    trunk = keras.Sequential([keras.Input((8, 8, 3)),
+                              keras.layers.Conv2D(5, 3, padding="same", activation="relu",
+                                                  name="inner_conv")], name="trunk")
+    inputs = keras.Input((8, 8, 3))
+    head = keras.layers.Dense(4, activation="softmax")
+    model = keras.Model(inputs, head(keras.layers.GlobalAveragePooling2D()(trunk(inputs))))
+    cam = tst.GradCAM(model, batch_size=2)
+    assert tst.methods.grad_cam.find_layer(model).name == "inner_conv"
+    expected = _cam(trunk(x).numpy(), head.get_weights()[0], np.array([3, 0, 1]))
+    np.testing.assert_allclose(cam.heatmaps(x, [3, 0, 1]), expected, atol=1e-7)
+    named = tst.GradCAM(model, layer="inner_conv")
+    np.testing.assert_allclose(named.heatmaps(x, [3, 0, 1]), expected, atol=1e-7)
+
+
+def test_results_ignore_batch_size_and_order_and_top1_is_the_default(cam_model, x):
+    model, _, _ = cam_model
+    whole = tst.GradCAM(model, batch_size=16).heatmaps(x)
+    one_by_one = tst.GradCAM(model, batch_size=1).heatmaps(x[::-1])[::-1]
+    np.testing.assert_allclose(one_by_one, whole, atol=1e-8)
+    top1 = np.argmax(model(x), axis=-1)
+    np.testing.assert_allclose(tst.GradCAM(model).heatmaps(x, top1), whole, atol=1e-8)
+
+
+def test_bad_settings_and_inputs(cam_model, x):
+    model, _, _ = cam_model
+    with pytest.raises(ValueError, match="name a layer of the model.*'nope'"):
+        tst.GradCAM(model, layer="nope")
+    with pytest.raises(ValueError, match="4-D output.*'dense'"):
+        tst.GradCAM(model, layer=model.layers[-1].name)
+    flat = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="4-D output"):
+        tst.GradCAM(flat)
+    with pytest.raises(TypeError, match="plus_plus"):
+        tst.GradCAM(model, plus_plus="yes")
+    with pytest.raises(ValueError, match="deterministic"):
+        tst.GradCAM(model)(x, 0, return_error=True)
+    with pytest.raises(ValueError, match="targets"):
+        tst.GradCAM(model)(x, 7)
+
+
+def test_grad_cam_serves_and_is_scored(tmp_path):
+    """The exported SavedModel's heatmap is the explainer's, and the metrics score it."""
+    from tf_smoothtaylor import demo
+    spec = demo.load()
+    pixels = demo.samples()[0][:2]
+    cam = tst.GradCAMPlusPlus(spec)
+    expected = cam.heatmaps(spec.preprocess(pixels))
+    tst.serving.export(cam, str(tmp_path / "cam"), crop=False)
+    served = tf.saved_model.load(str(tmp_path / "cam")).signatures["explain_pixels"](
+        pixels=tf.constant(pixels), target=tf.constant([-1, -1]))
+    np.testing.assert_allclose(served["heatmap"], expected, rtol=1e-5, atol=1e-7)
+    assert np.isfinite(tst.metrics.autvc(expected)).all()

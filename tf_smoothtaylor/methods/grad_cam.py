@@ -1,0 +1,199 @@
+"""Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018).
+
+With ``A`` the activations (h, w, K) of a convolutional layer and
+``g = ∂f_t/∂A`` the gradient of the target logit with respect to them:
+
+    Grad-CAM:    α_k = (1/hw) Σ_ij g_ij^k
+    Grad-CAM++:  a_ij^k = g_ij^k² / (2 g_ij^k² + Σ_ab A_ab^k g_ij^k³)   (0 where 0/0)
+                 α_k = Σ_ij a_ij^k · ReLU(g_ij^k)
+    L = ReLU(Σ_k α_k A^k),  upsampled bilinearly from (h, w) to the input's (H, W).
+
+(Grad-CAM++'s coefficients are those of the exponential of the logit, as in the
+paper; its weights use ReLU(g), as common implementations do, not the
+exponential's gradient, which would only rescale the map.) For a model whose last
+convolution feeds global average pooling and a dense layer of weights ``w``,
+Grad-CAM is the class activation map of Zhou et al. 2016, ``ReLU(Σ_k w_k^t A^k) / hw``.
+
+One forward and one backward pass per image, in chunks of ``batch_size`` images.
+"""
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from tf_smoothtaylor._model import select_target
+from tf_smoothtaylor.engine import graph_classes
+from tf_smoothtaylor.methods.base import Explainer
+
+
+def _layers(model):
+    """Every layer of ``model``, nested models' layers in place, in order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        yield layer
+
+
+def _rank(layer) -> Optional[int]:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+
+
+def find_layer(model, name: Optional[str] = None):
+    """The layer named ``name`` (searched in nested models too) or, by default,
+    the last layer with a 4-D output (batch, h, w, channels)."""
+    layers = [layer for layer in _layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+    if name is None:
+        candidates = [layer for layer in layers if _rank(layer) == 4
+                      and not isinstance(layer, keras.Model)]
+        if not candidates:
+            raise ValueError("Expected `model` to have a layer with a 4-D output (batch, "
+                             "height, width, channels) for Grad-CAM. Received: a model "
+                             "without one")
+        return candidates[-1]
+    for layer in layers:
+        if layer.name == name:
+            if _rank(layer) != 4:
+                raise ValueError(f"Expected `layer` to name a layer with a 4-D output. "
+                                 f"Received: layer={name!r}, output rank {_rank(layer)}")
+            return layer
+    raise ValueError(f"Expected `layer` to name a layer of the model. Received: "
+                     f"layer={name!r}; layers: {[layer.name for layer in layers][-12:]} "
+                     "(last 12)")
+
+
+class GradCAM(Explainer):
+    """Grad-CAM and Grad-CAM++ maps.
+
+    Args:
+      model: Keras model (explained on its logits).
+      layer: Name of the convolutional layer whose activations are weighted
+        (searched in nested sub-models too); default: the last layer with a 4-D
+        output.
+      plus_plus: Grad-CAM++ weights instead of Grad-CAM's.
+      batch_size: Images per compiled chunk.
+      seed, jit_compile: see ``Explainer`` (Grad-CAM draws no random numbers).
+
+    ``explain`` returns (B, H, W, C) attributions holding ``L / C`` in every
+    channel, so that ``tst.heatmap(attributions)`` (the channel sum every metric
+    scores) is the Grad-CAM map ``L``; :meth:`heatmaps` returns ``L`` (B, H, W).
+
+    Example:
+      >>> cam = GradCAM(model)                        # last 4-D layer
+      >>> maps = cam.heatmaps(images)                 # (B, H, W)
+      >>> cam_pp = GradCAM(model, layer="conv5_block3_out", plus_plus=True)
+    """
+
+    def __init__(self, model, *, layer: Optional[str] = None, plus_plus: bool = False,
+                 batch_size: int = 16, seed: int = 0, jit_compile: bool = False):
+        if layer is not None and not isinstance(layer, str):
+            raise TypeError(f"Expected `layer` to be a layer name or None. Received: {layer!r}")
+        if not isinstance(plus_plus, bool):
+            raise TypeError(f"Expected `plus_plus` to be a bool. Received: {plus_plus!r}")
+        self.layer, self.plus_plus = layer, plus_plus
+        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        if self._logits.context:
+            raise ValueError("Expected a single-input model for Grad-CAM. Received: a model "
+                             "with inputs held fixed per image")
+        self._layer = find_layer(self.model, layer)
+        if len(self._logits.input_shape) != 3:
+            raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
+                             f"Received: input shape {self._logits.input_shape}")
+        self._compiled = {}
+
+    def _function(self, target_fn):
+        function = self._compiled.get(target_fn)
+        if function is None:
+            function = self._compiled[target_fn] = tf.function(
+                lambda x, t: self._maps(x, t, target_fn),
+                input_signature=[self._engine._image_spec(), tf.TensorSpec((None,), tf.int32)])
+        return function
+
+    def _maps(self, images, targets, target_fn):
+        """(B, H, W) maps of a chunk: one forward and backward pass."""
+        self._engine.trace_count += 1
+        layer, seen = self._layer, []
+        original = layer.call
+
+        def recording(*args, **kwargs):
+            output = original(*args, **kwargs)
+            seen.append(output)
+            return output
+
+        own = layer.__dict__.get("call")
+        with tf.GradientTape() as tape:
+            layer.call = recording             # only while tracing: records A
+            try:
+                score = select_target(self._logits(images), targets, target_fn)
+            finally:
+                if own is None:
+                    del layer.call
+                else:
+                    layer.call = own
+        if not seen:
+            raise ValueError(f"Expected layer {layer.name!r} to be used by the model's "
+                             "forward pass. Received: a layer the pass does not call")
+        activations = seen[-1]
+        grads = tf.cast(tape.gradient(score, activations), tf.float32)
+        activations = tf.cast(activations, tf.float32)
+        if self.plus_plus:
+            squared = grads * grads
+            denominator = 2.0 * squared + tf.reduce_sum(activations, axis=[1, 2],
+                                                        keepdims=True) * squared * grads
+            coefficients = tf.math.divide_no_nan(squared, denominator)
+            weights = tf.reduce_sum(coefficients * tf.nn.relu(grads), axis=[1, 2])
+        else:
+            weights = tf.reduce_mean(grads, axis=[1, 2])
+        # Σ_k α_k A^k as an element-wise product and sum: no float32 matmul (TF32 on GPUs).
+        maps = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))
+        size = tf.shape(images)[1:3]
+        return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+
+    def heatmaps(self, images, targets=None) -> tf.Tensor:
+        """The Grad-CAM maps L (B, H, W), float32."""
+        images, context = self._engine.check_inputs(images)
+        classes, target_fn, _ = self._engine._start(images, targets, None, context)
+        if classes is None:
+            return tf.zeros(tf.shape(images)[:3])
+        function = self._function(target_fn)
+        chunks = [function(images[i:i + self.batch_size], classes[i:i + self.batch_size])
+                  for i in range(0, int(images.shape[0]), self.batch_size)]
+        return tf.concat(chunks, 0)
+
+    def _broadcast(self, maps):
+        channels = int(self._logits.input_shape[-1])
+        return tf.repeat(maps[..., None] / channels, channels, axis=-1)
+
+    def explain(self, images, targets=None, *, keys=None, return_error: bool = False):
+        """``L / C`` broadcast over the C channels (see the class docstring); ``keys``
+        is accepted for the common contract and unused (no random draws)."""
+        _refuse_error(return_error)
+        return self._broadcast(self.heatmaps(images, targets))
+
+    __call__ = explain
+
+    def run_in_graph(self, images, targets, *, keys=None, with_error: bool = False):
+        """Graph-only maps for serving and ``tf.distribute`` (targets < 0: top-1):
+        ``(attributions, logits, classes)``."""
+        _refuse_error(with_error)
+        logits = self._logits(images)
+        classes = graph_classes(logits, targets)
+        return self._broadcast(self._maps(images, classes, None)), logits, classes
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++: ``GradCAM(model, plus_plus=True)`` (see ``GradCAM``)."""
+
+    def __init__(self, model, *, layer: Optional[str] = None, batch_size: int = 16,
+                 seed: int = 0, jit_compile: bool = False):
+        super().__init__(model, layer=layer, plus_plus=True, batch_size=batch_size,
+                         seed=seed, jit_compile=jit_compile)
+
+
+def _refuse_error(asked) -> None:
+    if asked:
+        raise ValueError("Expected a Monte Carlo method for `return_error=True` / "
+                         "`include_error=True`. Received: Grad-CAM, which is deterministic")
