@@ -20,6 +20,7 @@ _NAMES = {
     "adaptive_noising": "tf_smoothtaylor.adaptive",
     "completeness_gap": "tf_smoothtaylor.maps",
     "heatmap": "tf_smoothtaylor.maps",
+    "ExpectedGradients": "tf_smoothtaylor.methods",
     "Explainer": "tf_smoothtaylor.methods",
     "GradCAM": "tf_smoothtaylor.methods",
     "GradCAMPlusPlus": "tf_smoothtaylor.methods",

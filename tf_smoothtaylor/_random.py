@@ -48,6 +48,7 @@ PERTURBATION = 4
 SUBSETS = 5
 INFIDELITY = 6
 SENSITIVITY = 7
+REFERENCES = 8
 
 _PHILOX = 1            # TensorFlow's algorithm id for Philox-4x32-10
 

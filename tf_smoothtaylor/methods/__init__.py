@@ -2,6 +2,7 @@
 Grad-CAM on one forward and backward pass per image."""
 
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.expected_gradients import ExpectedGradients
 from tf_smoothtaylor.methods.grad_cam import GradCAM, GradCAMPlusPlus
 from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
 from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
@@ -12,5 +13,5 @@ BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGrad
            "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
            "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus}
 
-__all__ = ["BY_NAME", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
+__all__ = ["BY_NAME", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
            "IntegratedGradients", "SmoothGrad", "SmoothTaylor"]

@@ -1,0 +1,104 @@
+"""Expected Gradients (Erion et al. 2021) and GradientSHAP (Lundberg & Lee 2017).
+
+    EG(x) = E_{b ~ D, α ~ U(0, 1)} [(x' − b) ⊙ ∇f(b + α (x' − b))]
+          ≈ (1/N) Σ_n (x'_n − b_n) ⊙ ∇f(b_n + α_n (x'_n − b_n))
+
+with baselines ``b`` drawn uniformly from a reference set ``D`` and one α per
+sample; ``x' = x`` for Expected Gradients, ``x' = x + ε``, ``ε ~ N(0, σ²)`` for
+GradientSHAP (``noise_scale``). Completeness holds in expectation:
+``E[Σ EG(x)] = f(x) − E_b[f(b)]`` (without input noise). Each sample is one
+independent draw: ``return_error=True`` and ``num_samples="auto"`` apply.
+"""
+
+from typing import Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import per_point
+from tf_smoothtaylor.methods.base import Explainer
+
+
+def _reference_array(references, max_references: int) -> np.ndarray:
+    """The first ``max_references`` inputs of an array or a dataset of batches."""
+    if isinstance(references, tf.data.Dataset):
+        parts, total = [], 0
+        for element in references:
+            batch = np.asarray(element[0] if isinstance(element, (tuple, list)) else element,
+                               np.float32)
+            parts.append(batch)
+            total += len(batch)
+            if total >= max_references:
+                break
+        return np.concatenate(parts)[:max_references] if parts else np.zeros([0], np.float32)
+    try:
+        return np.asarray(references, np.float32)[:max_references]
+    except (TypeError, ValueError):
+        raise TypeError("Expected `references` to be an array of model inputs or a "
+                        f"tf.data.Dataset. Received: {type(references).__name__}") from None
+
+
+class ExpectedGradients(Explainer):
+    """Expected Gradients / GradientSHAP attributions.
+
+    Args:
+      model: Keras model (explained on its logits).
+      references: The reference set D: an array (M, ...) of model inputs, or a
+        ``tf.data.Dataset`` of such batches (or of ``(inputs, ...)`` tuples), of
+        which the first ``max_references`` are kept on the device.
+      num_samples: N, (baseline, α) samples per image; or ``"auto"`` (see
+        SmoothTaylor's ``num_roots``).
+      noise_scale: σ of GradientSHAP's input noise (None: Expected Gradients).
+      max_references: Most reference inputs kept (default 1000).
+      target_error, max_points: With ``num_samples="auto"``.
+      batch_size, seed, jit_compile: see ``Explainer``.
+
+    Example:
+      >>> eg = ExpectedGradients(model, references=x_train[:500], num_samples=200)
+      >>> attributions = eg(images)
+    """
+
+    uses_random = True
+    independent_points = True
+    draw_setting = "num_samples"          # the setting that counts the draws
+    extra_specs = {}
+
+    def __init__(self, model, *, references, num_samples: Union[int, str] = 100,
+                 noise_scale: Optional[float] = None, max_references: int = 1000,
+                 target_error: Optional[float] = None, max_points: Optional[int] = None,
+                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+        self.num_samples, self.target_error, self.max_points = _checks.point_count(
+            "num_samples", num_samples, target_error, max_points)
+        self.noise_scale = (None if noise_scale is None
+                            else _checks.positive_float("noise_scale", noise_scale))
+        self.max_references = _checks.positive_int("max_references", max_references)
+        array = _reference_array(references, self.max_references)
+        self.references = references
+        self.num_points = self.max_points or self.num_samples
+        self.point_weight = self.equal_weight(self.num_points)
+        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        shape = self._logits.input_shape
+        fits = array.ndim == len(shape) + 1 and len(array) > 0 and all(
+            s is None or s == a for s, a in zip(shape, array.shape[1:]))
+        if not fits:
+            raise ValueError("Expected `references` to hold at least one model input of "
+                             f"shape {shape}. Received: shape {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("Expected `references` to be finite. Received: NaN or Inf")
+        # A variable, not a constant: the set is not copied into every traced graph.
+        self._references = tf.Variable(array, trainable=False, name="references")
+
+    def equal_weight(self, num_points):
+        return 1.0 / num_points
+
+    def points(self, x, params, keys, k):
+        count = tf.shape(self._references)[0]
+        u = _random.uniform(keys, _random.REFERENCES, k, [2])
+        pick = tf.minimum(tf.cast(u[:, 0] * tf.cast(count, tf.float32), tf.int32), count - 1)
+        b = tf.gather(self._references, pick)
+        if self.noise_scale is not None:
+            x = x + _random.normal(keys, _random.SMOOTHING, k, _random.row_shape(x),
+                                   scale=tf.fill(tf.shape(k), self.noise_scale))
+        alpha = per_point(u[:, 1], x)
+        return b + alpha * (x - b), x - b, None
