@@ -99,8 +99,9 @@ def test_bad_settings_and_inputs(cam_model, x):
     model, _, _ = cam_model
     with pytest.raises(ValueError, match="name a layer of the model.*'nope'"):
         tst.GradCAM(model, layer="nope")
-    with pytest.raises(ValueError, match="4-D output.*'dense'"):
-        tst.GradCAM(model, layer=model.layers[-1].name)
+    dense = model.layers[-1].name
+    with pytest.raises(ValueError, match=f"4-D output.*'{dense}'"):
+        tst.GradCAM(model, layer=dense)
     flat = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="4-D output"):
         tst.GradCAM(flat)

@@ -27,6 +27,8 @@ _NAMES = {
     "Gradient": "tf_smoothtaylor.methods",
     "GradientXInput": "tf_smoothtaylor.methods",
     "IntegratedGradients": "tf_smoothtaylor.methods",
+    "Occlusion": "tf_smoothtaylor.methods",
+    "RISE": "tf_smoothtaylor.methods",
     "SmoothGrad": "tf_smoothtaylor.methods",
     "SmoothTaylor": "tf_smoothtaylor.methods",
     "quadrature": "tf_smoothtaylor._quadrature",

@@ -49,6 +49,7 @@ SUBSETS = 5
 INFIDELITY = 6
 SENSITIVITY = 7
 REFERENCES = 8
+MASKS = 9
 
 _PHILOX = 1            # TensorFlow's algorithm id for Philox-4x32-10
 

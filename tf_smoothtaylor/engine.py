@@ -2,7 +2,7 @@
 
 Every method is a weighted sum over sample points (DESIGN.md):
 
-    A(x) = Σ_k w_k · m_k ⊙ ∇f_t(z_k)
+    A(x) = Σ_k w_k · m_k ⊙ ∇f_t(z_k)      (forward-only schemes: m_k · f_t(z_k))
 
 A method (a *scheme*) only says how to make the points ``z_k``, the multipliers
 ``m_k`` and the weights ``w_k`` of one chunk; this module does the rest, once:
@@ -79,6 +79,9 @@ class Scheme:
         are independent draws of one estimator with equal weights (SmoothTaylor,
         SmoothGrad, IG with random baselines): then their spread gives the Monte
         Carlo standard error (``return_error=True``) and ``run_auto`` applies.
+      forward_only: Whether the engine evaluates ``f(z)`` instead of ``∇f(z)``
+        (forward passes only: Occlusion, RISE): then ``v = m · f(z)`` and
+        ``points`` must return multipliers.
       draw_size: Points per independent draw (IG with random baselines: the
         steps of one path); with ``independent_points`` the draws, not the
         points, are the Monte Carlo samples.
@@ -95,6 +98,7 @@ class Scheme:
     independent_points: bool = False
     target_error: Optional[float] = None
     draw_size: int = 1
+    forward_only: bool = False
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -414,6 +418,9 @@ class Engine:
         draw_scale = float(scheme.num_points // scheme.draw_size)
 
         def gradients(z, targets, context):
+            if scheme.forward_only:                      # f(z), shaped to scale m
+                value = select_target(model(z, context), targets, target_fn)
+                return tf.reshape(tf.cast(value, tf.float32), [-1] + [1] * (z.shape.rank - 1))
             with tf.GradientTape() as tape:
                 tape.watch(z)
                 value = select_target(model(z, context), targets, target_fn)
@@ -677,7 +684,9 @@ def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
     merged = tf.concat(parts, 1)
     n = n_a + n_b
     heat, heat_m2 = parts[2], parts[3]
-    error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1) / (n * (n - 1.0)))
+    # As in ``_standard_errors``: SE = |w| n √(M2 / (n (n − 1))).
+    error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1) / (n * (n - 1.0))) * (
+        abs(weight) * n)
     norm = tf.norm(heat * abs(weight), axis=1)
     relative = tf.where(norm > 0, error / tf.maximum(norm, 1e-30), np.nan)
     finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)

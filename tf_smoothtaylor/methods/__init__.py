@@ -6,12 +6,15 @@ from tf_smoothtaylor.methods.expected_gradients import ExpectedGradients
 from tf_smoothtaylor.methods.grad_cam import GradCAM, GradCAMPlusPlus
 from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
 from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
+from tf_smoothtaylor.methods.occlusion import Occlusion
+from tf_smoothtaylor.methods.rise import RISE
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
 from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
 
 BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGradients,
            "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
-           "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus}
+           "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus, "rise": RISE,
+           "occlusion": Occlusion}
 
 __all__ = ["BY_NAME", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
-           "IntegratedGradients", "SmoothGrad", "SmoothTaylor"]
+           "IntegratedGradients", "Occlusion", "RISE", "SmoothGrad", "SmoothTaylor"]
