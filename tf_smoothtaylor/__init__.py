@@ -18,6 +18,7 @@ _NAMES = {
     "AdaptiveNoising": "tf_smoothtaylor.adaptive",
     "AdaptiveResult": "tf_smoothtaylor.adaptive",
     "adaptive_noising": "tf_smoothtaylor.adaptive",
+    "BlurIntegratedGradients": "tf_smoothtaylor.methods",
     "completeness_gap": "tf_smoothtaylor.maps",
     "heatmap": "tf_smoothtaylor.maps",
     "ExpectedGradients": "tf_smoothtaylor.methods",

@@ -2,6 +2,7 @@
 Grad-CAM on one forward and backward pass per image."""
 
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.blur_ig import BlurIntegratedGradients
 from tf_smoothtaylor.methods.expected_gradients import ExpectedGradients
 from tf_smoothtaylor.methods.grad_cam import GradCAM, GradCAMPlusPlus
 from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
@@ -14,7 +15,7 @@ from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
 BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGradients,
            "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
            "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus, "rise": RISE,
-           "occlusion": Occlusion}
+           "occlusion": Occlusion, "blur_ig": BlurIntegratedGradients}
 
-__all__ = ["BY_NAME", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
+__all__ = ["BY_NAME", "BlurIntegratedGradients", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
            "IntegratedGradients", "Occlusion", "RISE", "SmoothGrad", "SmoothTaylor"]
