@@ -469,3 +469,19 @@ def test_auto_draws_reach_the_tables_and_convergence_png(tmp_path, capsys):
 def test_auto_flags_are_checked_when_parsed(argv, message):
     with flagsaver.flagsaver(), pytest.raises(flags.Error, match=message):
         FLAGS(["tf-smoothtaylor", *argv])
+
+
+def test_every_method_runs_from_the_command_line_and_is_scored(tmp_path):
+    references = [demo.sample_paths()[i] for i in (3, 4)]
+    methods = ["grad_cam", "occlusion", "rise", "expected_gradients", "blur_ig"]
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "all"), limit=2, images_per_step=2,
+                             method=methods, references=references, num_masks=64, steps=8,
+                             num_samples=8, occlusion_window=16, metric=["autvc"]):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    with open(tmp_path / "all" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted({row["method"] for row in rows}) == sorted(methods)
+    assert all(np.isfinite(float(row["autvc"])) for row in rows)
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "none"), method=["expected_gradients"]):
+        with pytest.raises(ValueError, match="--references"):
+            cli.main(["tf-smoothtaylor", "explain"])

@@ -307,8 +307,9 @@ def test_with_model_rebuilds_the_same_method_and_settings(cnn, images):
     from conftest import small_cnn
     from tf_smoothtaylor.methods import BY_NAME
     other = small_cnn(seed=5)
+    needs = {"expected_gradients": dict(references=images[:2]), "occlusion": dict(window=4)}
     for name, cls in BY_NAME.items():
-        explainer = cls(cnn, batch_size=7, seed=3)
+        explainer = cls(cnn, batch_size=7, seed=3, **needs.get(name, {}))
         moved = explainer.with_model(other)
         assert type(moved) is cls and moved.model is other
         assert moved.settings() == explainer.settings()

@@ -113,15 +113,17 @@ def test_bad_settings_and_inputs(cam_model, x):
         tst.GradCAM(model)(x, 7)
 
 
-def test_grad_cam_serves_and_is_scored(tmp_path):
-    """The exported SavedModel's heatmap is the explainer's, and the metrics score it."""
+def test_grad_cam_and_occlusion_serve_and_are_scored(tmp_path):
+    """The exported SavedModel's heatmap is the explainer's (Grad-CAM++ outside the
+    engine, Occlusion on its forward-only mode), and the metrics score it."""
     from tf_smoothtaylor import demo
     spec = demo.load()
     pixels = demo.samples()[0][:2]
-    cam = tst.GradCAMPlusPlus(spec)
-    expected = cam.heatmaps(spec.preprocess(pixels))
-    tst.serving.export(cam, str(tmp_path / "cam"), crop=False)
-    served = tf.saved_model.load(str(tmp_path / "cam")).signatures["explain_pixels"](
-        pixels=tf.constant(pixels), target=tf.constant([-1, -1]))
-    np.testing.assert_allclose(served["heatmap"], expected, rtol=1e-5, atol=1e-7)
-    assert np.isfinite(tst.metrics.autvc(expected)).all()
+    for name, explainer in (("cam", tst.GradCAMPlusPlus(spec)),
+                            ("occlusion", tst.Occlusion(spec, window=8))):
+        expected = tst.heatmap(explainer(spec.preprocess(pixels)))
+        tst.serving.export(explainer, str(tmp_path / name), crop=False)
+        served = tf.saved_model.load(str(tmp_path / name)).signatures["explain_pixels"](
+            pixels=tf.constant(pixels), target=tf.constant([-1, -1]))
+        np.testing.assert_allclose(served["heatmap"], expected, rtol=1e-5, atol=1e-6)
+        assert np.isfinite(tst.metrics.autvc(expected)).all()

@@ -32,7 +32,8 @@ from tf_smoothtaylor import _quiet  # noqa: E402
 
 MODES = ("explain", "evaluate", "adapt", "export")
 METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
-           "gradient_x_input", "grad_cam", "grad_cam_plus_plus")
+           "gradient_x_input", "grad_cam", "grad_cam_plus_plus", "occlusion", "rise",
+           "expected_gradients", "blur_ig")
 METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")
 
 FLAGS = flags.FLAGS
@@ -92,6 +93,18 @@ flags.DEFINE(_CountParser(), "num_baselines", 1, "IG random baselines N (uniform
              "'auto' (see --num_roots).")
 flags.DEFINE(_CountParser(), "num_samples", 50, "SmoothGrad samples, or 'auto' (see "
              "--num_roots).")
+flags.DEFINE_string("layer", None, "grad_cam(_plus_plus): the layer (default: the last "
+                    "with a 4-D output).")
+flags.DEFINE_integer("occlusion_window", 16, "occlusion: window side in pixels.", lower_bound=1)
+flags.DEFINE_integer("occlusion_stride", None, "occlusion: stride (default: the window).",
+                     lower_bound=1)
+flags.DEFINE(_CountParser(), "num_masks", 2000, "rise: masks per image, or 'auto'.")
+flags.DEFINE_integer("grid_size", 7, "rise: mask cells per side.", lower_bound=1)
+flags.DEFINE_float("keep_probability", 0.5, "rise: chance a cell is kept, in (0, 1].")
+flags.DEFINE_float("max_sigma", None, "blur_ig: largest blur σ in pixels (default "
+                   "50 · size / 224).")
+flags.DEFINE_multi_string("references", [], "expected_gradients: reference image files or "
+                          "globs (the baselines' distribution; repeat the flag).")
 flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_bound=1)
 flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
@@ -140,11 +153,12 @@ flags.register_multi_flags_validator(
     lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
     message="give at most one input: --images, --image_folder or --manual_dir.")
 flags.register_multi_flags_validator(
-    ["num_roots", "num_samples", "num_baselines", "target_error", "max_points"],
-    lambda f: "auto" in (f["num_roots"], f["num_samples"], f["num_baselines"]) or (
+    ["num_roots", "num_samples", "num_baselines", "num_masks", "target_error", "max_points"],
+    lambda f: "auto" in (f["num_roots"], f["num_samples"], f["num_baselines"],
+                         f["num_masks"]) or (
         f["target_error"] is None and f["max_points"] is None),
-    message="--target_error and --max_points apply only with --num_roots, --num_samples "
-            "or --num_baselines auto.")
+    message="--target_error and --max_points apply only with --num_roots, --num_samples, "
+            "--num_baselines or --num_masks auto.")
 flags.register_validator("target_error", lambda value: value is None or value > 0,
                          message="--target_error must be positive.")
 for _name in ("noise_scale", "noise_level"):

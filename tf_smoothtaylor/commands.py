@@ -122,8 +122,22 @@ def input_batches(config, spec):
     return data.from_files(files, **common), len(files)
 
 
-def method_options(config, name: str) -> dict:
-    """Keyword settings of method ``name`` from the config."""
+def reference_inputs(config, spec) -> np.ndarray:
+    """Model inputs of the --references files (expected_gradients' baselines)."""
+    if not config.references:
+        raise ValueError("expected_gradients needs reference images: give --references "
+                         "(files or globs, e.g. a few hundred training images)")
+    size = spec.input_size[0]
+    resize = None if config.model == "demo" else int(round(size * 256 / 224))
+    batches = data.from_files(_checked_files(config.references), size=size, resize=resize,
+                              batch_size=64)
+    return np.concatenate([np.asarray(spec.preprocess(pixels), np.float32)
+                           for pixels, _, _ in batches])
+
+
+def method_options(config, name: str, spec=None) -> dict:
+    """Keyword settings of method ``name`` from the config (``spec``: the model, for
+    expected_gradients' reference inputs)."""
     common = dict(batch_size=config.batch_size, seed=config.seed, jit_compile=config.jit_compile)
 
     def count(setting):
@@ -143,6 +157,18 @@ def method_options(config, name: str) -> dict:
         noise = (dict(noise_scale=config.noise_scale, noise_level=None) if config.noise_scale
                  else dict(noise_level=config.noise_level or 0.15))
         return dict(**count("num_samples"), **noise, **common)
+    if name in ("grad_cam", "grad_cam_plus_plus"):
+        return dict(layer=config.layer, **common)
+    if name == "occlusion":
+        return dict(window=config.occlusion_window, stride=config.occlusion_stride, **common)
+    if name == "rise":
+        return dict(**count("num_masks"), grid_size=config.grid_size,
+                    keep_probability=config.keep_probability, **common)
+    if name == "blur_ig":
+        return dict(steps=config.steps, max_sigma=config.max_sigma, **common)
+    if name == "expected_gradients":
+        return dict(references=reference_inputs(config, spec), **count("num_samples"),
+                    **common)
     return common
 
 
@@ -162,7 +188,7 @@ def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
     strategy = strategy_of(config)
     explainers = {}
     for name in method_names:
-        explainer = BY_NAME[name](spec, **method_options(config, name))
+        explainer = BY_NAME[name](spec, **method_options(config, name, spec))
         if strategy is None and explainer.independent_points:
             explain = lambda x, t, k, e=explainer: _with_precision(  # noqa: E731
                 e(x, t, keys=k, return_error=True))
@@ -205,7 +231,9 @@ def metric_options(config, spec) -> dict:
 def _settings(mode, config, metric_names, options) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
-            "baseline", "num_baselines", "num_samples", "target_error", "max_points", "seed", "objective", "max_iterations",
+            "baseline", "num_baselines", "num_samples", "target_error", "max_points", "layer",
+            "occlusion_window", "occlusion_stride", "num_masks", "grid_size",
+            "keep_probability", "max_sigma", "references", "seed", "objective", "max_iterations",
             "strategy"]
     settings = {key: getattr(config, key) for key in keys}
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
@@ -227,7 +255,7 @@ def export(config, spec) -> None:
                    top_k=config.top_k, max_batch=config.max_batch,
                    include_attributions=config.include_attributions,
                    include_error=config.include_error,
-                   **method_options(config, method))
+                   **method_options(config, method, spec))
     print(f"SavedModel ({method}) -> {config.output_dir}")
 
 
@@ -329,7 +357,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
     keys = np.array([runs.id_key(record["id"]) for record in chosen], np.int64)
     tables = {}
     for name in dict.fromkeys(config.method):
-        explainer = BY_NAME[name](spec, **method_options(config, name))
+        explainer = BY_NAME[name](spec, **method_options(config, name, spec))
         if not explainer.independent_points:
             continue
         largest = getattr(explainer, explainer.draw_setting)

@@ -40,6 +40,14 @@ class RunConfig:
     num_samples: Union[int, str] = 50
     target_error: Optional[float] = None
     max_points: Optional[int] = None
+    layer: Optional[str] = None
+    occlusion_window: int = 16
+    occlusion_stride: Optional[int] = None
+    num_masks: Union[int, str] = 2000
+    grid_size: int = 7
+    keep_probability: float = 0.5
+    max_sigma: Optional[float] = None
+    references: Tuple[str, ...] = ()
     batch_size: int = 64
     images_per_step: int = 8
     seed: int = 0

@@ -15,7 +15,8 @@ from tf_smoothtaylor.methods.smoothgrad import SmoothGrad
 BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGradients,
            "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
            "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus, "rise": RISE,
-           "occlusion": Occlusion, "blur_ig": BlurIntegratedGradients}
+           "occlusion": Occlusion, "blur_ig": BlurIntegratedGradients,
+           "expected_gradients": ExpectedGradients}
 
 __all__ = ["BY_NAME", "BlurIntegratedGradients", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
            "IntegratedGradients", "Occlusion", "RISE", "SmoothGrad", "SmoothTaylor"]

@@ -17,6 +17,7 @@ identity at σ = 0, and the same FFT serves both ends of a point's increment.
 """
 
 import math
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -56,15 +57,16 @@ class BlurIntegratedGradients(Explainer):
     Args:
       model: Keras model (explained on its logits).
       steps: K, gradient evaluations along the blur path.
-      max_sigma: σ_max in pixels, the blur the path starts from (the paper's 50
-        at 224 px; scale it with the image size).
+      max_sigma: σ_max in pixels, the blur the path starts from; default the
+        paper's 50 at 224 px scaled to the input (50 · min(H, W) / 224).
       batch_size, seed, jit_compile: see ``Explainer``.
     """
 
-    def __init__(self, model, *, steps: int = 100, max_sigma: float = 50.0,
+    def __init__(self, model, *, steps: int = 100, max_sigma: Optional[float] = None,
                  batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
         self.steps = _checks.positive_int("steps", steps)
-        self.max_sigma = _checks.positive_float("max_sigma", max_sigma)
+        self.max_sigma = None if max_sigma is None else _checks.positive_float(
+            "max_sigma", max_sigma)
         self.num_points = self.steps
         self.point_weight = 1.0
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
@@ -72,13 +74,14 @@ class BlurIntegratedGradients(Explainer):
         if len(shape) != 3 or shape[0] is None or shape[1] is None:
             raise ValueError("Expected image inputs of fixed (height, width, channels) for "
                              f"Blur IG. Received: input shape {shape}")
+        self._sigma = self.max_sigma or 50.0 * min(shape[0], shape[1]) / 224.0
 
     def points(self, x, params, keys, k):
-        step = self.max_sigma / self.steps
+        step = self._sigma / self.steps
         sigma = tf.cast(k, tf.float32) * step
         near, far = _blur_pair(x, sigma, sigma + step)
         return near, near - far, None
 
     def path_end(self, images) -> tf.Tensor:
         """The most blurred images ``L(x, σ_max)`` (completeness's baseline)."""
-        return gaussian_blur(images, self.max_sigma)
+        return gaussian_blur(images, self._sigma)
