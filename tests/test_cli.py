@@ -233,7 +233,7 @@ def test_mirrored_strategy_gives_the_same_maps(tmp_path):
                                    np.load(tmp_path / "mirrored" / "maps" / path.name), atol=1e-5)
 
 
-def test_model_files_load_in_safe_mode_unless_allowed(tmp_path):
+def test_model_files_load_in_safe_mode_unless_allowed(tmp_path, capsys):
     import keras
     inputs = keras.Input((64, 64, 3))
     scaled = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
@@ -242,9 +242,12 @@ def test_model_files_load_in_safe_mode_unless_allowed(tmp_path):
     keras.Model(inputs, outputs).save(path)
     args = ["explain", "--model", path, "--images", demo.sample_paths()[0], "--method",
             "gradient"]
-    refused = run_cli(*args, "--output_dir", str(tmp_path / "a"))
-    assert refused.returncode == 2 and "--unsafe_load" in refused.stderr
-    assert len([line for line in refused.stderr.splitlines() if line.strip()]) == 1
+    with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
+        cli._main_with_errors(cli._parse_flags(
+            ["tf-smoothtaylor", *args, "--output_dir", str(tmp_path / "a")]))
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2 and "--unsafe_load" in stderr
+    assert len([line for line in stderr.splitlines() if line.strip()]) == 1
     with flagsaver.flagsaver(output_dir=str(tmp_path / "b"), model=path, unsafe_load=True,
                              images=[demo.sample_paths()[0]], method=["gradient"]):
         cli.main(["tf-smoothtaylor", "explain"])                 # allowed, in this process

@@ -1,6 +1,7 @@
 """Every example runs (quick modes), and the paper's protocol runs end to end."""
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -19,8 +20,11 @@ def run_example(name, *args, timeout=600):
     return result.stdout
 
 
-def test_quickstart_explains_a_keras_application():
-    output = run_example("quickstart.py", "--num_roots", "4", "--steps", "8")
+def test_quickstart_explains_a_keras_application(capsys, monkeypatch):
+    path = os.path.join(ROOT, "examples", "quickstart.py")
+    monkeypatch.setattr(sys, "argv", [path, "--num_roots", "4", "--steps", "8"])
+    runpy.run_path(path, run_name="__main__")                 # in this process
+    output = capsys.readouterr().out
     assert "SmoothTaylor" in output and "completeness gap" in output
 
 

@@ -48,14 +48,16 @@ def python_api(images_bytes):
     return logits, tst.heatmap(attributions).numpy(), attributions.numpy()
 
 
-@pytest.mark.parametrize("kind", ["png", "jpeg"])
-def test_saved_model_cli_run_matches_the_python_api(exported, encoded, tmp_path, kind):
-    np.save(tmp_path / "bytes.npy", np.array(encoded[kind], dtype=object))
+def test_saved_model_cli_run_matches_the_python_api(exported, encoded, tmp_path):
+    """One request holding a PNG and a JPEG, run by saved_model_cli in a fresh process
+    (as TF Serving loads the model)."""
+    request = [encoded["png"][0], encoded["jpeg"][1]]
+    np.save(tmp_path / "bytes.npy", np.array(request, dtype=object))
     result = saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
                              "serving_default", "--inputs", f"image_bytes={tmp_path}/bytes.npy",
                              "--outdir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr[-2000:]
-    logits, heatmaps, _ = python_api(encoded[kind])
+    logits, heatmaps, _ = python_api(request)
     np.testing.assert_allclose(np.load(tmp_path / "out" / "heatmap.npy"), heatmaps, atol=1e-4)
     classes = np.load(tmp_path / "out" / "classes.npy")
     np.testing.assert_array_equal(classes[:, 0], np.argmax(logits, -1))
@@ -116,13 +118,13 @@ def test_out_of_range_target_and_pixels(exported):
 
 
 def test_export_mode_of_the_command_line(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-m", "tf_smoothtaylor", "export", "--output_dir",
-                             str(tmp_path / "m"), "--method", "integrated_gradients",
-                             "--steps", "4", "--top_k", "2", "--max_batch", "3",
-                             "--include_attributions"], env=dict(ENV, PYTHONPATH=root),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    from absl.testing import flagsaver
+    from tf_smoothtaylor import cli
+    argv = ["tf-smoothtaylor", "export", "--output_dir", str(tmp_path / "m"), "--method",
+            "integrated_gradients", "--steps", "4", "--top_k", "2", "--max_batch", "3",
+            "--include_attributions"]
+    with flagsaver.flagsaver():
+        cli._main_with_errors(cli._parse_flags(argv))      # the command, in this process
     serve = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
     png = tf.io.encode_png(tf.zeros([64, 64, 3], tf.uint8))
     out = serve(image_bytes=tf.stack([png, png]))
