@@ -223,7 +223,7 @@ def test_killed_evaluate_resumes_without_recomputing(tmp_path, capsys):
 
 
 def test_mirrored_strategy_gives_the_same_maps(tmp_path):
-    images = demo.sample_paths()[:3]
+    images = demo.sample_paths()[:2]
     for strategy in ("default", "mirrored"):
         with flagsaver.flagsaver(output_dir=str(tmp_path / strategy), images=images,
                                  method=["smooth_taylor"], num_roots=6, strategy=strategy):
