@@ -25,6 +25,12 @@ def exported(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def loaded(exported):
+    """The export, loaded once per module (each load costs a second or two)."""
+    return tf.saved_model.load(exported)
+
+
+@pytest.fixture(scope="module")
 def encoded():
     pixels = demo.samples()[0][:2]
     as_bytes = np.round(pixels * 255).astype(np.uint8)
@@ -66,8 +72,7 @@ def test_saved_model_cli_run_matches_the_python_api(exported, encoded, tmp_path)
                                tf.reduce_max(tf.nn.softmax(logits), -1), rtol=1e-5)
 
 
-def test_saved_model_load_gives_the_same(exported, encoded):
-    loaded = tf.saved_model.load(exported)
+def test_saved_model_load_gives_the_same(loaded, encoded):
     logits, heatmaps, attributions = python_api(encoded["png"])
     out = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded["png"]))
     np.testing.assert_allclose(out["heatmap"], heatmaps, atol=1e-4)
@@ -102,14 +107,13 @@ def test_a_bad_request_is_rejected_in_a_fresh_process(exported, tmp_path):
 
 
 @pytest.mark.parametrize("payload,message", BAD_REQUESTS)
-def test_bad_requests_are_rejected_with_their_reason(exported, payload, message):
-    serve = tf.saved_model.load(exported).signatures["serving_default"]
+def test_bad_requests_are_rejected_with_their_reason(loaded, payload, message):
+    serve = loaded.signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(image_bytes=tf.constant(payload))
 
 
-def test_out_of_range_target_and_pixels(exported):
-    loaded = tf.saved_model.load(exported)
+def test_out_of_range_target_and_pixels(loaded):
     pixels = tf.fill([1, 64, 64, 3], 0.5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="target is not a class index"):
         loaded.signatures["explain_pixels"](pixels=pixels, target=tf.constant([9]))
