@@ -335,15 +335,9 @@ class Engine:
             met = (used[active] >= MIN_DRAWS) & (relative.numpy() <= target_error)
             finished = (used[active] >= max_points) | met | ~finite.numpy()
             active = active[~finished]
-        parts = [None] * batch
-        for count in np.unique(used):                  # images that used as many points
-            rows = np.flatnonzero(used == count)
-            outputs = _standard_errors(
-                tf.gather(state, rows), tf.concat([[len(rows)], tf.shape(images)[1:]], 0),
-                width, heat_width, int(count), self.scheme.equal_weight(int(count)))
-            for position, row in enumerate(rows):
-                parts[row] = [output[position] for output in outputs]
-        attributions, standard_error, relative = (tf.stack(column) for column in zip(*parts))
+        weights = np.array([self.scheme.equal_weight(int(n)) for n in used], np.float32)
+        attributions, standard_error, relative = _standard_errors(
+            state, tf.shape(images), width, heat_width, used, weights)
         _warn_if_not_finite(_finite_rows(attributions).numpy())
         return attributions, standard_error, relative, used
 
@@ -398,10 +392,8 @@ class Engine:
         logits = self.model(images)
         classes = graph_classes(logits, targets)
         function = self._function(None, "error" if with_error else None)
-        extras = {name: tf.cast(value, self.scheme.extra_specs[name])
-                  for name, value in self.scheme.extras(images).items()}
-        return (function(images, classes, self._keys(images, keys).value, extras, ()),
-                logits, classes)
+        return (function(images, classes, self._keys(images, keys).value,
+                         self._cast_extras(self.scheme.extras(images)), ()), logits, classes)
 
     def _build(self, target_fn, variant=None):
         model, scheme = self.model, self.scheme
@@ -605,25 +597,33 @@ def _write_rows(done: tf.TensorArray, start, first, second, heat=None) -> tf.Ten
     return done.scatter(start + tf.range(tf.shape(rows)[0]), rows)
 
 
-def _standard_errors(stacked, shape, width, heat_width, count, point_weight):
+def _standard_errors(stacked, shape, width, heat_width, count, weight):
     """Attributions, per-element standard errors and the heatmap's relative error
-    from the rows ``[Σv, M2(v), Σh, M2(h)]`` of ``count`` independent points:
+    from the rows ``[Σv, M2(v), Σh, M2(h)]`` of ``count`` independent draws of
+    weight ``weight`` (each a scalar or one per row):
 
-        A = w Σv,   SE(A) = |w| n √(M2 / (n (n − 1)) / n) = |w| √(n M2 / (n − 1)),
+        A = w Σv,   SE(A) = |w| n √(M2 / (n (n − 1))),
 
-    (w = ±1/n, so SE(A) = √(M2 / (n (n − 1)))), and likewise for the heatmap h
+    (w = ±1/n gives SE(A) = √(M2 / (n (n − 1)))), and likewise for the heatmap h
     (channel sums): relative error = ‖SE(h)‖₂ / ‖h‖₂ (NaN when n < 2 or h = 0).
     """
-    n = float(count)
+    rows = tf.shape(stacked)[0]
+    n = tf.broadcast_to(tf.cast(count, tf.float32), [rows])[:, None]
+    weight = tf.broadcast_to(tf.cast(weight, tf.float32), [rows])[:, None]
+    scale = tf.abs(weight) * n / tf.sqrt(n * (n - 1.0))        # ∞ for n = 1: SE is NaN
     first, second = stacked[:, :width], stacked[:, width:2 * width]
-    heat, heat_m2 = stacked[:, 2 * width:2 * width + heat_width], stacked[:, 2 * width + heat_width:]
-    scale = abs(point_weight) * n / np.sqrt(n * (n - 1.0)) if count > 1 else np.nan
-    attributions = tf.reshape(first * point_weight, shape)
+    attributions = tf.reshape(first * weight, shape)
     standard_error = tf.reshape(tf.sqrt(tf.maximum(second, 0.0)) * scale, shape)
-    heat_error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1)) * scale
-    heat_norm = tf.norm(heat * point_weight, axis=1)
-    relative = tf.where(heat_norm > 0, heat_error / tf.maximum(heat_norm, 1e-30), np.nan)
-    return attributions, standard_error, relative
+    return attributions, standard_error, _relative_error(stacked[:, 2 * width:], heat_width,
+                                                          scale, weight)
+
+
+def _relative_error(heat_rows, heat_width, scale, weight):
+    """``‖SE(h)‖₂ / ‖h‖₂`` from rows ``[Σh, M2(h)]`` (see ``_standard_errors``)."""
+    heat, heat_m2 = heat_rows[:, :heat_width], heat_rows[:, heat_width:]
+    error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1)) * scale[:, 0]
+    norm = tf.norm(heat * weight, axis=1)
+    return tf.where(norm > 0, error / tf.maximum(norm, 1e-30), np.nan)
 
 
 def _segment_sums(values: tf.Tensor, rows: tf.Tensor, span: int) -> tf.Tensor:
@@ -683,11 +683,8 @@ def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
                                   added[:, start:stop], added[:, stop:middle])
     merged = tf.concat(parts, 1)
     n = n_a + n_b
-    heat, heat_m2 = parts[2], parts[3]
-    # As in ``_standard_errors``: SE = |w| n √(M2 / (n (n − 1))).
-    error = tf.sqrt(tf.reduce_sum(tf.maximum(heat_m2, 0.0), axis=1) / (n * (n - 1.0))) * (
-        abs(weight) * n)
-    norm = tf.norm(heat * abs(weight), axis=1)
-    relative = tf.where(norm > 0, error / tf.maximum(norm, 1e-30), np.nan)
+    weight = tf.reshape(tf.cast(weight, tf.float32), [1, 1])
+    relative = _relative_error(tf.concat(parts[2:], 1), heat_width,
+                               tf.abs(weight) * n / tf.sqrt(n * (n - 1.0)), weight)
     finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)
     return merged, relative, finite
