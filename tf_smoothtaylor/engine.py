@@ -124,10 +124,9 @@ class Scheme:
         raise NotImplementedError
 
     def equal_weight(self, num_points: int) -> float:
-        """The weight of each of ``num_points`` equally weighted points
-        (``point_weight`` for ``num_points`` points); schemes with
-        ``independent_points`` override it."""
-        raise NotImplementedError
+        """The weight of each of ``num_points`` equally weighted draws: ``1/n`` (a
+        mean); schemes whose estimate is scaled otherwise override it."""
+        return 1.0 / num_points
 
     def finalize(self, first, second):
         """Attributions from ``first = Σ w·v`` and, with ``moments == 2``,

@@ -89,9 +89,6 @@ class ExpectedGradients(Explainer):
         # A variable, not a constant: the set is not copied into every traced graph.
         self._references = tf.Variable(array, trainable=False, name="references")
 
-    def equal_weight(self, num_points):
-        return 1.0 / num_points
-
     def points(self, x, params, keys, k):
         count = tf.shape(self._references)[0]
         u = _random.uniform(keys, _random.REFERENCES, k, [2])

@@ -132,9 +132,6 @@ class IntegratedGradients(Explainer):
             return tf.ensure_shape(result, images.shape)
         return tf.broadcast_to(tf.constant(self.baseline), tf.shape(images))
 
-    def equal_weight(self, num_points):
-        return 1.0 / num_points
-
     def prepare(self, images, extras):
         if isinstance(self.baseline, str) and self.baseline == "uniform":
             return {}

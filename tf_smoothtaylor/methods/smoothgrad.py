@@ -102,9 +102,6 @@ class SmoothGrad(Explainer):
             params["base"] = self.base.prepare(images, self.base.extras(images))
         return params
 
-    def equal_weight(self, num_points):
-        return 1.0 / num_points
-
     def points(self, x, params, keys, k):
         sample, inner = k // self._base_points, k % self._base_points
         noise = _random.normal(keys, _random.SMOOTHING, sample, _random.row_shape(x),
