@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_smoothtaylor._tracing import graph_function
+
 
 _PROBABILITY_FUNCTIONS = ("softmax", "softmax_v2", "sigmoid")
 
@@ -159,7 +161,7 @@ class LogitModel:
         One compiled function per instance, with a ``None`` batch axis.
         """
         if getattr(self, "_forward", None) is None:
-            self._forward = tf.function(
+            self._forward = graph_function(
                 lambda x, c: self(x, c), input_signature=[
                     tf.TensorSpec((None,) + self.input_shape, tf.float32),
                     tuple(tf.TensorSpec((None,) + shape, dtype)

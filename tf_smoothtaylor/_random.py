@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tf_smoothtaylor._tracing import graph_function
+
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
@@ -106,7 +108,7 @@ def _content_keys(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 # Compiled once for any image shape: eager calls of a dozen small ops would cost more
 # than the hashing itself.
-_compiled_content_keys = tf.function(_content_keys, input_signature=[
+_compiled_content_keys = graph_function(_content_keys, input_signature=[
     tf.TensorSpec(None, tf.float32), tf.TensorSpec([], tf.int64)])
 
 

@@ -1,4 +1,10 @@
-"""Keeps TensorFlow's "excessive retracing" warning for code that retraces.
+"""How this package compiles, and TensorFlow's "excessive retracing" warning.
+
+``graph_function`` is ``tf.function`` without AutoGraph: the package's traced code
+writes its loops and branches as ``tf.while_loop``/``tf.cond``, so AutoGraph's
+source conversion (which re-parses every Python function a trace reaches) would
+only add to the first call's latency — it was most of the tracing time. Models
+are unaffected: AutoGraph never converts code called through Keras.
 
 TensorFlow counts traces per Python code object, not per compiled function: every
 explainer and metric of this package compiles its own function once (by design),
@@ -9,10 +15,17 @@ names one of this package's compiled functions; every other one is kept.
 """
 
 import logging
+from typing import Callable, Optional
 
 _OWN_FUNCTIONS = ("Engine._build.<locals>.attribute", "LogitModel.__call__",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
                   "_step.<locals>.step")
+
+
+def graph_function(func: Optional[Callable] = None, **options):
+    """``tf.function(func, autograph=False, **options)`` (also as a decorator)."""
+    import tensorflow as tf
+    return tf.function(func, autograph=False, **options)
 
 
 class _OwnRetracingFilter(logging.Filter):

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.methods.base import Explainer
 
 _OUTPUTS = ("attributions", "targets", "logits")
@@ -60,7 +61,7 @@ def _step(explainer: Explainer, strategy: tf.distribute.Strategy, image_shape, k
         signature = (tf.TensorSpec([None, *image_shape], tf.float32),
                      tf.TensorSpec([None], tf.int64))
 
-        @tf.function(input_signature=signature)
+        @graph_function(input_signature=signature)
         def step(images, keys):
             targets = -tf.ones(tf.shape(images)[:1], tf.int32)
             attributions, logits, classes = explainer.run_in_graph(

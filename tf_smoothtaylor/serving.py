@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.data import decode_and_crop
 from tf_smoothtaylor.methods import BY_NAME as METHODS
 from tf_smoothtaylor.methods.base import Explainer
@@ -149,16 +150,16 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
     target_spec = tf.TensorSpec([None], tf.int32, name="target")
     archive.add_endpoint(
         "serving_default",
-        tf.function(lambda image_bytes: explain_pixels(
+        graph_function(lambda image_bytes: explain_pixels(
             decode(image_bytes), -tf.ones_like(image_bytes, tf.int32)),
             input_signature=[bytes_spec]))
     archive.add_endpoint(
         "explain_bytes",
-        tf.function(lambda image_bytes, target: explain_pixels(decode(image_bytes), target),
+        graph_function(lambda image_bytes, target: explain_pixels(decode(image_bytes), target),
                     input_signature=[bytes_spec, target_spec]))
     archive.add_endpoint(
         "explain_pixels",
-        tf.function(explain_pixels, input_signature=[
+        graph_function(explain_pixels, input_signature=[
             tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels"), target_spec]))
     archive.write_out(export_dir, verbose=False)
     return export_dir

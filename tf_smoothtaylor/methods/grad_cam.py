@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from tf_smoothtaylor._model import select_target
+from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.engine import graph_classes
 from tf_smoothtaylor.methods.base import Explainer
 
@@ -107,7 +108,7 @@ class GradCAM(Explainer):
     def _function(self, target_fn):
         function = self._compiled.get(target_fn)
         if function is None:
-            function = self._compiled[target_fn] = tf.function(
+            function = self._compiled[target_fn] = graph_function(
                 lambda x, t: self._maps(x, t, target_fn),
                 input_signature=[self._engine._image_spec(), tf.TensorSpec((None,), tf.int32)])
         return function

@@ -124,8 +124,7 @@ class IntegratedGradients(Explainer):
                                    tf.shape(images))
         if callable(self.baseline):
             result = tf.cast(self.baseline(images), tf.float32)
-            if result.shape.is_fully_defined() and images.shape.is_fully_defined() \
-                    and result.shape != images.shape:
+            if not result.shape.is_compatible_with(images.shape):
                 raise ValueError("Expected the callable `baseline` to return one "
                                  f"baseline per image, shape {images.shape}. "
                                  f"Received: shape {result.shape}")

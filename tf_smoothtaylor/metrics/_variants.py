@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _random
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor._model import LogitModel
 
 
@@ -75,7 +76,7 @@ class VariantScorer:
             return tf.reshape(scores, [batch, variants]), tf.reshape(extras, [batch, variants])
 
         spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32)
-        return tf.function(run, input_signature=[spec, self._param_specs(image_shape),
+        return graph_function(run, input_signature=[spec, self._param_specs(image_shape),
                                                  tf.TensorSpec((None,), tf.int32)])
 
 

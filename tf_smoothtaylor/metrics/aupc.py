@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
@@ -208,7 +209,7 @@ class AUPC:
             return raw / scale
 
         spec = tf.TensorSpec((None, height, width, channels), tf.float32)
-        return tf.function(curve, input_signature=[
+        return graph_function(curve, input_signature=[
             spec, spec, tf.TensorSpec((None, self.num_regions, 2), tf.int32),
             tf.TensorSpec((None,), tf.int32)])
 
