@@ -451,9 +451,9 @@ class Engine:
                 """Folds the points [offset, offset + count) into the open rows.
 
                 ``state`` = (finished images, first image of the open rows, open
-                rows of Σ w·v, open rows of M2). ``count`` is ``size`` in the
-                loop and the remainder at the end; points past ``total``
-                (padding, under XLA only) are dropped.
+                rows of Σ w·v, open rows of M2). ``count`` is ``size``, or what
+                remains for the last chunk; points past ``total`` (padding, under
+                XLA only) are dropped.
                 """
                 done, open_start, first, second, heat, heat_m2 = state
                 start = offset // points_per_image           # the chunk's first image
@@ -511,19 +511,18 @@ class Engine:
                           else tf.zeros([]))
             state = (done, tf.constant(0), zeros, zeros if moments == 2 else tf.zeros([]),
                      heat_zeros, heat_zeros)
-            full = total // size
-            _, *state = tf.while_loop(
-                lambda index, *_: index < full,
-                lambda index, *state: (index + 1, *chunk(index * size, size, state)),
+
+            def step(index, *state):
+                # The last chunk runs at its own size (no wasted gradients), except
+                # under XLA, where a new shape means a new compilation: there it is
+                # padded to `size`. One loop body: the model is traced once.
+                offset = index * size
+                count = size if self.jit_compile else tf.minimum(size, total - offset)
+                return (index + 1, *chunk(offset, count, state))
+
+            _, done, open_start, first, second, heat, heat_m2 = tf.while_loop(
+                lambda index, *_: index < (total + size - 1) // size, step,
                 [tf.constant(0), *state], parallel_iterations=1)
-            remainder = total - full * size
-            # The remainder runs at its own size (no wasted gradients), except under XLA,
-            # where a new shape means a new compilation: there it is padded to `size`.
-            count = size if self.jit_compile else remainder
-            done, open_start, first, second, heat, heat_m2 = tf.cond(
-                remainder > 0,
-                lambda: chunk(full * size, count, tuple(state)),
-                lambda: tuple(state))
             rows = batch - open_start
             done = _write_rows(done, open_start, first[:rows],
                                second[:rows] if moments == 2 else None,
