@@ -1,0 +1,71 @@
+"""First-call latency: what tracing the compiled function costs.
+
+Prints, for SmoothTaylor, IG, SmoothGrad and AUPC on one model, the first call
+of a new explainer (trace + run), the median of the following calls, and the
+first call divided by the steady one. TensorFlow is warmed up first by a bare
+gradient call, so every method's first call pays only for its own tracing.
+Compare two versions by running the script with each on ``PYTHONPATH``.
+
+Usage:
+  python benchmarks/first_call.py [--model mobilenet_v2] [--points 16] [--repeats 3]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tf_smoothtaylor as tst  # noqa: E402
+
+
+def first_and_steady(call, repeats: int):
+    """(seconds of the first call, median seconds of ``repeats`` later calls)."""
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        result = call()
+        if hasattr(result, "numpy"):
+            result.numpy()
+        times.append(time.perf_counter() - start)
+    return times[0], float(np.median(times[1:]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--points", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    model = _common.build_model(args.model, args.size)
+    x = (_common.images(2, args.size) + 1) / 2          # pixels in [0, 1], for AUPC
+    _common.bare_gradient_loop(model)(tf.constant(x), tf.constant([0, 0])).numpy()  # warm-up
+    points = dict(batch_size=16)
+    makers = {
+        "SmoothTaylor": lambda: tst.SmoothTaylor(model, num_roots=args.points, **points),
+        "IntegratedGradients": lambda: tst.IntegratedGradients(model, steps=args.points,
+                                                               **points),
+        "SmoothGrad": lambda: tst.SmoothGrad(model, num_samples=args.points, **points),
+    }
+    print(f"{tst.__file__}\nmodel={args.model} size={args.size} points/image={args.points} "
+          f"images=2 repeats={args.repeats}")
+    for name, make in makers.items():
+        explainer = make()
+        first, steady = first_and_steady(lambda: explainer(x, targets=0), args.repeats)
+        print(f"{name:20s} first {first:6.2f} s  steady {steady:6.2f} s  "
+              f"first ÷ steady {first / steady:5.1f}")
+    maps = tst.heatmap(tst.Gradient(model)(x, targets=0))
+    aupc = tst.metrics.AUPC(model, window=16, num_regions=4, num_copies=16, batch_size=16)
+    first, steady = first_and_steady(lambda: aupc(x, maps, targets=0).aupc, args.repeats)
+    print(f"{'AUPC':20s} first {first:6.2f} s  steady {steady:6.2f} s  "
+          f"first ÷ steady {first / steady:5.1f}")
+
+
+if __name__ == "__main__":
+    main()
