@@ -47,7 +47,6 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _random, _tracing
 from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
-from tf_smoothtaylor._tracing import graph_function
 
 
 MAX_CALLABLE_TARGETS = 8
@@ -426,7 +425,7 @@ class Engine:
             return tf.cast(grad, tf.float32)
 
         if self.jit_compile:
-            gradients = graph_function(gradients, jit_compile=True)
+            gradients = _tracing.graph_function(gradients, jit_compile=True)
 
         def attribute(images, targets, key_values, extras, context, first_point=0):
             """Sums over each image's points ``first_point + [0, points_per_image)``
@@ -548,7 +547,7 @@ class Engine:
                      tf.TensorSpec((None,), tf.int64), extra_specs, context_specs]
         if rounds:
             signature.append(tf.TensorSpec((), tf.int32))
-        return graph_function(attribute, input_signature=signature)
+        return _tracing.graph_function(attribute, input_signature=signature)
 
 
 def graph_classes(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
@@ -575,7 +574,7 @@ def _warn_if_not_finite(finite: np.ndarray) -> None:
             stacklevel=5)
 
 
-@graph_function(input_signature=[tf.TensorSpec(None, tf.float32)])
+@_tracing.graph_function(input_signature=[tf.TensorSpec(None, tf.float32)])
 def _finite_rows(result: tf.Tensor) -> tf.Tensor:
     """Whether each image's map is finite everywhere."""
     return tf.reduce_all(tf.math.is_finite(tf.reshape(result, [tf.shape(result)[0], -1])),
@@ -670,7 +669,7 @@ def _combine_moments(total, m2, n_a, n_b, chunk_sum, chunk_m2):
     return total + chunk_sum, m2 + chunk_m2 + correction
 
 
-@graph_function(reduce_retracing=True)
+@_tracing.graph_function(reduce_retracing=True)
 def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
     """Merges a round's rows ``[Σv, M2(v), Σh, M2(h)]`` of ``n_b`` points into rows of
     ``n_a`` earlier points (the chunk update, ``_combine_moments``): ``(merged,

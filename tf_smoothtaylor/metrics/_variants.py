@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _random
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor._tracing import graph_function
 
 
 class VariantScorer:
