@@ -18,6 +18,7 @@ import logging
 from typing import Callable, Optional
 
 _OWN_FUNCTIONS = ("Engine._build.<locals>.attribute", "LogitModel.__call__",
+                  "LogitModel.predict.<locals>.<lambda>",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
                   "_step.<locals>.step")
 
