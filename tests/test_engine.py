@@ -305,6 +305,22 @@ def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
     assert not [message for message in seen if "retracing" in message]
 
 
+def test_tracing_converts_no_python_source(monkeypatch, cnn, images):
+    """Every compiled function of the package is traced as written: AutoGraph's source
+    conversion (most of a first call's time) never runs, for explainers or metrics."""
+    from tensorflow.python.autograph.impl import api
+    converted = []
+    original = api.converted_call
+    monkeypatch.setattr(api, "converted_call",
+                        lambda f, *a, **k: converted.append(f) or original(f, *a, **k))
+    pixels = (images + 1) / 2
+    tst.SmoothTaylor(cnn, num_roots=3)(pixels, return_error=True)
+    tst.IntegratedGradients(cnn, steps=3, baseline="uniform", num_baselines=2)(pixels)
+    tst.metrics.AUPC(cnn, window=4, num_regions=2, num_copies=2)(
+        pixels, tst.heatmap(tst.Gradient(cnn)(pixels)))
+    assert converted == []
+
+
 def test_with_model_rebuilds_the_same_method_and_settings(cnn, images):
     from conftest import small_cnn
     from tf_smoothtaylor.methods import BY_NAME
