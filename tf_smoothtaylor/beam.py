@@ -172,11 +172,6 @@ def list_entries(config: RunConfig) -> List[Entry]:
     return entries[:config.limit] if config.limit is not None else entries
 
 
-def _input_size(config: RunConfig, spec) -> Tuple[int, Optional[int]]:
-    size = spec.input_size[0]
-    return size, None if config.model == "demo" else int(round(size * 256 / 224))
-
-
 class ReadImages(beam.DoFn):
     """Entry (or a group of tfds entries) → ``(id, source, label, pixels)``; a
     finished image yields its record to ``FINISHED`` instead, an unreadable one a
@@ -408,7 +403,7 @@ def run(mode: str, config: RunConfig) -> None:
     if not entries:
         raise ValueError("no image to process")
     resumed = out.results_count()
-    size, resize = _input_size(config, job.spec)
+    size, resize = commands.input_size(config, job.spec)
     with pipeline:
         build(pipeline, mode, config, entries, size=size, resize=resize,
               metric_names=job.metric_names)

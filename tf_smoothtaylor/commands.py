@@ -9,7 +9,7 @@ import glob as globlib
 import os
 import re
 import zipfile
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
@@ -102,10 +102,16 @@ def _checked_files(patterns):
     return files
 
 
+def input_size(config, spec) -> Tuple[int, Optional[int]]:
+    """(crop size, resize of the shorter side or None): the paper's 256 → 224 ratio,
+    except for the demo's images, which are made at the model's size."""
+    size = spec.input_size[0]
+    return size, None if config.model == "demo" else int(round(size * 256 / 224))
+
+
 def input_batches(config, spec):
     """(batches, total or None) for the chosen input (masks: see ``prepare``)."""
-    size = spec.input_size[0]
-    resize = None if config.model == "demo" else int(round(size * 256 / 224))
+    size, resize = input_size(config, spec)
     common = dict(size=size, resize=resize, batch_size=config.images_per_step)
     if config.image_folder:
         return data.image_folder(config.image_folder, **common), None
@@ -127,8 +133,7 @@ def reference_inputs(config, spec) -> np.ndarray:
     if not config.references:
         raise ValueError("expected_gradients needs reference images: give --references "
                          "(files or globs, e.g. a few hundred training images)")
-    size = spec.input_size[0]
-    resize = None if config.model == "demo" else int(round(size * 256 / 224))
+    size, resize = input_size(config, spec)
     batches = data.from_files(_checked_files(config.references), size=size, resize=resize,
                               batch_size=64)
     return np.concatenate([np.asarray(spec.preprocess(pixels), np.float32)
