@@ -41,6 +41,14 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def finite_number(name: str, value: Any, *, expected: str = "a finite number") -> float:
+    """Returns ``value`` as a float if it is a finite real number, else a ``TypeError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        raise TypeError(f"Expected `{name}` to be {expected}. " + _received(name, value))
+    return float(value)
+
+
 def one_of(name: str, value: Any, valid: Iterable[str], *, otherwise: str = "") -> str:
     """Returns ``value`` if it is one of ``valid`` or raises, listing them.
 

@@ -23,7 +23,7 @@ An explainer is a thin holder of settings around one compiled engine
 """
 
 import inspect
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -128,6 +128,15 @@ class Explainer(Scheme):
         """
         images, context = self._engine.check_inputs(images)
         return self._run(images, targets, self.extras(images), keys, context, return_error)
+
+    def _fixed_image_size(self, method: str) -> Tuple[int, int]:
+        """(height, width) of the model's image input, or a ``ValueError`` naming
+        ``method`` when the input is not a fixed-size image."""
+        shape = self._logits.input_shape
+        if len(shape) != 3 or shape[0] is None or shape[1] is None:
+            raise ValueError("Expected image inputs of fixed (height, width, channels) for "
+                             f"{method}. Received: input shape {shape}")
+        return int(shape[0]), int(shape[1])
 
     def run_in_graph(self, images: tf.Tensor, targets: tf.Tensor, *, keys=None,
                      with_error: bool = False):

@@ -70,11 +70,8 @@ class BlurIntegratedGradients(Explainer):
         self.num_points = self.steps
         self.point_weight = 1.0
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-        shape = self._logits.input_shape
-        if len(shape) != 3 or shape[0] is None or shape[1] is None:
-            raise ValueError("Expected image inputs of fixed (height, width, channels) for "
-                             f"Blur IG. Received: input shape {shape}")
-        self._sigma = self.max_sigma or 50.0 * min(shape[0], shape[1]) / 224.0
+        height, width = self._fixed_image_size("Blur IG")
+        self._sigma = self.max_sigma or 50.0 * min(height, width) / 224.0
 
     def points(self, x, params, keys, k):
         step = self._sigma / self.steps

@@ -57,18 +57,13 @@ class Occlusion(Explainer):
         self.stride = self.window if stride is None else _pair("stride", stride)
         if isinstance(baseline, str):
             _checks.one_of("baseline", baseline, BASELINES, otherwise="a number")
-        elif isinstance(baseline, bool) or not isinstance(baseline, (int, float)) \
-                or not np.isfinite(baseline):
-            raise TypeError(f"Expected `baseline` to be 'zero', 'mean' or a finite number. "
-                            f"Received: {baseline!r}")
+        else:
+            _checks.finite_number("baseline", baseline,
+                                  expected="'zero', 'mean' or a finite number")
         self.baseline = baseline
         self._preprocess = getattr(model, "preprocess", None)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-        shape = self._logits.input_shape
-        if len(shape) != 3 or shape[0] is None or shape[1] is None:
-            raise ValueError("Expected image inputs of fixed (height, width, channels) for "
-                             f"Occlusion. Received: input shape {shape}")
-        height, width = shape[0], shape[1]
+        height, width = self._fixed_image_size("Occlusion")
         if self.window[0] > height or self.window[1] > width:
             raise ValueError(f"Expected `window` to fit the {height}×{width} input. "
                              f"Received: window={self.window}")

@@ -14,7 +14,6 @@ samples are independent draws (``return_error=True``, ``num_masks="auto"``).
 sum) that the metrics score is ``S``.
 """
 
-import math
 from typing import Optional, Union
 
 import tensorflow as tf
@@ -54,17 +53,11 @@ class RISE(Explainer):
         if self.keep_probability > 1:
             raise ValueError("Expected `keep_probability` in (0, 1]. "
                              f"Received: keep_probability={keep_probability!r}")
-        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) \
-                or not math.isfinite(baseline):
-            raise TypeError(f"Expected `baseline` to be a finite number. Received: {baseline!r}")
-        self.baseline = float(baseline)
+        self.baseline = _checks.finite_number("baseline", baseline)
         self.num_points = self.max_points or self.num_masks
         self.point_weight = self.equal_weight(self.num_points)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-        shape = self._logits.input_shape
-        if len(shape) != 3 or shape[0] is None or shape[1] is None:
-            raise ValueError("Expected image inputs of fixed (height, width, channels) for "
-                             f"RISE. Received: input shape {shape}")
+        self._fixed_image_size("RISE")
 
     def equal_weight(self, num_points):
         return 1.0 / (num_points * self.keep_probability)
