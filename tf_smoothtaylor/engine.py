@@ -608,12 +608,18 @@ def _standard_errors(stacked, shape, width, heat_width, count, weight):
     rows = tf.shape(stacked)[0]
     n = tf.broadcast_to(tf.cast(count, tf.float32), [rows])[:, None]
     weight = tf.broadcast_to(tf.cast(weight, tf.float32), [rows])[:, None]
-    scale = tf.abs(weight) * n / tf.sqrt(n * (n - 1.0))        # ∞ for n = 1: SE is NaN
+    scale = _error_scale(n, weight)
     first, second = stacked[:, :width], stacked[:, width:2 * width]
     attributions = tf.reshape(first * weight, shape)
     standard_error = tf.reshape(tf.sqrt(tf.maximum(second, 0.0)) * scale, shape)
     return attributions, standard_error, _relative_error(stacked[:, 2 * width:], heat_width,
                                                           scale, weight)
+
+
+def _error_scale(n, weight):
+    """``|w| n / √(n (n − 1))``: turns √M2 of n draws of weight w into the standard
+    error of their weighted sum (∞ for n = 1, so the error is NaN)."""
+    return tf.abs(weight) * n / tf.sqrt(n * (n - 1.0))
 
 
 def _relative_error(heat_rows, heat_width, scale, weight):
@@ -682,7 +688,7 @@ def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
     merged = tf.concat(parts, 1)
     n = n_a + n_b
     weight = tf.reshape(tf.cast(weight, tf.float32), [1, 1])
-    relative = _relative_error(tf.concat(parts[2:], 1), heat_width,
-                               tf.abs(weight) * n / tf.sqrt(n * (n - 1.0)), weight)
+    relative = _relative_error(tf.concat(parts[2:], 1), heat_width, _error_scale(n, weight),
+                               weight)
     finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)
     return merged, relative, finite

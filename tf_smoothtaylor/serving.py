@@ -115,7 +115,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         with tf.control_dependencies([count]):
             inputs = tf.cast(spec.preprocess(pixels), tf.float32)
         attributions, logits, classes = explainer.run_in_graph(inputs, target,
-                                                            with_error=include_error)
+                                                               with_error=include_error)
         if include_error:
             attributions, _, relative_error = attributions
         scores, top = tf.math.top_k(tf.nn.softmax(logits), k=min(top_k, logits.shape[-1]))
@@ -156,7 +156,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
     archive.add_endpoint(
         "explain_bytes",
         graph_function(lambda image_bytes, target: explain_pixels(decode(image_bytes), target),
-                    input_signature=[bytes_spec, target_spec]))
+                       input_signature=[bytes_spec, target_spec]))
     archive.add_endpoint(
         "explain_pixels",
         graph_function(explain_pixels, input_signature=[

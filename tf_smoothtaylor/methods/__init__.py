@@ -18,5 +18,6 @@ BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGrad
            "occlusion": Occlusion, "blur_ig": BlurIntegratedGradients,
            "expected_gradients": ExpectedGradients}
 
-__all__ = ["BY_NAME", "BlurIntegratedGradients", "ExpectedGradients", "Explainer", "GradCAM", "GradCAMPlusPlus", "Gradient", "GradientXInput",
-           "IntegratedGradients", "Occlusion", "RISE", "SmoothGrad", "SmoothTaylor"]
+__all__ = ["BY_NAME", "BlurIntegratedGradients", "ExpectedGradients", "Explainer", "GradCAM",
+           "GradCAMPlusPlus", "Gradient", "GradientXInput", "IntegratedGradients", "Occlusion",
+           "RISE", "SmoothGrad", "SmoothTaylor"]
