@@ -352,11 +352,17 @@ class Engine:
     def _function(self, target_fn, variant=None):
         """The compiled function for ``target_fn`` and ``variant`` (None: attributions;
         "error": with standard errors; an int: one round of that many points per
-        image), most recently used kept last."""
+        image)."""
+        return self.compiled(variant, target_fn, lambda: self._build(target_fn, variant))
+
+    def compiled(self, variant, target_fn, build):
+        """The function cached under ``(variant, target_fn)``, made by ``build()`` when
+        missing; most recently used kept last, and at most ``MAX_CALLABLE_TARGETS``
+        functions for callable targets."""
         compiled = self._compiled
         function = compiled.pop((variant, target_fn), None)
         if function is None:
-            function = self._build(target_fn, variant)
+            function = build()
         compiled[(variant, target_fn)] = function
         callables = [key for key in compiled if key[1] is not None]
         for key in callables[:-MAX_CALLABLE_TARGETS]:

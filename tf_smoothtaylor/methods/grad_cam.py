@@ -103,15 +103,11 @@ class GradCAM(Explainer):
         if len(self._logits.input_shape) != 3:
             raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
                              f"Received: input shape {self._logits.input_shape}")
-        self._compiled = {}
 
     def _function(self, target_fn):
-        function = self._compiled.get(target_fn)
-        if function is None:
-            function = self._compiled[target_fn] = graph_function(
-                lambda x, t: self._maps(x, t, target_fn),
-                input_signature=[self._engine._image_spec(), tf.TensorSpec((None,), tf.int32)])
-        return function
+        return self._engine.compiled("grad_cam", target_fn, lambda: graph_function(
+            lambda x, t: self._maps(x, t, target_fn),
+            input_signature=[self._engine._image_spec(), tf.TensorSpec((None,), tf.int32)]))
 
     def _maps(self, images, targets, target_fn):
         """(B, H, W) maps of a chunk: one forward and backward pass."""
