@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: models and a bare gradient loop."""
 
+import argparse
 import os
 import time
 
@@ -13,6 +14,15 @@ MODELS = {
     "mobilenet_v2": keras.applications.MobileNetV2,
     "resnet50": keras.applications.ResNet50,
 }
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser (described by its docstring's first line) with the options
+    every benchmark has: ``--model`` and ``--size``."""
+    result = argparse.ArgumentParser(description=doc.splitlines()[0])
+    result.add_argument("--model", default="mobilenet_v2", choices=sorted(MODELS))
+    result.add_argument("--size", type=int, default=224)
+    return result
 
 
 def build_model(name: str, size: int = 224) -> keras.Model:

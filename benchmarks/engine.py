@@ -109,9 +109,7 @@ def memory(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
-    parser.add_argument("--size", type=int, default=224)
+    parser = _common.parser(__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)

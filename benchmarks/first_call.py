@@ -10,7 +10,6 @@ Usage:
   python benchmarks/first_call.py [--model mobilenet_v2] [--points 16] [--repeats 3]
 """
 
-import argparse
 import os
 import sys
 import time
@@ -37,9 +36,7 @@ def first_and_steady(call, repeats: int):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
-    parser.add_argument("--size", type=int, default=224)
+    parser = _common.parser(__doc__)
     parser.add_argument("--points", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -61,7 +58,8 @@ def main():
         print(f"{name:20s} first {first:6.2f} s  steady {steady:6.2f} s  "
               f"first ÷ steady {first / steady:5.1f}")
     maps = tst.heatmap(tst.Gradient(model)(x, targets=0))
-    aupc = tst.metrics.AUPC(model, window=16, num_regions=4, num_copies=16, batch_size=16)
+    aupc = tst.metrics.AUPC(model, window=max(2, args.size // 14), num_regions=4,  # 16 at 224
+                            num_copies=16, batch_size=16)
     first, steady = first_and_steady(lambda: aupc(x, maps, targets=0).aupc, args.repeats)
     print(f"{'AUPC':20s} first {first:6.2f} s  steady {steady:6.2f} s  "
           f"first ÷ steady {first / steady:5.1f}")

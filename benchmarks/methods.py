@@ -14,7 +14,6 @@ Usage:
       [--batch 16] [--repeats 3]
 """
 
-import argparse
 import os
 import sys
 
@@ -42,9 +41,7 @@ def _median_ratio(reference, ours, repeats):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
-    parser.add_argument("--size", type=int, default=224)
+    parser = _common.parser(__doc__)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)

@@ -11,7 +11,6 @@ Usage:
   python benchmarks/metrics.py [--model mobilenet_v2] [--batch 16]
 """
 
-import argparse
 import os
 import sys
 import time
@@ -89,9 +88,7 @@ def adaptive_ratio(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mobilenet_v2", choices=sorted(_common.MODELS))
-    parser.add_argument("--size", type=int, default=224)
+    parser = _common.parser(__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--regions", type=int, default=4)
     parser.add_argument("--copies", type=int, default=48)

@@ -16,7 +16,6 @@ Usage:
       [--only overhead|errors|auto]
 """
 
-import argparse
 import os
 import sys
 
@@ -105,9 +104,7 @@ def auto_draws(args, on_model: bool = False) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="mobilenet_v2", choices=["mobilenet_v2", "resnet50"])
-    parser.add_argument("--size", type=int, default=224)
+    parser = _common.parser(__doc__)
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
