@@ -26,7 +26,8 @@ setup(
         "tensorboard": ["tensorboard"],
         "serving": ["tensorflow-serving-api", "grpcio"],
         "beam": ["apache-beam>=2.60"],
-        "test": ["pytest", "pytest-xdist", "scikit-image", "tensorboard", "apache-beam>=2.60"],
+        "test": ["pytest", "pytest-xdist", "scikit-image", "scipy", "tensorboard",
+                 "apache-beam>=2.60"],
     },
     license="Apache-2.0",
 )
