@@ -177,3 +177,67 @@ def test_gpu_machines_sum_without_reading_segment_ids_back(monkeypatch, cnn, ima
     ops = {node.op for node in _graph_ops(explainer, images)}
     assert "UnsortedSegmentSum" in ops and "SegmentSum" not in ops
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-7)
+
+
+class _LargestBatch(keras.layers.Layer):
+    """Identity that records the largest batch it is run on."""
+
+    def build(self, shape):
+        self.largest = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                       dtype="int32", name="largest")
+
+    def call(self, x):
+        self.largest.assign(keras.ops.maximum(self.largest, keras.ops.shape(x)[0]))
+        return x
+
+
+def _recording_cnn():
+    recorder = _LargestBatch()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((12, 12, 3)), recorder,
+                              keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    return model, recorder
+
+
+BOUNDED = {
+    "smooth_taylor": lambda m: tst.SmoothTaylor(m, num_roots=40, batch_size=16),
+    "smooth_taylor_auto": lambda m: tst.SmoothTaylor(m, num_roots="auto", max_points=70,
+                                                     batch_size=16),
+    "ig_200_steps": lambda m: tst.IntegratedGradients(m, steps=200, batch_size=16),
+    "ig_200_steps_uniform": lambda m: tst.IntegratedGradients(
+        m, steps=200, baseline="uniform", num_baselines=3, batch_size=16),
+    "ig_200_steps_auto": lambda m: tst.IntegratedGradients(
+        m, steps=200, baseline="uniform", num_baselines="auto", max_points=3, batch_size=16),
+    "smoothgrad": lambda m: tst.SmoothGrad(m, num_samples=20, batch_size=16),
+    "vargrad": lambda m: tst.SmoothGrad(m, num_samples=20, statistic="variance",
+                                        batch_size=16),
+    "smoothgrad_over_ig": lambda m: tst.SmoothGrad(
+        m, num_samples=2, base=tst.IntegratedGradients(m, steps=30), batch_size=16),
+    "gradient": lambda m: tst.Gradient(m, batch_size=16),
+    "gradient_x_input": lambda m: tst.GradientXInput(m, batch_size=16),
+    "grad_cam": lambda m: tst.GradCAM(m, batch_size=16),
+    "occlusion": lambda m: tst.Occlusion(m, window=2, batch_size=16),
+    "rise": lambda m: tst.RISE(m, num_masks=50, batch_size=16),
+    "rise_auto": lambda m: tst.RISE(m, num_masks="auto", max_points=70, batch_size=16),
+    "blur_ig": lambda m: tst.BlurIntegratedGradients(m, steps=40, batch_size=16),
+    "expected_gradients": lambda m: tst.ExpectedGradients(
+        m, references=np.zeros((3, 12, 12, 3), np.float32), num_samples=40, batch_size=16),
+}
+
+
+@pytest.mark.parametrize("method", sorted(BOUNDED))
+def test_the_model_never_sees_more_than_batch_size_inputs(method):
+    """Memory depends on batch_size only: with standard errors (whole IG paths of
+    200 points were once one chunk), "auto" rounds, control variates and top-1
+    targets, the model runs on at most batch_size = 16 inputs at a time."""
+    model, recorder = _recording_cnn()
+    explainer = BOUNDED[method](model)
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 12, 12, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "auto" capped at max_points: warned
+        if explainer.independent_points:
+            explainer(x, return_error=True)
+        else:
+            explainer(x)
+    assert 0 < int(recorder.largest.numpy()) <= 16

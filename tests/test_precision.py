@@ -45,7 +45,9 @@ def test_reported_errors_match_the_spread_of_independent_runs(cnn, images, make)
     ratio = np.median(estimate.standard_error.numpy() / spread, axis=(1, 2, 3))
     np.testing.assert_allclose(ratio, 1.0, atol=0.2)
     heat = estimate.attributions.numpy().sum(-1)
-    reported = estimate.relative_error.numpy() * np.linalg.norm(heat.reshape(4, -1), axis=1)
+    # r = ‖SE‖ / √(‖ĥ‖² − ‖SE‖²), so ‖SE‖ = r ‖ĥ‖ / √(1 + r²).
+    relative = estimate.relative_error.numpy()
+    reported = relative * np.linalg.norm(heat.reshape(4, -1), axis=1) / np.sqrt(1 + relative ** 2)
     measured = np.sqrt((runs.sum(-1).std(axis=0, ddof=1) ** 2).sum(axis=(1, 2)))
     np.testing.assert_allclose(reported, measured, rtol=0.2)
 
@@ -91,23 +93,31 @@ def test_return_error_needs_independent_draws():
     (tst.SmoothGrad, "num_samples", dict(noise_scale=0.4)),
     (tst.IntegratedGradients, "num_baselines", dict(baseline="uniform", steps=8)),
 ], ids=["smooth_taylor", "smoothgrad", "ig_random_baselines"])
-def test_auto_with_an_unreachable_target_is_the_fixed_run_bit_for_bit(cnn, images, method,
-                                                                      count, settings):
+def test_auto_with_an_unreachable_target_is_the_fixed_run_and_says_so(cnn, images, method,
+                                                                       count, settings):
     """Draw k of an image is draw k of a fixed-size run and rounds merge like
-    chunks: capped at R with a target never met, the maps are the fixed-R maps
-    (batch_size = a 32-gradient round)."""
+    chunks: capped at R with a target never met, the maps are the fixed-R maps —
+    bit for bit where each round of an image is one chunk (batch_size = 32 draws),
+    to float32 round-off for IG, whose rounds span several chunks — and a warning
+    names the images left above the target with their errors."""
     cases = [(images[:2], 64)]
     if method is tst.SmoothTaylor:
         cases.append((images[2:3], 40))                 # 40: a shorter last round
     for x, cap in cases:
         fixed = method(cnn, **{count: cap}, **settings, batch_size=32)(
             x, 1, return_error=True)
-        auto = method(cnn, **{count: "auto"}, target_error=1e-9, max_points=cap,
-                      **settings, batch_size=32)(x, 1, return_error=True)
-        np.testing.assert_array_equal(auto.attributions, fixed.attributions)
+        with pytest.warns(UserWarning, match=r"reached max_points=%d .*images .*: 0 \(" % cap):
+            auto = method(cnn, **{count: "auto"}, target_error=1e-9, max_points=cap,
+                          **settings, batch_size=32)(x, 1, return_error=True)
+        if method is tst.IntegratedGradients:
+            np.testing.assert_allclose(auto.attributions, fixed.attributions, rtol=1e-5,
+                                       atol=1e-9)
+        else:
+            np.testing.assert_array_equal(auto.attributions, fixed.attributions)
         np.testing.assert_array_equal(auto.num_points, cap)
-        np.testing.assert_allclose(auto.standard_error, fixed.standard_error, rtol=1e-6)
-        np.testing.assert_allclose(auto.relative_error, fixed.relative_error, rtol=1e-6)
+        np.testing.assert_allclose(auto.standard_error, fixed.standard_error, rtol=1e-5,
+                                   atol=1e-9)
+        np.testing.assert_allclose(auto.relative_error, fixed.relative_error, rtol=1e-5)
 
 
 def _roots_needed(matrix, x, sigma, target):
@@ -123,11 +133,11 @@ def _roots_needed(matrix, x, sigma, target):
     return np.trace(pixels @ cov @ pixels.T) / (target ** 2 * (mean ** 2).sum())
 
 
-def test_auto_stops_within_one_round_of_the_closed_form():
-    """On a 72-dimensional quadratic (36 heatmap pixels: the error estimate is
-    steady), each image's stop (median of 5 runs; a single run strays a round
-    further in about 1 % of cases) is within one 32-root round of the first round
-    boundary at or past the analytic R (≈ 1200–1600 roots here)."""
+def test_auto_stops_near_the_closed_form_count():
+    """On a 72-dimensional quadratic (36 heatmap pixels), each image's stop (median
+    of 5 runs) is within 10 % of the analytic R (≈ 1200–1600 roots here): the
+    rule plans from its error estimates, so it lands within their noise, rounded up
+    to whole 32-root rounds."""
     import keras
     from conftest import Quadratic
     rng = np.random.default_rng(3)
@@ -138,12 +148,11 @@ def test_auto_stops_within_one_round_of_the_closed_form():
     sigma, target = 0.5, 0.05
     expected = np.array([_roots_needed(matrix.astype(np.float64), xi, sigma, target)
                          for xi in x])
-    boundary = np.ceil(expected / 32) * 32
     explainer = tst.SmoothTaylor(model, num_roots="auto", target_error=target,
                                  noise_scale=sigma, batch_size=256, max_points=5000)
     spent = np.median([explainer(x, 0, keys=np.arange(4) + 100 * run,
                                  return_error=True).num_points for run in range(5)], axis=0)
-    assert np.all(np.abs(spent - boundary) <= 32), (spent, expected)
+    assert np.all(np.abs(spent - expected) <= 0.1 * expected), (spent, expected)
 
 
 def test_auto_ignores_batch_size_order_and_company(cnn, images):

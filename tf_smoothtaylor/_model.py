@@ -107,6 +107,9 @@ class LogitModel:
         self.input_shape = tuple(explained.shape[1:])
         self.num_outputs = len(outputs)
         self.output_shape = tuple(outputs[0].shape)
+        # The dtype of the explained scores (16-bit logits lose the differences that
+        # forward-only methods take).
+        self.output_dtype = tf.as_dtype(outputs[0].dtype)
         if self.num_outputs == 1:
             self._strip_softmax(model, inputs, outputs[0])
 
@@ -130,6 +133,7 @@ class LogitModel:
             trunk = keras.Model(inputs, below)
             self._fn = lambda z: trunk(z, training=False)
             self.stripped = True
+            self.output_dtype = tf.as_dtype(below.dtype)
         elif isinstance(last, keras.Model) and not isinstance(below, (list, tuple)):
             try:
                 inner = LogitModel(last)             # a nested sub-model: strip inside it
@@ -139,6 +143,7 @@ class LogitModel:
                 trunk = keras.Model(inputs, below)
                 self._fn = lambda z: inner._fn(trunk(z, training=False))
                 self.stripped = True
+                self.output_dtype = inner.output_dtype
         elif _is_softmax(activation):
             trunk = keras.Model(inputs, below)
 
@@ -154,6 +159,7 @@ class LogitModel:
 
             self._fn = logits
             self.stripped = True
+            self.output_dtype = tf.as_dtype(getattr(last, "compute_dtype", below.dtype))
 
     def predict(self, images, batch_size: int, context=()) -> np.ndarray:
         """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``.

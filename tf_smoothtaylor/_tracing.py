@@ -17,7 +17,7 @@ names one of this package's compiled functions; every other one is kept.
 import logging
 from typing import Callable, Optional
 
-_OWN_FUNCTIONS = ("Engine._build.<locals>.attribute", "LogitModel.__call__",
+_OWN_FUNCTIONS = ("build.<locals>.attribute", "LogitModel.__call__",
                   "LogitModel.predict.<locals>.<lambda>",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
                   "_step.<locals>.step")

@@ -23,6 +23,7 @@ An explainer is a thin holder of settings around one compiled engine
 """
 
 import inspect
+import warnings
 from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -42,9 +43,12 @@ class Estimate(NamedTuple):
       attributions: (B, ...) the estimate, as ``explain`` returns it.
       standard_error: (B, ...) per element, the standard error of the mean
         over the image's ``num_points`` independent points, √(s² / n).
-      relative_error: (B,) ``‖SE(h)‖₂ / ‖h‖₂`` of the heatmap h (the channel
-        sum; each point's channel sum is accumulated, so covariance between
-        channels counts); NaN when n < 2 or h = 0.
+      relative_error: (B,) the heatmap's relative Monte Carlo error
+        ``‖SE(h)‖₂ / ‖h‖₂`` (h: the channel sum; each draw's channel sum is
+        accumulated, so covariance between channels counts), with ``‖h‖²``
+        estimated without its noise as ``‖ĥ‖² − ‖SE‖²`` (``_moments``); ``inf``
+        (with a warning) when the map cannot be told from its noise, NaN when
+        n < 2. RISE judges the map minus its spatial mean.
       num_points: Draws per image (n: roots, samples or random baselines): an
         int, or with a number chosen per image ("auto"), an int array (B,).
     """
@@ -90,10 +94,15 @@ class Explainer(Scheme):
         return self._built_on
 
     def settings(self) -> dict:
-        """The keyword settings of this explainer, as its constructor takes them."""
+        """The keyword settings of this explainer, as its constructor takes them (a
+        ``preprocess`` taken from the model is not a setting: another model brings
+        its own)."""
         parameters = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name, parameter in parameters.items()
-                if parameter.kind is parameter.KEYWORD_ONLY}
+        settings = {name: getattr(self, name) for name, parameter in parameters.items()
+                    if parameter.kind is parameter.KEYWORD_ONLY}
+        if getattr(self, "_preprocess_from_model", False):
+            settings["preprocess"] = None
+        return settings
 
     def with_model(self, model) -> "Explainer":
         """The same method with the same settings on another model (or ModelSpec);
@@ -166,6 +175,19 @@ class Explainer(Scheme):
         return outputs
 
     __call__ = explain
+
+
+def warn_if_16_bit(model: LogitModel, method: str) -> None:
+    """Warns when a forward-only method's scores are 16-bit: their differences
+    (f(z) − f(x) near a logit of 20 moves in steps of 0.016 in float16) lose what
+    the method measures."""
+    if model.output_dtype.size < 4 and model.output_dtype.is_floating:
+        warnings.warn(
+            f"{method} takes differences of the model's scores, which are "
+            f"{model.output_dtype.name} here: they lose most of their precision (a "
+            "float16 logit near 20 moves in steps of 0.016). Give the model a float32 "
+            "output layer (Keras's advice under mixed precision: dtype='float32' on the "
+            "last layer); every difference is then taken in float32.", stacklevel=3)
 
 
 def noise_scales(images: tf.Tensor, noise_scale: Optional[float],

@@ -107,7 +107,7 @@ class GradCAM(Explainer):
     def _function(self, target_fn):
         return self._engine.compiled("grad_cam", target_fn, lambda: graph_function(
             lambda x, t: self._maps(x, t, target_fn),
-            input_signature=[self._engine._image_spec(), tf.TensorSpec((None,), tf.int32)]))
+            input_signature=[self._engine.image_spec(), tf.TensorSpec((None,), tf.int32)]))
 
     def _maps(self, images, targets, target_fn):
         """(B, H, W) maps of a chunk: one forward and backward pass."""

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.engine import per_point
+from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor._quadrature import quadrature
 
@@ -75,12 +76,8 @@ class IntegratedGradients(Explainer):
             raise ValueError("Expected `num_baselines` to be 1 unless "
                              "baseline='uniform' (other baselines are not random). "
                              f"Received: num_baselines={num_baselines}")
-        self._preprocess_from_model = preprocess is None
-        if preprocess is None:
-            preprocess = getattr(model, "preprocess", None)
-        if preprocess is not None and not callable(preprocess):
-            raise TypeError("Expected `preprocess` to be a callable or None. "
-                            f"Received: preprocess={preprocess!r}")
+        preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
+            model, preprocess)
         self.baseline, self.preprocess = baseline, preprocess
         self.uses_random = isinstance(baseline, str) and baseline == "uniform"
         # Random baselines: each path (``steps`` points) is one independent draw.
@@ -91,25 +88,7 @@ class IntegratedGradients(Explainer):
         self.num_points = self.steps * draws
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
-        if isinstance(baseline, np.ndarray):
-            shape = self._logits.input_shape
-            try:
-                np.broadcast_shapes(baseline.shape, tuple(1 if s is None else s for s in shape))
-                fits = len(baseline.shape) <= len(shape)
-            except ValueError:
-                fits = False
-            if not fits:
-                raise ValueError("Expected `baseline` to be broadcastable to one "
-                                 f"model input of shape {shape}. "
-                                 f"Received: baseline of shape {baseline.shape}")
-
-    def settings(self) -> dict:
-        """See ``Explainer.settings``; a ``preprocess`` taken from the model is not
-        a setting (another model brings its own)."""
-        settings = super().settings()
-        if self._preprocess_from_model:
-            settings["preprocess"] = None
-        return settings
+        _baselines.check_shape(baseline, self._logits.input_shape)
 
     def _pixels_to_inputs(self, pixels):
         return pixels if self.preprocess is None else tf.cast(
@@ -120,8 +99,7 @@ class IntegratedGradients(Explainer):
         if isinstance(self.baseline, str):
             if self.baseline == "uniform":
                 raise ValueError("baseline='uniform' draws a baseline per point")
-            return tf.broadcast_to(self._pixels_to_inputs(tf.zeros_like(images)),
-                                   tf.shape(images))
+            return _baselines.black(images, self.preprocess)
         if callable(self.baseline):
             result = tf.cast(self.baseline(images), tf.float32)
             if not result.shape.is_compatible_with(images.shape):

@@ -4,22 +4,42 @@
 
 Each mask ``M_n`` is an ``s × s`` grid of cells kept with probability ``p``,
 upsampled bilinearly to ``(s + 1) · c`` pixels (``c = ⌈H / s⌉``, likewise for
-the width) and cropped to ``H × W`` at a random shift in ``[0, c)``. Since every
-pixel of a mask has mean ``p``, ``E[S] = f`` for a model whose output is a
-constant. Forward passes only, on the shared engine; masks and shifts come from
-the keyed generator (sample n of an image is the same in every run), and the
-samples are independent draws (``return_error=True``, ``num_masks="auto"``).
+the width) and cropped to ``H × W`` at a random shift in ``[0, c)``. Every pixel
+of a mask has mean ``p``. Forward passes only, on the shared engine; masks and
+shifts come from the keyed generator (mask n of an image is the same in every
+run), and the masks are independent draws (``return_error=True``,
+``num_masks="auto"``).
+
+**Control variate.** On logits, ``f`` carries a level (``E[f]``, or any constant
+offset of the logit) that multiplies every mask: it adds ``E[f] · (1/(Np)) Σ M_n``
+to ``S``, whose mask noise dominates the map's spread while it says nothing about
+where the evidence is. RISE here computes
+
+    S(x) = c + 1 / (N · p) · Σ_n (f(z_n) − c) · M_n,
+
+with ``c`` the mean score over 16 extra masks of a separate random stream (one
+per image, independent of the N masks). Since ``E[M_n / p] = 1``, the expectation
+is classic RISE's for any ``c``; the level's noise is gone (a constant model gives
+exactly ``S = f``, and a logit offset shifts ``S`` by exactly that offset). The
+differences ``f(z_n) − c`` are taken in float32.
+
+The Monte Carlo error (``return_error=True``, ``"auto"``) of RISE is judged on the
+map minus its spatial mean — what a ranking of pixels (deletion, AUPC) looks at.
 
 ``explain`` returns ``S / C`` in each of the C channels, so the heatmap (channel
 sum) that the metrics score is ``S``.
 """
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
+import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods import _baselines
+from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
+
+OFFSET_MASKS = 16          # masks of the control variate's mean score c
 
 
 class RISE(Explainer):
@@ -31,19 +51,31 @@ class RISE(Explainer):
         (see SmoothTaylor's ``num_roots``).
       grid_size: s, cells per side of a mask (the paper: 7).
       keep_probability: p, the chance a cell is kept (the paper: 0.5).
-      baseline: Value (model-input space) of masked-out pixels (default 0).
+      baseline: What masked-out pixels become: ``"zero"`` (black pixels through
+        ``preprocess``, the default), ``"mean"`` (each image's channel means), or
+        model-input values (a number or an array broadcastable to one input).
+      preprocess: Pixels in [0, 1] -> model inputs, for ``"zero"``; default the
+        model's when it is a ``models.ModelSpec``.
       target_error, max_points: With ``num_masks="auto"``.
       batch_size: Forward passes per compiled chunk.
       seed, jit_compile: see ``Explainer``.
+
+    Example:
+      >>> rise = RISE(spec, num_masks=4000)
+      >>> estimate = rise(images, return_error=True)   # error of the centred map
     """
 
     uses_random = True
     independent_points = True
     forward_only = True
+    offset_points = OFFSET_MASKS
+    centred_error = True
     draw_setting = "num_masks"            # the setting that counts the draws
 
     def __init__(self, model, *, num_masks: Union[int, str] = 2000, grid_size: int = 7,
-                 keep_probability: float = 0.5, baseline: float = 0.0,
+                 keep_probability: float = 0.5,
+                 baseline: Union[str, float, np.ndarray] = "zero",
+                 preprocess: Optional[Callable] = None,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
                  batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
         self.num_masks, self.target_error, self.max_points = _checks.point_count(
@@ -53,21 +85,26 @@ class RISE(Explainer):
         if self.keep_probability > 1:
             raise ValueError("Expected `keep_probability` in (0, 1]. "
                              f"Received: keep_probability={keep_probability!r}")
-        self.baseline = _checks.finite_number("baseline", baseline)
+        self.baseline = _baselines.check_fill(baseline, ("zero", "mean"), "RISE")
+        self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
+            model, preprocess)
         self.num_points = self.max_points or self.num_masks
         self.point_weight = self.equal_weight(self.num_points)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
         self._fixed_image_size("RISE")
+        _baselines.check_shape(self.baseline, self._logits.input_shape)
+        warn_if_16_bit(self._logits, "RISE")
 
     def equal_weight(self, num_points):
         return 1.0 / (num_points * self.keep_probability)
 
-    def masks(self, keys, k) -> tf.Tensor:
-        """(n, H, W, 1) masks of points ``k`` (keyed like every draw)."""
+    def masks(self, keys, k, *, draw=0) -> tf.Tensor:
+        """(n, H, W, 1) masks of points ``k`` (keyed like every draw; ``draw=1``: the
+        control variate's masks)."""
         height, width, _ = self._logits.input_shape
         s = self.grid_size
         cell_h, cell_w = -(-height // s), -(-width // s)
-        u = _random.uniform(keys, _random.MASKS, k, [s * s + 2])
+        u = _random.uniform(keys, _random.MASKS, k, [s * s + 2], draw=draw)
         grid = tf.cast(u[:, :s * s] < self.keep_probability, tf.float32)
         grid = tf.reshape(grid, [-1, s, s, 1])
         upsampled = tf.image.resize(grid, ((s + 1) * cell_h, (s + 1) * cell_w),
@@ -79,8 +116,27 @@ class RISE(Explainer):
         cropped = tf.gather(upsampled, rows, axis=1, batch_dims=1)
         return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
+    def prepare(self, images, extras):
+        return {"fill": _baselines.fill(self.baseline, images, self.preprocess)}
+
     def points(self, x, params, keys, k):
         mask = self.masks(keys, k)
         channels = int(x.shape[-1])
-        z = x * mask + self.baseline * (1.0 - mask)
+        z = x * mask + params["fill"] * (1.0 - mask)
         return z, tf.broadcast_to(mask / channels, tf.shape(x)), None
+
+    def offset_point(self, x, params, keys, k):
+        mask = self.masks(keys, k, draw=1)
+        return x * mask + params["fill"] * (1.0 - mask)
+
+    def restore_offset(self, attributions, offsets):
+        channels = int(attributions.shape[-1])
+        return attributions + tf.reshape(offsets, [-1, 1, 1, 1]) / channels
+
+    def settings(self) -> dict:
+        """See ``Explainer.settings``; a ``preprocess`` taken from the model is not
+        a setting (another model brings its own)."""
+        settings = super().settings()
+        if self._preprocess_from_model:
+            settings["preprocess"] = None
+        return settings
