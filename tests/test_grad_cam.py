@@ -1,5 +1,7 @@
 """Grad-CAM and Grad-CAM++ against the class activation map's closed form."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -126,3 +128,106 @@ def test_grad_cam_serves_and_is_scored(tmp_path):
             pixels=tf.constant(pixels), target=tf.constant([-1, -1]))
         np.testing.assert_allclose(served["heatmap"], expected, rtol=1e-5, atol=1e-6)
         assert np.isfinite(tst.metrics.autvc(expected)).all()
+
+
+def test_grad_cam_plus_plus_on_negative_activations_is_clipped_and_warned(x):
+    """A linear convolution (A < 0 in places) under global average pooling and a
+    dense layer: g_k = w_k / hw everywhere, so a_k = g² / (2g² + ΣA g³) = 1 / (2 +
+    g_k Σ_ij A_ij^k), which for Σ A < 0 leaves (0, ½] (negative, or huge near a
+    zero denominator); it is clipped to [0, ½] and the layer is named in a warning."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", name="linear_features")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling2D()(features)))
+    weights = np.array([[4.0, -1.0], [-2.0, 1.0], [1.5, 0.5], [3.0, 2.0]], np.float32)
+    model.layers[-1].set_weights([weights, np.zeros(2, np.float32)])
+    activations = keras.Model(inputs, features)(x).numpy().astype(np.float64)
+    assert (activations < 0).any()
+    g = weights[:, 0] / 64.0
+    with np.errstate(divide="ignore"):
+        a = np.clip(1.0 / (2.0 + g * activations.sum(axis=(1, 2))), 0.0, 0.5)
+    alpha = 64 * a * np.maximum(g, 0)
+    expected = np.maximum(np.einsum("bhwk,bk->bhw", activations, alpha), 0)
+    unclipped = 1.0 / (2.0 + g * activations.sum(axis=(1, 2)))
+    assert ((unclipped < 0) | (unclipped > 0.5))[:, g > 0].any()    # the clip matters here
+    with pytest.warns(UserWarning, match="'linear_features'.*negative activations"):
+        got = tst.GradCAMPlusPlus(model).heatmaps(x, 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_cam_warns_about_non_finite_maps_naming_the_images():
+    """Like every method: a NaN gradient of one image (here √(mean(x) − ¼) of an
+    all-zero image) makes that image's map NaN, with a warning naming it."""
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(3, 3, activation="relu")(inputs)
+    logits = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(features))
+    scale = keras.layers.Lambda(lambda v: keras.ops.sqrt(
+        keras.ops.mean(v, axis=(1, 2, 3))[:, None] - 0.25))(inputs)
+    model = keras.Model(inputs, keras.layers.Multiply()([logits, scale]))
+    x = np.stack([np.ones((8, 8, 3)), np.zeros((8, 8, 3))]).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"images \[1\].*not finite"):
+        maps = tst.GradCAM(model).heatmaps(x, 0).numpy()
+    assert np.isfinite(maps[0]).all() and not np.isfinite(maps[1]).all()
+
+
+def test_the_served_graph_runs_one_forward_pass(cam_model, x):
+    """Logits, the top-1 class and the map come from one forward pass."""
+    from test_engine import _CountingLayer
+    model, _, _ = cam_model
+    counter = _CountingLayer()
+    counted = keras.Sequential([keras.Input((8, 8, 3)), counter, model])
+    cam = tst.GradCAM(counted)
+    attributions, logits, classes = cam.run_in_graph(tf.constant(x), tf.constant([-1, 2, -1]))
+    assert float(counter.seen.numpy()) == len(x)
+    np.testing.assert_allclose(logits, model(x), rtol=1e-6)
+    np.testing.assert_array_equal(classes, [np.argmax(model(x)[0]), 2,
+                                            np.argmax(model(x)[2])])
+    np.testing.assert_allclose(tst.heatmap(attributions), cam.heatmaps(x, classes.numpy()),
+                               atol=1e-7)
+
+
+# The last 4-D layer of each kind of head: global average pooling (ResNet), flatten
+# after a pooling layer (VGG), pooling then 1×1 convolutions (MobileNetV3: the old
+# default picked its 1×1 `logits` convolution, a constant map), a norm and dense head
+# on non-ReLU residual outputs (ConvNeXt), and a top map of 1×1 at the smallest input
+# (InceptionV3 at 75 px: an earlier layer is taken).
+HEADS = ["resnet50", "vgg16", "mobilenet_v3_small", "convnext_tiny", "inception_v3"]
+
+
+def _default_layer_is_a_feature_map(name):
+    from tf_smoothtaylor import models
+    size = max(models.FAMILIES[name].min_size, 64)
+    keras.utils.set_random_seed(0)
+    spec = models.load(name, weights=None, input_size=size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # ConvNeXt: negative activations
+        cam = tst.GradCAM(spec, batch_size=4)
+        shape = cam._layer.output.shape
+        assert shape[1] * shape[2] > 1, (name, cam.settings()["layer"], shape)
+        assert cam.settings()["layer"] == cam._layer.name
+        pixels = np.random.default_rng(0).uniform(0, 1, (1, size, size, 3)).astype(np.float32)
+        x = np.repeat(spec.preprocess(pixels), 4, axis=0)
+        maps = cam.heatmaps(x, np.arange(4)).numpy().reshape(4, -1)
+    spread = (maps.max(1) - maps.min(1)) / np.maximum(np.abs(maps).max(1), 1e-30)
+    assert spread.max() > 1e-3, (name, spread)          # some class's map varies
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_the_default_layer_of_each_head_is_a_feature_map(name):
+    """weights=None, the smallest input with at least 2×2 at the top: the default
+    layer has h·w > 1, is named in settings(), and the map varies in space."""
+    _default_layer_is_a_feature_map(name)
+
+
+def test_the_default_layer_of_every_registry_model_is_a_feature_map():
+    """Every registry family (30 Keras Applications, about 3 minutes): opt in with
+    TST_ALL_MODELS=1; the five kinds of head above run in every suite."""
+    import os
+    from tf_smoothtaylor import models
+    if os.environ.get("TST_ALL_MODELS") != "1":
+        pytest.skip("builds all 30 registry models (about 3 minutes); "
+                    "run with TST_ALL_MODELS=1")
+    for name in models.FAMILIES:
+        _default_layer_is_a_feature_map(name)
+        keras.backend.clear_session()

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 _OWN_FUNCTIONS = ("build.<locals>.attribute", "LogitModel.__call__",
                   "LogitModel.predict.<locals>.<lambda>",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
-                  "_step.<locals>.step")
+                  "_step.<locals>.step", "GradCAM._function.<locals>.<lambda>")
 
 
 def graph_function(func: Optional[Callable] = None, **options):

@@ -4,27 +4,43 @@ With ``A`` the activations (h, w, K) of a convolutional layer and
 ``g = ∂f_t/∂A`` the gradient of the target logit with respect to them:
 
     Grad-CAM:    α_k = (1/hw) Σ_ij g_ij^k
-    Grad-CAM++:  a_ij^k = g_ij^k² / (2 g_ij^k² + Σ_ab A_ab^k g_ij^k³)   (0 where 0/0)
-                 α_k = Σ_ij a_ij^k · ReLU(g_ij^k)
+    Grad-CAM++:  a_ij^k = clip(g_ij^k² / (2 g_ij^k² + Σ_ab A_ab^k g_ij^k³), 0, ½)
+                 (0 where 0/0),   α_k = Σ_ij a_ij^k · ReLU(g_ij^k)
     L = ReLU(Σ_k α_k A^k),  upsampled bilinearly from (h, w) to the input's (H, W).
 
 (Grad-CAM++'s coefficients are those of the exponential of the logit, as in the
 paper; its weights use ReLU(g), as common implementations do, not the
-exponential's gradient, which would only rescale the map.) For a model whose last
-convolution feeds global average pooling and a dense layer of weights ``w``,
-Grad-CAM is the class activation map of Zhou et al. 2016, ``ReLU(Σ_k w_k^t A^k) / hw``.
+exponential's gradient, which would only rescale the map.) The paper assumes
+``A ≥ 0`` (a ReLU layer): then every coefficient that counts (g > 0) lies in
+(0, ½] and the clip changes nothing. On a layer with negative activations
+(a linear convolution, ConvNeXt's residual outputs) ``Σ A g³`` can turn the
+denominator negative or near zero, flipping or exploding the coefficient; it is
+clipped to [0, ½] there, and ``heatmaps``/``explain`` warn, naming the layer.
 
-One forward and one backward pass per image, in chunks of ``batch_size`` images.
+For a model whose last convolution feeds global average pooling and a dense
+layer of weights ``w``, Grad-CAM is the class activation map of Zhou et al.
+2016, ``ReLU(Σ_k w_k^t A^k) / hw``.
+
+The default layer is the last layer with a 4-D output whose spatial size is
+more than one pixel (h·w > 1): the last feature map before global pooling. (A
+4-D layer after pooling — MobileNetV3's 1×1 ``logits`` convolution — would give
+a constant map.) ``settings()["layer"]`` names the layer used.
+
+One forward and one backward pass per image, in chunks of ``batch_size`` images;
+the served graph (``run_in_graph``) takes the logits and the top-1 class from
+that same forward pass.
 """
 
+import warnings
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor._model import select_target
 from tf_smoothtaylor._tracing import graph_function
-from tf_smoothtaylor.engine import graph_classes
+from tf_smoothtaylor.engine import graph_classes, warn_if_not_finite
 from tf_smoothtaylor.methods.base import Explainer
 
 
@@ -36,30 +52,40 @@ def _layers(model):
         yield layer
 
 
-def _rank(layer) -> Optional[int]:
+def _output_shape(layer):
     try:
-        return len(layer.output.shape)
+        return tuple(layer.output.shape)
     except (AttributeError, ValueError):
         return None
 
 
+def _spatial_size(shape) -> Optional[int]:
+    """h·w of a (batch, h, w, channels) shape; None when a side is unknown."""
+    if shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]) * int(shape[2])
+
+
 def find_layer(model, name: Optional[str] = None):
     """The layer named ``name`` (searched in nested models too) or, by default,
-    the last layer with a 4-D output (batch, h, w, channels)."""
+    the last layer with a 4-D output (batch, h, w, channels) of more than one
+    pixel (h·w > 1, or unknown sides): the last feature map before pooling."""
     layers = [layer for layer in _layers(model) if not isinstance(layer, keras.layers.InputLayer)]
     if name is None:
-        candidates = [layer for layer in layers if _rank(layer) == 4
-                      and not isinstance(layer, keras.Model)]
+        candidates = [layer for layer in layers if not isinstance(layer, keras.Model)
+                      and len(_output_shape(layer) or ()) == 4
+                      and (_spatial_size(_output_shape(layer)) or 2) > 1]
         if not candidates:
             raise ValueError("Expected `model` to have a layer with a 4-D output (batch, "
-                             "height, width, channels) for Grad-CAM. Received: a model "
-                             "without one")
+                             "height, width, channels) of more than one pixel for Grad-CAM. "
+                             "Received: a model without one")
         return candidates[-1]
     for layer in layers:
         if layer.name == name:
-            if _rank(layer) != 4:
+            shape = _output_shape(layer)
+            if len(shape or ()) != 4:
                 raise ValueError(f"Expected `layer` to name a layer with a 4-D output. "
-                                 f"Received: layer={name!r}, output rank {_rank(layer)}")
+                                 f"Received: layer={name!r}, output shape {shape}")
             return layer
     raise ValueError(f"Expected `layer` to name a layer of the model. Received: "
                      f"layer={name!r}; layers: {[layer.name for layer in layers][-12:]} "
@@ -73,7 +99,7 @@ class GradCAM(Explainer):
       model: Keras model (explained on its logits).
       layer: Name of the convolutional layer whose activations are weighted
         (searched in nested sub-models too); default: the last layer with a 4-D
-        output.
+        output of more than one pixel (``settings()`` names it).
       plus_plus: Grad-CAM++ weights instead of Grad-CAM's.
       batch_size: Images per compiled chunk.
       seed, jit_compile: see ``Explainer`` (Grad-CAM draws no random numbers).
@@ -100,17 +126,28 @@ class GradCAM(Explainer):
             raise ValueError("Expected a single-input model for Grad-CAM. Received: a model "
                              "with inputs held fixed per image")
         self._layer = find_layer(self.model, layer)
+        self._layer_given = layer is not None
+        self.layer = self._layer.name
         if len(self._logits.input_shape) != 3:
             raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
                              f"Received: input shape {self._logits.input_shape}")
 
+    def with_model(self, model) -> "GradCAM":
+        """See ``Explainer.with_model``; a default layer is found anew in ``model``."""
+        settings = self.settings()
+        if not self._layer_given:
+            settings["layer"] = None
+        return type(self)(model, **settings)
+
     def _function(self, target_fn):
         return self._engine.compiled("grad_cam", target_fn, lambda: graph_function(
-            lambda x, t: self._maps(x, t, target_fn),
+            lambda x, t: self._maps(x, t, target_fn)[:2],
             input_signature=[self._engine.image_spec(), tf.TensorSpec((None,), tf.int32)]))
 
-    def _maps(self, images, targets, target_fn):
-        """(B, H, W) maps of a chunk: one forward and backward pass."""
+    def _maps(self, images, targets, target_fn, *, top1=False):
+        """One forward and backward pass over a chunk: ``((B, H, W) maps, per image
+        whether Grad-CAM++ met negative activations, logits, classes)``; with
+        ``top1``, ``targets`` < 0 mean the top-1 class of this same pass."""
         self._engine.trace_count += 1
         layer, seen = self._layer, []
         original = layer.call
@@ -124,7 +161,9 @@ class GradCAM(Explainer):
         with tf.GradientTape() as tape:
             layer.call = recording             # only while tracing: records A
             try:
-                score = select_target(self._logits(images), targets, target_fn)
+                logits = self._logits(images)
+                classes = graph_classes(logits, targets) if top1 else targets
+                score = select_target(logits, classes, target_fn)
             finally:
                 if own is None:
                     del layer.call
@@ -136,18 +175,16 @@ class GradCAM(Explainer):
         activations = seen[-1]
         grads = tf.cast(tape.gradient(score, activations), tf.float32)
         activations = tf.cast(activations, tf.float32)
+        negative = tf.zeros(tf.shape(images)[:1], tf.bool)
         if self.plus_plus:
-            squared = grads * grads
-            denominator = 2.0 * squared + tf.reduce_sum(activations, axis=[1, 2],
-                                                        keepdims=True) * squared * grads
-            coefficients = tf.math.divide_no_nan(squared, denominator)
-            weights = tf.reduce_sum(coefficients * tf.nn.relu(grads), axis=[1, 2])
+            weights, negative = plus_plus_weights(activations, grads)
         else:
             weights = tf.reduce_mean(grads, axis=[1, 2])
         # Σ_k α_k A^k as an element-wise product and sum: no float32 matmul (TF32 on GPUs).
         maps = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))
         size = tf.shape(images)[1:3]
-        return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+        maps = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+        return maps, negative, logits, classes
 
     def heatmaps(self, images, targets=None) -> tf.Tensor:
         """The Grad-CAM maps L (B, H, W), float32."""
@@ -158,7 +195,18 @@ class GradCAM(Explainer):
         function = self._function(target_fn)
         chunks = [function(images[i:i + self.batch_size], classes[i:i + self.batch_size])
                   for i in range(0, int(images.shape[0]), self.batch_size)]
-        return tf.concat(chunks, 0)
+        maps = tf.concat([chunk[0] for chunk in chunks], 0)
+        negative = np.concatenate([chunk[1].numpy() for chunk in chunks])
+        if negative.any():
+            warnings.warn(
+                f"Grad-CAM++ on layer {self._layer.name!r}: images "
+                f"{np.flatnonzero(negative).tolist()} (0-based, in this call) have negative "
+                "activations there, for which the paper's coefficients (derived for A ≥ 0) "
+                "can turn negative or explode; they were clipped to [0, ½]. A ReLU layer "
+                "(or plain Grad-CAM) avoids this.", stacklevel=2)
+        warn_if_not_finite(tf.reduce_all(tf.math.is_finite(
+            tf.reshape(maps, [tf.shape(maps)[0], -1])), axis=1).numpy(), stacklevel=3)
+        return maps
 
     def _broadcast(self, maps):
         channels = int(self._logits.input_shape[-1])
@@ -176,9 +224,8 @@ class GradCAM(Explainer):
         """Graph-only maps for serving and ``tf.distribute`` (targets < 0: top-1):
         ``(attributions, logits, classes)``."""
         _refuse_error(with_error)
-        logits = self._logits(images)
-        classes = graph_classes(logits, targets)
-        return self._broadcast(self._maps(images, classes, None)), logits, classes
+        maps, _, logits, classes = self._maps(images, targets, None, top1=True)
+        return self._broadcast(maps), logits, classes
 
 
 class GradCAMPlusPlus(GradCAM):
@@ -188,6 +235,18 @@ class GradCAMPlusPlus(GradCAM):
                  seed: int = 0, jit_compile: bool = False):
         super().__init__(model, layer=layer, plus_plus=True, batch_size=batch_size,
                          seed=seed, jit_compile=jit_compile)
+
+
+def plus_plus_weights(activations: tf.Tensor, grads: tf.Tensor):
+    """Grad-CAM++'s ``α_k = Σ_ij a_ij^k ReLU(g_ij^k)`` with ``a`` clipped to [0, ½]
+    (see the module docstring), and per image whether any activation is negative."""
+    squared = grads * grads
+    totals = tf.reduce_sum(activations, axis=[1, 2], keepdims=True)
+    coefficients = tf.clip_by_value(
+        tf.math.divide_no_nan(squared, 2.0 * squared + totals * squared * grads), 0.0, 0.5)
+    weights = tf.reduce_sum(coefficients * tf.nn.relu(grads), axis=[1, 2])
+    negative = tf.reduce_any(activations < 0, axis=[1, 2, 3])
+    return weights, negative
 
 
 def _refuse_error(asked) -> None:
