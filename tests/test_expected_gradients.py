@@ -65,3 +65,27 @@ def test_bad_references_are_clear_errors(cnn):
         tst.ExpectedGradients(cnn, references=object())
     with pytest.raises(ValueError, match="noise_scale"):
         tst.ExpectedGradients(cnn, references=np.zeros((1, 12, 12, 3)), noise_scale=-1.0)
+
+
+def test_a_large_reference_set_is_a_seeded_random_subset(linear):
+    """Sorted by class, the first 1000 of 4000 references are one class: the kept
+    set is a uniform random subset (each class about a quarter), the same for one
+    seed, another for another, and the same from an array and from a dataset."""
+    model, _ = linear
+    classes = np.repeat(np.arange(4), 1000)
+    references = np.broadcast_to(classes[:, None, None, None].astype(np.float32),
+                                 (4000, 4, 4, 2))
+    kept = tst.ExpectedGradients(model, references=references, seed=3)._references.numpy()
+    assert kept.shape == (1000, 4, 4, 2)
+    shares = np.bincount(kept[:, 0, 0, 0].astype(int), minlength=4) / 1000
+    np.testing.assert_allclose(shares, 0.25, atol=0.05)
+    again = tst.ExpectedGradients(model, references=references, seed=3)._references.numpy()
+    other = tst.ExpectedGradients(model, references=references, seed=4)._references.numpy()
+    np.testing.assert_array_equal(again, kept)
+    assert not np.array_equal(other, kept)
+    dataset = tf.data.Dataset.from_tensor_slices(references).batch(64)
+    streamed = tst.ExpectedGradients(model, references=dataset, seed=3)._references.numpy()
+    shares = np.bincount(streamed[:, 0, 0, 0].astype(int), minlength=4) / 1000
+    np.testing.assert_allclose(shares, 0.25, atol=0.05)
+    with pytest.raises(ValueError, match="infinite"):
+        tst.ExpectedGradients(model, references=dataset.repeat())

@@ -20,23 +20,48 @@ from tf_smoothtaylor.engine import per_point
 from tf_smoothtaylor.methods.base import Explainer
 
 
-def _reference_array(references, max_references: int) -> np.ndarray:
-    """The first ``max_references`` inputs of an array or a dataset of batches."""
+def _reference_array(references, max_references: int, seed: int) -> np.ndarray:
+    """At most ``max_references`` inputs of an array or a dataset of batches: all of
+    them, or a uniform random subset drawn with ``seed`` (data sorted by class
+    would bias the first ones); an array is indexed before it is converted."""
+    rng = np.random.default_rng([seed, 0x5EF])
     if isinstance(references, tf.data.Dataset):
-        parts, total = [], 0
-        for element in references:
-            batch = np.asarray(element[0] if isinstance(element, (tuple, list)) else element,
-                               np.float32)
-            parts.append(batch)
-            total += len(batch)
-            if total >= max_references:
-                break
-        return np.concatenate(parts)[:max_references] if parts else np.zeros([0], np.float32)
+        if int(references.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError("Expected `references` to be a finite tf.data.Dataset (a "
+                             "random subset of it is kept). Received: an infinite dataset "
+                             "(drop .repeat())")
+        return _reservoir(references, max_references, rng)
+    if isinstance(references, (str, bytes, dict)) or not hasattr(references, "__len__"):
+        raise TypeError("Expected `references` to be an array of model inputs or a "
+                        f"tf.data.Dataset. Received: {type(references).__name__}")
+    count = len(references)
+    if count > max_references:
+        picked = np.sort(rng.choice(count, max_references, replace=False))
+        references = (references[picked] if hasattr(references, "shape")
+                      else [references[int(i)] for i in picked])
     try:
-        return np.asarray(references, np.float32)[:max_references]
+        return np.asarray(references, np.float32)
     except (TypeError, ValueError):
         raise TypeError("Expected `references` to be an array of model inputs or a "
                         f"tf.data.Dataset. Received: {type(references).__name__}") from None
+
+
+def _reservoir(dataset, size: int, rng) -> np.ndarray:
+    """A uniform random subset of ``size`` inputs of a dataset of batches (or of
+    ``(inputs, ...)`` tuples), read once (Vitter's algorithm R)."""
+    kept, seen = [], 0
+    for element in dataset:
+        batch = np.asarray(element[0] if isinstance(element, (tuple, list)) else element,
+                           np.float32)
+        for row in batch:
+            if seen < size:
+                kept.append(row)
+            else:
+                slot = rng.integers(0, seen + 1)
+                if slot < size:
+                    kept[slot] = row
+            seen += 1
+    return np.stack(kept) if kept else np.zeros([0], np.float32)
 
 
 class ExpectedGradients(Explainer):
@@ -45,8 +70,9 @@ class ExpectedGradients(Explainer):
     Args:
       model: Keras model (explained on its logits).
       references: The reference set D: an array (M, ...) of model inputs, or a
-        ``tf.data.Dataset`` of such batches (or of ``(inputs, ...)`` tuples), of
-        which the first ``max_references`` are kept on the device.
+        finite ``tf.data.Dataset`` of such batches (or of ``(inputs, ...)``
+        tuples); at most ``max_references`` of them are kept on the device, a
+        uniform random subset drawn with ``seed`` when there are more.
       num_samples: N, (baseline, α) samples per image; or ``"auto"`` (see
         SmoothTaylor's ``num_roots``).
       noise_scale: σ of GradientSHAP's input noise (None: Expected Gradients).
@@ -73,7 +99,7 @@ class ExpectedGradients(Explainer):
         self.noise_scale = (None if noise_scale is None
                             else _checks.positive_float("noise_scale", noise_scale))
         self.max_references = _checks.positive_int("max_references", max_references)
-        array = _reference_array(references, self.max_references)
+        array = _reference_array(references, self.max_references, _checks.seed(seed))
         self.references = references
         self.num_points = self.max_points or self.num_samples
         self.point_weight = self.equal_weight(self.num_points)
