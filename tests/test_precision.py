@@ -213,3 +213,19 @@ def test_convergence_curves_are_prefixes_of_one_run(cnn, images):
         tst.convergence.curves(tst.Gradient(cnn), images, 1, counts=[8, 16])
     with pytest.raises(ValueError, match="counts"):
         tst.convergence.curves(explainer, images, 1, counts=[16, 8])
+
+
+def test_messages_name_every_monte_carlo_method(cnn):
+    """Every method with a draw count (SmoothTaylor, SmoothGrad, IG, Expected
+    Gradients, RISE) is named in the messages about standard errors, by class in
+    Python and by --method name on the command line."""
+    from tf_smoothtaylor.methods import BY_NAME
+    from tf_smoothtaylor.methods.base import MONTE_CARLO, MONTE_CARLO_NAMES
+    monte_carlo = {name: cls for name, cls in BY_NAME.items() if hasattr(cls, "draw_setting")}
+    assert sorted(monte_carlo) == ["expected_gradients", "integrated_gradients", "rise",
+                                   "smooth_taylor", "smoothgrad"]
+    with pytest.raises(ValueError) as caught:
+        tst.Gradient(cnn)(np.zeros((1, 12, 12, 3), np.float32), 0, return_error=True)
+    for name, cls in monte_carlo.items():
+        assert cls.__name__ in str(caught.value) and cls.__name__ in MONTE_CARLO
+        assert name in MONTE_CARLO_NAMES

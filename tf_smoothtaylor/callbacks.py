@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, visualize
 from tf_smoothtaylor.maps import heatmap
-from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.settings import fitted_settings
@@ -56,8 +56,7 @@ class AttributionMetrics(keras.callbacks.Callback):
       targets: Classes to explain (None: top-1 at each evaluation).
       metrics: Names from ``METRICS``; the mean over the batch is logged as
         ``prefix + name``. ``relative_error`` is the heatmaps' Monte Carlo
-        relative standard error (SmoothTaylor, SmoothGrad, IG with random
-        baselines; see
+        relative standard error (``methods.base.MONTE_CARLO``; see
         ``Explainer.explain(return_error=True)``).
       freq: Evaluate every ``freq`` epochs.
       prefix: Prefix of the log keys.
@@ -78,9 +77,8 @@ class AttributionMetrics(keras.callbacks.Callback):
         self.targets = targets
         self.metrics = tuple(_checks.one_of("metrics", name, METRICS) for name in metrics)
         if "relative_error" in self.metrics and not explainer.independent_points:
-            raise ValueError("Expected an explainer with Monte Carlo draws (SmoothTaylor, "
-                             "SmoothGrad, IG with random baselines) for the "
-                             "`relative_error` metric. Received: "
+            raise ValueError(f"Expected an explainer with Monte Carlo draws ({MONTE_CARLO}) "
+                             "for the `relative_error` metric. Received: "
                              f"{type(explainer).__name__}")
         self.freq = _checks.positive_int("freq", freq)
         self.prefix = prefix

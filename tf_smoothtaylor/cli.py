@@ -131,7 +131,8 @@ flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.
                      lower_bound=1)
 flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
 flags.DEFINE_bool("include_error", False, "export: also return each heatmap's Monte Carlo "
-                  "relative error (smooth_taylor, smoothgrad, uniform-baseline IG).")
+                  "relative error (smooth_taylor, smoothgrad, integrated_gradients with "
+                  "--baseline uniform, expected_gradients, rise).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "tf.distribute strategy of an in-process run: one device, or all local "
                   "GPUs (mirrored). Past one machine use --runner.")

@@ -19,6 +19,7 @@ from tf_smoothtaylor import convergence, data, demo, distribute, models, runs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
+from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES
 from tf_smoothtaylor.metrics import settings as metrics_settings
 
 DEMO_METRIC_DEFAULTS = {"window": 8, "num_regions": 16, "num_copies": 20, "min_size": 10}
@@ -375,8 +376,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
             keys=keys, autvc_options=metric_options(config, spec)["autvc"])
     if not tables:
         raise ValueError("--convergence needs a Monte Carlo method with at least 2 draws "
-                         "(smooth_taylor, smoothgrad, integrated_gradients with "
-                         "--baseline uniform)")
+                         f"({MONTE_CARLO_NAMES})")
     out.write("convergence.png", tf.io.encode_png(convergence.plot(
         tables, [record["id"] for record in chosen])).numpy())
     return out.files.join(out.path, "convergence.png")

@@ -1,6 +1,6 @@
 """How a Monte Carlo map settles as draws are added.
 
-For SmoothTaylor, SmoothGrad and IG with random baselines, draw k of an image
+For the Monte Carlo methods (``methods.base.MONTE_CARLO``), draw k of an image
 is the same in every run (keyed by the image and k), so the maps with R = 8,
 16, 32, ... draws are prefixes of one sequence of draws: the curves show one
 run growing. Per image and R: the heatmap's relative Monte Carlo error
@@ -14,7 +14,7 @@ import numpy as np
 
 from tf_smoothtaylor import charts
 from tf_smoothtaylor.maps import heatmap
-from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.autvc import autvc
 
 
@@ -32,7 +32,7 @@ def curves(explainer: Explainer, images, targets=None, *, counts: Sequence[int],
     """Relative error and AUTVC of ``explainer``'s maps with each number of draws.
 
     Args:
-      explainer: SmoothTaylor, SmoothGrad or IG with random baselines; its other
+      explainer: A Monte Carlo explainer (``MONTE_CARLO``); its other
         settings are kept, the number of draws is set to each of ``counts``.
       images, targets, keys: As for ``explain``.
       counts: Numbers of draws (increasing, each ≥ 2).
@@ -44,8 +44,7 @@ def curves(explainer: Explainer, images, targets=None, *, counts: Sequence[int],
     setting = getattr(explainer, "draw_setting", None)
     if not explainer.independent_points or setting is None:
         raise ValueError("Expected a Monte Carlo explainer with independent draws "
-                         "(SmoothTaylor, SmoothGrad, IG with random baselines). "
-                         f"Received: {type(explainer).__name__}")
+                         f"({MONTE_CARLO}). Received: {type(explainer).__name__}")
     counts = [int(c) for c in counts]
     if not counts or counts[0] < 2 or any(b <= a for a, b in zip(counts, counts[1:])):
         raise ValueError(f"Expected `counts` to increase from at least 2. Received: {counts}")

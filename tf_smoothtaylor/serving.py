@@ -34,7 +34,7 @@ from tf_smoothtaylor import _checks
 from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.data import decode_and_crop
 from tf_smoothtaylor.methods import BY_NAME as METHODS
-from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES, Explainer
 from tf_smoothtaylor.models import ModelSpec
 
 
@@ -59,8 +59,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
       max_image_bytes: Largest accepted encoded image.
       include_attributions: Also return the full attributions.
       include_error: Also return ``relative_error`` (B,), the heatmap's Monte
-        Carlo relative standard error (SmoothTaylor, SmoothGrad, IG with
-        random baselines).
+        Carlo relative standard error (``methods.base.MONTE_CARLO``).
       **method_options: Settings of the method (e.g. ``num_roots=50``).
 
     Returns:
@@ -96,8 +95,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         explainer = METHODS[method](spec, **method_options)
     explainer._engine.check_fixed_points()
     if include_error and not explainer.independent_points:
-        raise ValueError("Expected a Monte Carlo method (smooth_taylor, smoothgrad, "
-                         "integrated_gradients with random baselines) with "
+        raise ValueError(f"Expected a Monte Carlo method ({MONTE_CARLO_NAMES}) with "
                          f"`include_error=True`. Received: {type(explainer).__name__}")
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)

@@ -35,6 +35,13 @@ from tf_smoothtaylor.engine import Engine, Scheme
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
 
+# The methods whose draws are independent (standard errors, "auto" counts), named once
+# for every message: as classes (Python) and as --method names (command line).
+MONTE_CARLO = ("SmoothTaylor, SmoothGrad (statistic='mean', a gradient base), "
+               "IntegratedGradients (baseline='uniform'), ExpectedGradients and RISE")
+MONTE_CARLO_NAMES = ("smooth_taylor, smoothgrad, integrated_gradients with --baseline "
+                     "uniform, expected_gradients, rise")
+
 
 class Estimate(NamedTuple):
     """Attributions with their Monte Carlo precision (``return_error=True``).
@@ -128,8 +135,8 @@ class Explainer(Scheme):
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
           return_error: Also return the Monte Carlo standard errors (methods
-            whose draws are independent: SmoothTaylor, SmoothGrad, IG with random
-            baselines), and the draws each image used.
+            whose draws are independent: ``MONTE_CARLO``), and the draws each
+            image used.
 
         Returns:
           float32 tensor shaped like ``images``; with ``return_error``, an
@@ -159,9 +166,7 @@ class Explainer(Scheme):
         if return_error and not self.independent_points:
             raise ValueError(
                 "Expected a Monte Carlo method whose points are independent draws "
-                "(SmoothTaylor, SmoothGrad with statistic='mean' and a gradient base, "
-                "IntegratedGradients with baseline='uniform') for "
-                f"`return_error=True`. Received: {type(self).__name__}"
+                f"({MONTE_CARLO}) for `return_error=True`. Received: {type(self).__name__}"
                 + ("" if self.uses_random else ", which is deterministic"))
         if self.target_error is not None:
             *outputs, used = self._engine.run_auto(
