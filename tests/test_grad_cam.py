@@ -221,12 +221,12 @@ def test_the_default_layer_of_each_head_is_a_feature_map(name):
 
 
 def test_the_default_layer_of_every_registry_model_is_a_feature_map():
-    """Every registry family (30 Keras Applications, about 3 minutes): opt in with
+    """Every registry family (30 Keras Applications, about 6 minutes here): opt in with
     TST_ALL_MODELS=1; the five kinds of head above run in every suite."""
     import os
     from tf_smoothtaylor import models
     if os.environ.get("TST_ALL_MODELS") != "1":
-        pytest.skip("builds all 30 registry models (about 3 minutes); "
+        pytest.skip("builds all 30 registry models (about 6 minutes); "
                     "run with TST_ALL_MODELS=1")
     for name in models.FAMILIES:
         _default_layer_is_a_feature_map(name)
