@@ -163,9 +163,13 @@ def test_a_run_that_finished_no_image_can_be_rerun_with_new_settings(tmp_path):
     (["explain", "--output_dir", "{tmp}/o", "--num_roots=-3"], "--num_roots=-3"),
     (["explain", "--output_dir", "{tmp}/o", "--model", "mobilenet_v2", "--weights", "none",
       "--size", "32"], "missing input"),
-    (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/bad.png"], "cannot read image"),
+    (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/bad.png"], "could not be read"),
     (["explain", "--output_dir", "{tmp}/file/o"], "writable"),
     (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/none*.png"], "no image matches"),
+    (["explain", "--output_dir", "{tmp}/o", "--images", "{tmp}/bad.png", "{tmp}/a.png",
+      "{tmp}/b.png"], "quote the pattern"),                   # an unquoted glob, expanded
+    (["evaluate", "--output_dir", "{tmp}/o", "--images", "{tmp}/bad.png", "--metric",
+      "relevance_mass"], "relevance_mass needs a ground-truth mask"),
     (["explain"], "--output_dir is required"),
     (["paint", "--output_dir", "{tmp}/o"], "one mode"),
 ])
@@ -347,7 +351,7 @@ def test_help_shows_modes_examples_names_and_the_project_flags_first(flag):
 
 
 def test_model_and_input_errors_speak_in_flags(tmp_path):
-    from tf_smoothtaylor import commands
+    from tf_smoothtaylor import commands, inputs
     corrupt = tmp_path / "broken.keras"
     corrupt.write_bytes(b"not a zip archive")
     cases = [
@@ -362,7 +366,7 @@ def test_model_and_input_errors_speak_in_flags(tmp_path):
                 commands.load_spec(FLAGS)
     with pytest.raises(ValueError, match=r"is a directory; use '.*\*\.jpg' \(quoted\) or "
                                          r"--image_folder"):
-        commands._checked_files([str(tmp_path)])
+        inputs.image_files([str(tmp_path)])
 
 
 def test_long_steps_report_points_within_the_step_and_keep_the_maps(tmp_path):
@@ -406,7 +410,7 @@ def test_two_spellings_of_the_same_files_are_the_same_run(tmp_path, monkeypatch)
     assert len(list((tmp_path / "results").glob("*.json"))) == 1
 
 
-def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path):
+def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path, capsys):
     """evaluate after explain scores the saved maps (no map is recomputed) and ends
     with the tables of a direct evaluate; other metric settings are another run."""
     common = dict(images=demo.sample_paths()[:2], method=["smooth_taylor"], num_roots=4,
@@ -419,6 +423,7 @@ def test_explain_then_evaluate_into_one_directory_is_one_run(tmp_path):
     maps = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (both / "maps").glob("*.npy")}
     with flagsaver.flagsaver(output_dir=str(both), **common):
         cli.main(["tf-smoothtaylor", "evaluate"])
+    assert "0 computed, 2 scored from saved maps, 0 resumed" in capsys.readouterr().err
     for path, (content, mtime) in maps.items():
         assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime
     assert (both / "summary.md").read_text() == (tmp_path / "direct" / "summary.md").read_text()
@@ -488,3 +493,69 @@ def test_every_method_runs_from_the_command_line_and_is_scored(tmp_path):
     with flagsaver.flagsaver(output_dir=str(tmp_path / "none"), method=["expected_gradients"]):
         with pytest.raises(ValueError, match="--references"):
             cli.main(["tf-smoothtaylor", "explain"])
+
+
+def _copy_samples(folder, names):
+    folder.mkdir(exist_ok=True)
+    for name, source in zip(names, demo.sample_paths()):
+        (folder / name).write_bytes(open(source, "rb").read())
+
+
+def test_a_run_continues_only_inputs_that_grow_at_the_end(tmp_path, capsys):
+    """run.json keeps the files a pattern matched. A file added that sorts last (or a
+    raised --limit) continues the run; one that sorts first would renumber the others
+    (7 images counted for 4): that is refused in one line, --overwrite starts over."""
+    folder, output = tmp_path / "images", tmp_path / "out"
+    _copy_samples(folder, ["b.png", "c.png", "d.png"])
+    settings = dict(output_dir=str(output), images=[str(folder / "*.png")], method=["gradient"])
+    with flagsaver.flagsaver(**settings):
+        cli.main(["tf-smoothtaylor", "explain"])
+    recorded = json.loads((output / "run.json").read_text())["inputs"]
+    assert recorded == [os.path.realpath(folder / n) for n in ("b.png", "c.png", "d.png")]
+    _copy_samples(folder, ["a.png"])
+    with flagsaver.flagsaver(**settings):
+        with pytest.raises(ValueError, match=r"^the inputs of the run in .* changed since it "
+                                             r"started \(1 added, e\.g\. a\.png; finished "
+                                             r"images there: 3\).*--overwrite"):
+            cli.main(["tf-smoothtaylor", "explain"])
+    (folder / "a.png").unlink()
+    _copy_samples(folder, ["e.png"])
+    capsys.readouterr()
+    with flagsaver.flagsaver(**settings):
+        cli.main(["tf-smoothtaylor", "explain"])
+    assert "1 computed, 3 resumed" in capsys.readouterr().err
+    results = sorted(p.name for p in (output / "results").glob("*.json"))
+    assert results == ["00000_b.json", "00001_c.json", "00002_d.json", "00003_e.json"]
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "demo"), limit=2, method=["gradient"]):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "demo"), limit=3, method=["gradient"]):
+        cli.main(["tf-smoothtaylor", "evaluate"])              # --limit raised: continues
+    assert "1 computed, 2 resumed" in capsys.readouterr().err
+    assert "over 3 images" in (tmp_path / "demo" / "summary.md").read_text()
+
+
+def test_ids_sort_in_input_order_at_any_count():
+    from tf_smoothtaylor import runs
+    indices = [0, 7, 99_999, 100_000, 100_001, 999_999, 1_000_000, 12_345_678]
+    ids = [runs.image_id(i, "x.png") for i in indices]
+    assert sorted(ids) == ids
+    assert ids[:4] == ["00000_x", "00007_x", "99999_x", "f100000_x"]
+
+
+def test_a_non_square_model_file_explains_and_scores(tmp_path):
+    """A (32, 48, 3) .keras model: images are cropped to 32 × 48 and the maps are."""
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 48, 3)),
+                              keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    path = str(tmp_path / "wide.keras")
+    model.save(path)
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "out"), model=path,
+                             images=demo.sample_paths()[:2], method=["gradient", "rise"],
+                             num_masks=16, metric=["autvc"], min_size=4):
+        cli.main(["tf-smoothtaylor", "evaluate"])
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+    assert len(rows) == 4 and all(np.isfinite(float(row["autvc"])) for row in rows)
+    for row in csv.DictReader(open(tmp_path / "out" / "index.csv")):
+        assert np.load(tmp_path / "out" / row["npy"]).shape == (32, 48, 3)

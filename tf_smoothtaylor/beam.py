@@ -7,9 +7,10 @@ Dataflow, Flink or Spark. The pipeline writes exactly the files of an
 in-process run (``runs``), through Beam's file systems so ``gs://``-style output
 paths work:
 
-1. the driver lists the images (``--images`` patterns, ``--image_folder``,
-   ``--manual_dir`` for tfds ``imagenet2012`` validation, or the demo) with the
-   ids an in-process run gives them, and writes ``run.json``;
+1. the driver lists the images (``inputs.list_entries``: ``--images`` patterns,
+   ``--image_folder``, ``--manual_dir`` for tfds ``imagenet2012`` validation, or
+   the demo) with the ids an in-process run gives them, and writes ``run.json``
+   with that list;
 2. a reader decodes each image (skipping images whose ``results/<id>.json``
    exists: runs resume; reporting unreadable images instead of failing);
 3. ``BatchElements`` groups up to ``--images_per_step`` images; each worker loads
@@ -22,7 +23,6 @@ Random draws are keyed by image id, so the maps equal those of an in-process
 run and of the Python API with the same keys, whatever the workers and batches.
 """
 
-import dataclasses
 import json
 import logging
 import os
@@ -45,7 +45,9 @@ finally:
 
 import numpy as np
 
+from tf_smoothtaylor import inputs
 from tf_smoothtaylor.config import RunConfig
+from tf_smoothtaylor.inputs import Entry
 
 READ_FAILED = "failed"
 FINISHED = "finished"
@@ -96,80 +98,15 @@ class BeamFiles:
         FileSystems.delete([path])
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One image to process: its id, where it is read from, and its label.
-
-    ``source`` is a file path, or for tfds ``imagenet2012`` the example's
-    position in the validation split (``position``)."""
-
-    id: str
-    source: str
-    label: int = -1
-    position: int = -1
-
-
-def _image_files(config: RunConfig) -> List[str]:
-    """The files of --images (or the demo), in the order of an in-process run."""
-    from tf_smoothtaylor import data, demo
-    if not config.images:
-        return demo.sample_paths()
-    files = []
-    for pattern in config.images:
-        if any(c in pattern for c in "*?["):
-            matched = BeamFiles.glob(pattern)
-            if not matched:
-                raise ValueError(f"no image matches {pattern!r}")
-            files.extend(matched)
-        else:
-            files.append(pattern)
-    return [f for f in files if os.path.splitext(f)[1].lower() in data.IMAGE_EXTENSIONS]
-
-
-def _folder_entries(root: str) -> List[Tuple[str, int]]:
-    """(path, label) of an ImageFolder's only split, in tfds's fixed order."""
-    from tf_smoothtaylor import data
-    builder = data._folder_builder(root)   # pylint: disable=protected-access
-    splits = sorted(builder.info.splits.keys())
-    if len(splits) != 1:
-        raise ValueError(f"--image_folder {root} holds several splits {splits}; give the "
-                         "folder of one split's parent with only that split")
-    labels = builder.info.features["label"]
-    # The examples tfds reads, in the order it reads them (no image is opened here).
-    examples = builder._split_examples[splits[0]]  # pylint: disable=protected-access
-    return [(example.image_path, labels.str2int(example.label)) for example in examples]
-
-
-def _imagenet_entries(config: RunConfig) -> List[Entry]:
-    """The validation images an in-process run takes, with their split positions."""
-    import tensorflow_datasets as tfds
-    from tf_smoothtaylor import data, runs
-    builder = data.prepare_imagenet(config.manual_dir, data_dir=config.data_dir)
-    records = builder.as_dataset(split="validation", shuffle_files=False,
-                                 decoders={"image": tfds.decode.SkipDecoding()})
-    listed = [(position, example["file_name"].numpy().decode(), int(example["label"]))
-              for position, example in enumerate(records)]
-    if config.limit is not None:
-        kept = sorted((item for item in listed
-                       if data.file_number(item[1]) <= config.limit), key=lambda item: item[1])
-    else:
-        kept = listed
-    return [Entry(runs.image_id(index, name), name, label, position)
-            for index, (position, name, label) in enumerate(kept)]
+def _local(config: RunConfig) -> bool:
+    """Whether the inputs are on this machine's file system (else Beam's: gs://...)."""
+    return not any("://" in pattern for pattern in config.images)
 
 
 def list_entries(config: RunConfig) -> List[Entry]:
-    """Every image of the run, with the ids an in-process run gives them."""
-    from tf_smoothtaylor import runs
-    if config.manual_dir:
-        entries = _imagenet_entries(config)
-    elif config.image_folder:
-        entries = [Entry(runs.image_id(i, path), path, label)
-                   for i, (path, label) in enumerate(_folder_entries(config.image_folder))]
-    else:
-        entries = [Entry(runs.image_id(i, path), path)
-                   for i, path in enumerate(_image_files(config))]
-    return entries[:config.limit] if config.limit is not None else entries
+    """Every image of the run, with the ids an in-process run gives them
+    (``inputs.list_entries``; patterns expanded on Beam's file systems)."""
+    return inputs.list_entries(config, glob=BeamFiles.glob, local=_local(config))
 
 
 class ReadImages(beam.DoFn):
@@ -177,7 +114,7 @@ class ReadImages(beam.DoFn):
     finished image yields its record to ``FINISHED`` instead, an unreadable one a
     failure to ``READ_FAILED``."""
 
-    def __init__(self, config: RunConfig, size: int, resize: Optional[int],
+    def __init__(self, config: RunConfig, size: Tuple[int, int], resize: Optional[int],
                  metric_names: Tuple[str, ...] = ()):
         self.config, self.size, self.resize = config, size, resize
         self.metric_names = tuple(metric_names)
@@ -251,6 +188,8 @@ class ExplainImages(beam.DoFn):
 
     def setup(self):
         import io
+        from tf_smoothtaylor import _quiet
+        _quiet.import_tensorflow()
         from tf_smoothtaylor import _tracing, commands, runs
         _tracing.install()
         self.job = commands.prepare(self.mode, self.config)
@@ -339,8 +278,8 @@ def _groups(entries: List[Entry], size: int) -> List[List[Entry]]:
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
-def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *, size: int,
-          resize: Optional[int], metric_names: List[str]):
+def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
+          size: Tuple[int, int], resize: Optional[int], metric_names: List[str]):
     """Adds the run's transforms to ``pipeline``; returns the (records, failures)
     counts' PCollection."""
     read = (pipeline
@@ -389,24 +328,29 @@ def pipeline_options(config: RunConfig) -> PipelineOptions:
 def run(mode: str, config: RunConfig) -> None:
     """Runs ``mode`` (explain, evaluate or adapt) on ``config.runner`` and prints
     the summary; raises ValueError naming the images that could not be processed."""
-    from tf_smoothtaylor import commands, runs
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    from tf_smoothtaylor import _quiet, commands, runs
+    logging.getLogger("apache_beam").setLevel(logging.ERROR if config.verbosity < 0
+                                              else logging.INFO)
     options = pipeline_options(config)
     try:
         pipeline = beam.Pipeline(options=options)
     except ValueError as error:
         raise ValueError(f"--runner {config.runner}: {str(error).splitlines()[0]}") from None
-    job = commands.prepare(mode, config)
-    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
-                         files=BeamFiles())
     entries = list_entries(config)
     if not entries:
         raise ValueError("no image to process")
+    # The workers get the metrics the driver resolves.
+    config = config.replace(metric=config.metric or commands.default_metrics(config, entries))
+    job = commands.prepare(mode, config)
+    commands.check_masks(job, entries)
+    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
+                         files=BeamFiles(), inputs=inputs.recorded(entries, local=_local(config)))
     resumed = out.results_count()
     size, resize = commands.input_size(config, job.spec)
-    with pipeline:
-        build(pipeline, mode, config, entries, size=size, resize=resize,
-              metric_names=job.metric_names)
+    with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
+        with pipeline:
+            build(pipeline, mode, config, entries, size=size, resize=resize,
+                  metric_names=job.metric_names)
     records = out.results()
     print(f"{len(records)} images -> {config.output_dir} ({len(records) - resumed} computed, "
           f"{resumed} resumed; runner: {config.runner})")
@@ -414,7 +358,5 @@ def run(mode: str, config: RunConfig) -> None:
         out.files.join(out.path, "summary.md")) else ""
     if summary:
         print(summary)
-    failed = len(entries) - len([r for r in records if r["id"] in {e.id for e in entries}])
-    if failed:
-        raise ValueError(f"{failed} of {len(entries)} images could not be processed (listed "
-                         f"in {out.files.join(out.path, 'summary.md')}); the others finished")
+    commands.report_failures(commands.unreadable(entries, records, config, job.spec),
+                             len(entries), out)

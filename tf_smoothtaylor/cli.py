@@ -18,7 +18,10 @@ Examples:
       --direct_num_workers=2 --direct_running_mode=multi_processing   # Apache Beam
 
 Runs resume: rerunning the same command skips finished images. Bad flags or
-inputs end with one line on stderr and exit code 2.
+inputs end with one line on stderr and exit code 2; images that cannot be read
+are listed in summary.md (exit code 2 only when none could be read).
+TensorFlow's and Beam's own log lines stay off the terminal unless --verbosity
+is given (e.g. --verbosity=0 for INFO).
 """
 
 import os
@@ -26,7 +29,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import logging  # noqa: E402
+
 from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 from tf_smoothtaylor import _quiet  # noqa: E402
 
@@ -171,10 +177,27 @@ class CommandError(Exception):
     """A problem to report in one line."""
 
 
+def _loose_arguments(extra):
+    """Arguments left over that are neither an option nor an option's value (``--x
+    value``): typically the files of an unquoted glob the shell expanded."""
+    loose, previous = [], ""
+    for argument in extra:
+        if not argument.startswith("-") and not (previous.startswith("--")
+                                                 and "=" not in previous):
+            loose.append(argument)
+        previous = argument
+    return loose
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] not in MODES:
         raise CommandError(f"expected one mode, one of {', '.join(MODES)}; got {argv[1:]}")
     extra = argv[2:]
+    loose = _loose_arguments(extra)
+    if loose:
+        shown = " ".join(loose[:3]) + (" ..." if len(loose) > 3 else "")
+        raise CommandError(f"unexpected argument(s) {shown}: to give several images, quote "
+                           "the pattern (--images 'photos/*.jpg') or repeat --images")
     if extra and not FLAGS.runner:
         raise CommandError(f"unknown flag or argument: {' '.join(extra)} (Beam pipeline "
                            "options are accepted only with --runner; see --help)")
@@ -185,6 +208,10 @@ def main(argv):
                            "--runner)")
     from tf_smoothtaylor.config import RunConfig
     config = RunConfig.from_flags(FLAGS, beam_args=extra)
+    if config.verbosity < 0:          # TensorFlow's and Beam's INFO/WARNING lines: off
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        for name in ("tensorflow", "apache_beam", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     _quiet.import_tensorflow()
     from tf_smoothtaylor import commands   # heavy imports after flag parsing
     commands.run(argv[1], config)
@@ -212,6 +239,8 @@ def _help(full: bool) -> str:
     text = [__doc__.split("Runs resume:")[0].rstrip(), "",
             "Methods (--method): " + ", ".join(METHODS),
             "Metrics (--metric): " + ", ".join(METRICS), registry, "",
+            "TensorFlow's and Beam's own log lines are hidden; absl's --verbosity=0 shows "
+            "them (INFO).", "",
             "Flags of tf-smoothtaylor:", FLAGS.module_help(sys.modules[__name__])]
     if full:
         others = [module for module in FLAGS.flags_by_module_dict()

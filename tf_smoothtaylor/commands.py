@@ -5,9 +5,9 @@ Every function takes the run's :class:`~tf_smoothtaylor.config.RunConfig`
 """
 
 import dataclasses
-import glob as globlib
 import os
 import re
+import sys
 import zipfile
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import convergence, data, demo, distribute, models, runs
+from tf_smoothtaylor import convergence, data, demo, distribute, inputs, models, runs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME
@@ -52,11 +52,11 @@ def load_spec(config) -> models.ModelSpec:
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
         signature = layer.call_endpoint_fn.structured_input_signature
         spec = tf.nest.flatten(signature)[0]
-        inputs = keras.Input(tuple(spec.shape[1:]))
-        outputs = layer(inputs)
+        model_input = keras.Input(tuple(spec.shape[1:]))
+        outputs = layer(model_input)
         if isinstance(outputs, dict):
             outputs = list(outputs.values())[0]
-        model = keras.Model(inputs, outputs)
+        model = keras.Model(model_input, outputs)
     elif os.path.isfile(path) and path.endswith((".keras", ".h5")):
         if path.endswith(".keras") and not zipfile.is_zipfile(path):
             raise ValueError(f"--model {path} is not a Keras file (a .keras file is a zip "
@@ -82,51 +82,49 @@ def load_spec(config) -> models.ModelSpec:
     return models.wrap(model, preprocess=preprocess, deprocess=deprocess)
 
 
-def _checked_files(patterns):
-    files = []
-    for pattern in patterns:
-        matched = sorted(globlib.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
-        if not matched:
-            raise ValueError(f"no image matches {pattern!r}")
-        files.extend(matched)
-    for path in files:
-        if os.path.isdir(path):
-            raise ValueError(f"--images {path} is a directory; use '{os.path.join(path, '*.jpg')}' "
-                             "(quoted) or --image_folder")
-        if not os.path.isfile(path):
-            raise ValueError(f"image not found: {path}")
-        try:
-            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", error.message.splitlines()[0]).strip()
-            raise ValueError(f"cannot read image {path}: {reason}") from None
-    return files
+def input_size(config, spec) -> Tuple[Tuple[int, int], Optional[int]]:
+    """((height, width) of the crop, resize of the shorter side or None): the paper's
+    256 → 224 ratio of the shorter side, except for the demo's images, which are made
+    at the model's size."""
+    height, width = spec.input_size
+    return (height, width), None if config.model == "demo" else int(
+        round(min(height, width) * 256 / 224))
 
 
-def input_size(config, spec) -> Tuple[int, Optional[int]]:
-    """(crop size, resize of the shorter side or None): the paper's 256 → 224 ratio,
-    except for the demo's images, which are made at the model's size."""
-    size = spec.input_size[0]
-    return size, None if config.model == "demo" else int(round(size * 256 / 224))
-
-
-def input_batches(config, spec):
-    """(batches, total or None) for the chosen input (masks: see ``prepare``)."""
+def input_batches(config, spec, entries: List[inputs.Entry]):
+    """Batches of (pixels, labels, names) of ``entries``, unreadable images left out
+    (``unreadable`` says which and why)."""
     size, resize = input_size(config, spec)
-    common = dict(size=size, resize=resize, batch_size=config.images_per_step)
+    common = dict(size=size, resize=resize, batch_size=config.images_per_step,
+                  skip_unreadable=True)
     if config.image_folder:
-        return data.image_folder(config.image_folder, **common), None
+        return data.image_folder(config.image_folder, **common)
     if config.manual_dir:
-        dataset = data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
-                                           limit=config.limit, **common)
-        return dataset, config.limit
-    if config.images:
-        files = _checked_files(config.images)
-    elif config.model == "demo":
-        files = demo.sample_paths()
-    else:
-        raise ValueError("missing input: give --images, --image_folder or --manual_dir")
-    return data.from_files(files, **common), len(files)
+        return data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
+                                        limit=config.limit, **common)
+    return data.from_files([entry.source for entry in entries], **common)
+
+
+def unreadable(entries: List[inputs.Entry], records: List[dict], config,
+               spec) -> List[dict]:
+    """The entries that have no record: ``{id, source, error}``, the error read
+    again from the file where there is one."""
+    done = {record["id"] for record in records}
+    size, resize = input_size(config, spec)
+    failures = []
+    for entry in entries:
+        if entry.id in done:
+            continue
+        reason = "could not be decoded"
+        if entry.position < 0:
+            try:
+                data.decode_and_crop(tf.io.read_file(entry.source), size=size, resize=resize)
+                reason = "not processed (see summary.md)"
+            except (tf.errors.OpError, ValueError) as error:
+                message = getattr(error, "message", None) or str(error)
+                reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", message.splitlines()[0]).strip()
+        failures.append({"id": entry.id, "source": entry.source, "error": reason})
+    return failures
 
 
 def reference_inputs(config, spec) -> np.ndarray:
@@ -135,7 +133,7 @@ def reference_inputs(config, spec) -> np.ndarray:
         raise ValueError("expected_gradients needs reference images: give --references "
                          "(files or globs, e.g. a few hundred training images)")
     size, resize = input_size(config, spec)
-    batches = data.from_files(_checked_files(config.references), size=size, resize=resize,
+    batches = data.from_files(inputs.image_files(config.references), size=size, resize=resize,
                               batch_size=64)
     return np.concatenate([np.asarray(spec.preprocess(pixels), np.float32)
                            for pixels, _, _ in batches])
@@ -278,18 +276,26 @@ class Job:
     settings: dict
 
 
+def default_metrics(config: RunConfig, entries: List[inputs.Entry]) -> Tuple[str, ...]:
+    """evaluate's metrics when --metric is not given: AUPC and AUTVC, and relevance
+    mass when every image has a ground-truth mask (the bundled demo's samples)."""
+    masked = config.model == "demo" and not (config.image_folder or config.manual_dir) and all(
+        demo.mask_for(entry.source) is not None for entry in entries)
+    return ("aupc", "autvc") + (("relevance_mass",) if masked and entries else ())
+
+
 def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = None) -> Job:
-    """The model, explainers and metric functions of ``mode`` (not ``export``)."""
+    """The model, explainers and metric functions of ``mode`` (not ``export``); the
+    driver sets ``config.metric`` (``default_metrics``) before workers call it."""
     spec = spec or load_spec(config)
     masks = demo.mask_for if config.model == "demo" and not (
         config.image_folder or config.manual_dir) else None
     options = metric_options(config, spec)
     if mode == "explain":
         metric_names = []
-    elif config.metric:
-        metric_names = list(dict.fromkeys(config.metric))
     else:
-        metric_names = ["aupc", "autvc"] + (["relevance_mass"] if masks else [])
+        metric_names = list(dict.fromkeys(config.metric or default_metrics(
+            config, inputs.list_entries(config))))
     if mode == "adapt":
         if config.num_roots == "auto":
             raise ValueError("adapt needs a fixed --num_roots (each σ tried is scored on "
@@ -300,10 +306,10 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
                                  objective_options=options[config.objective])
         objective = config.objective
 
-        def adapt(inputs, targets, keys):
+        def adapt(x, targets, keys):
             # The objective's column (hence summary.md) gets the score of the chosen σ
             # on fresh roots; the search's best, biased low, stays as <objective>_best.
-            result = search(inputs, targets, keys=keys)
+            result = search(x, targets, keys=keys)
             return result.attributions, {"noise_scale": result.noise_scale.numpy(),
                                          f"{objective}_best": result.objective.numpy(),
                                          objective: result.rescored.numpy()}
@@ -327,38 +333,70 @@ def run(mode: str, config: RunConfig) -> None:
     if mode == "export":
         export(config, spec)
         return
-    batches, total = input_batches(config, spec)
+    entries = inputs.list_entries(config)
+    config = config.replace(metric=config.metric or default_metrics(config, entries))
     job = prepare(mode, config, spec)
-    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite)
-    records = runs.process(spec, batches, job.explainers, out, metrics=job.metrics,
-                           masks=job.masks, total=total, limit=config.limit)
-    report(out, records, job.metric_names)
-    if config.convergence and mode == "evaluate":
-        print(f"convergence: {write_convergence(out, spec, config, records)}")
+    check_masks(job, entries)
+    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
+                         inputs=inputs.recorded(entries))
+    records = runs.process(spec, input_batches(config, spec, entries), job.explainers, out,
+                           metrics=job.metrics, masks=job.masks, total=len(entries),
+                           ids={entry.source: entry.id for entry in entries})
+    failures = unreadable(entries, records, config, spec)
+    report(out, records, job.metric_names, failures)
+    if config.convergence and mode == "evaluate" and records:
+        print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
+    report_failures(failures, len(entries), out)
+
+
+def check_masks(job: "Job", entries: List[inputs.Entry]) -> None:
+    """Refuses relevance mass unless every image has a ground-truth mask."""
+    if "relevance_mass" not in job.metric_names:
+        return
+    missing = [entry.source for entry in entries
+               if job.masks is None or job.masks(entry.source) is None]
+    if missing:
+        raise ValueError(f"--metric relevance_mass needs a ground-truth mask for every image "
+                         f"(the bundled demo's samples have them); {len(missing)} of "
+                         f"{len(entries)} images have none, e.g. {missing[0]}")
+
+
+def report_failures(failures: List[dict], total: int, out: runs.OutputDir) -> None:
+    """One line on stderr when images could not be read; an error (exit code 2) when
+    none could."""
+    if not failures:
+        return
+    first = failures[0]
+    line = (f"{len(failures)} of {total} images could not be read (listed in "
+            f"{out.files.join(out.path, 'summary.md')}), e.g. {first['source']}: "
+            f"{first['error']}")
+    if len(failures) == total:
+        raise ValueError(line)
+    print(f"tf-smoothtaylor: {line}; the others finished", file=sys.stderr)
 
 
 CONVERGENCE_IMAGES = 3
 
 
-def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: List[dict]) -> str:
+def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: List[dict],
+                      entries: Optional[List[inputs.Entry]] = None) -> str:
     """convergence.png: for the run's first images and each Monte Carlo method, the
     heatmap's relative error and AUTVC against the number of draws (doubling from 8
     to the run's own number, or to the most an image used with 'auto')."""
     by_id = {record["id"]: record for record in records}
-    pixels, chosen, index = [], [], 0
-    batches, _ = input_batches(config, spec)
-    for batch_pixels, _, names in batches:
+    entries = entries if entries is not None else inputs.list_entries(config)
+    ids = {entry.source: entry.id for entry in entries}
+    pixels, chosen = [], []
+    for batch_pixels, _, names in input_batches(config, spec, entries):
         for image, name in zip(np.asarray(batch_pixels), np.asarray(names)):
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            identifier = runs.image_id(index, name)
-            index += 1
+            identifier = ids[name.decode() if isinstance(name, bytes) else str(name)]
             if identifier in by_id:
                 pixels.append(image)
                 chosen.append(by_id[identifier])
         if len(chosen) >= CONVERGENCE_IMAGES:
             break
     chosen, pixels = chosen[:CONVERGENCE_IMAGES], np.stack(pixels[:CONVERGENCE_IMAGES])
-    inputs = tf.convert_to_tensor(spec.preprocess(pixels), tf.float32)
+    x = tf.convert_to_tensor(spec.preprocess(pixels), tf.float32)
     targets = np.array([record["target"] for record in chosen], np.int32)
     keys = np.array([runs.id_key(record["id"]) for record in chosen], np.int64)
     tables = {}
@@ -372,7 +410,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
         if largest < 2:
             continue
         tables[name] = convergence.curves(
-            explainer, inputs, targets, counts=convergence.draw_counts(largest, min(8, largest)),
+            explainer, x, targets, counts=convergence.draw_counts(largest, min(8, largest)),
             keys=keys, autvc_options=metric_options(config, spec)["autvc"])
     if not tables:
         raise ValueError("--convergence needs a Monte Carlo method with at least 2 draws "

@@ -15,7 +15,9 @@ class RunConfig:
     """Every setting of a ``tf-smoothtaylor`` run (see ``tf-smoothtaylor --help``).
 
     Field names are the flag names. ``runner`` is a Beam runner name (None: run in
-    this process); ``beam_args`` are the remaining Beam pipeline options.
+    this process); ``beam_args`` are the remaining Beam pipeline options;
+    ``verbosity`` is absl's ``--verbosity`` when given, else −1 (TensorFlow's and
+    Beam's own log lines kept off the terminal).
     """
 
     output_dir: str
@@ -68,17 +70,19 @@ class RunConfig:
     convergence: bool = False
     runner: Optional[str] = None
     beam_args: Tuple[str, ...] = ()
+    verbosity: int = -1
 
     @classmethod
     def from_flags(cls, flags, *, beam_args=()) -> "RunConfig":
         """The config of parsed absl ``flags`` (lists become tuples)."""
         values = {}
         for field in dataclasses.fields(cls):
-            if field.name == "beam_args":
+            if field.name in ("beam_args", "verbosity"):
                 continue
             value = getattr(flags, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
-        return cls(beam_args=tuple(beam_args), **values)
+        verbosity = flags.verbosity if flags["verbosity"].present else -1
+        return cls(beam_args=tuple(beam_args), verbosity=verbosity, **values)
 
     def replace(self, **changes) -> "RunConfig":
         """A copy with some fields changed."""

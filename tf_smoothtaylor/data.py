@@ -1,9 +1,12 @@
 """``tf.data`` pipelines of (pixels in [0, 1], label, id) batches.
 
 Every pipeline decodes images in parallel (order kept), resizes the shorter
-side to ``resize`` (bilinear, antialiased) and centre-crops ``size`` × ``size``
-— the paper's 256 → 224 — then batches and prefetches. ``resize=None`` resizes
-straight to ``size``. Labels are ints (−1 when unknown); ids are strings.
+side to ``resize`` (bilinear, antialiased) and centre-crops ``size`` — an int
+for a square, or (height, width) — the paper's 256 → 224, then batches and
+prefetches. ``resize=None`` resizes straight to ``size``. Labels are ints (−1
+when unknown); ids are strings. With ``skip_unreadable=True`` an image that
+cannot be read or decoded is left out (the caller finds which by its id) instead
+of stopping the pipeline.
 
 * :func:`from_files` — a glob (or list) of JPEG/PNG/GIF/BMP files, sorted by path;
 * :func:`image_folder` — a ``tfds.folder_dataset.ImageFolder`` (``root/split/label/*``),
@@ -21,9 +24,10 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor.inputs import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _AUTOTUNE = tf.data.AUTOTUNE
+Size = Union[int, Tuple[int, int]]
 
 
 def decode_and_crop(encoded: tf.Tensor, *, size: Union[int, Tuple[int, int]] = 224,
@@ -53,33 +57,45 @@ def decode_and_crop(encoded: tf.Tensor, *, size: Union[int, Tuple[int, int]] = 2
     return tf.clip_by_value(image[top:top + height, left:left + width], 0.0, 1.0)
 
 
-def _finish(dataset: tf.data.Dataset, size: int, resize: Optional[int],
-            batch_size: int) -> tf.data.Dataset:
+def _finish(dataset: tf.data.Dataset, size: Tuple[int, int], resize: Optional[int],
+            batch_size: int, skip_unreadable: bool = False) -> tf.data.Dataset:
     """(bytes, label, id) elements → decoded, batched, prefetched."""
     def decode(encoded, label, name):
         pixels = decode_and_crop(encoded, size=size, resize=resize)
-        return tf.ensure_shape(pixels, [size, size, 3]), tf.cast(label, tf.int64), name
-    return (dataset.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True)
-            .batch(batch_size).prefetch(_AUTOTUNE))
+        return tf.ensure_shape(pixels, [*size, 3]), tf.cast(label, tf.int64), name
+    decoded = dataset.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    if skip_unreadable:
+        decoded = decoded.ignore_errors()
+    return decoded.batch(batch_size).prefetch(_AUTOTUNE)
 
 
 def _settings(size, resize, batch_size):
-    size = _checks.positive_int("size", size)
-    if resize is not None and _checks.positive_int("resize", resize) < size:
-        raise ValueError(f"Expected `resize` >= `size` ({size}). Received: resize={resize}")
+    """``((height, width), resize, batch_size)``, checked."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        size = tuple(_checks.positive_int("size", side) for side in size)
+    else:
+        size = (_checks.positive_int("size", size),) * 2
+    if resize is not None and _checks.positive_int("resize", resize) < min(size):
+        raise ValueError(f"Expected `resize` >= `size` ({min(size)}). Received: "
+                         f"resize={resize}")
     return size, resize, _checks.positive_int("batch_size", batch_size)
 
 
-def from_files(files: Union[str, Sequence[str]], *, size: int = 224,
-               resize: Optional[int] = 256, batch_size: int = 32) -> tf.data.Dataset:
-    """Images matching a glob (or given as a list), sorted by path; label −1.
+def from_files(files: Union[str, Sequence[str]], *, size: Size = 224,
+               resize: Optional[int] = 256, batch_size: int = 32,
+               skip_unreadable: bool = False) -> tf.data.Dataset:
+    """The image files matching a glob, sorted by path, or the files of a list in
+    its order; label −1.
 
     Raises:
       ValueError: if no image file matches.
     """
     size, resize, batch_size = _settings(size, resize, batch_size)
-    paths = sorted(globlib.glob(files, recursive=True)) if isinstance(files, str) else list(files)
-    paths = [p for p in paths if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS]
+    if isinstance(files, str):                   # a glob keeps image files
+        paths = [p for p in sorted(globlib.glob(files, recursive=True))
+                 if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS]
+    else:
+        paths = list(files)
     if not paths:
         raise ValueError(f"Expected `files` to match image files ({', '.join(IMAGE_EXTENSIONS)}). "
                          f"Received: files={files!r} matching none")
@@ -90,11 +106,12 @@ def from_files(files: Union[str, Sequence[str]], *, size: int = 224,
     dataset = tf.data.Dataset.from_tensor_slices(names).map(
         lambda path: (tf.io.read_file(path), tf.constant(-1, tf.int64), path),
         num_parallel_calls=_AUTOTUNE, deterministic=True)
-    return _finish(dataset, size, resize, batch_size)
+    return _finish(dataset, size, resize, batch_size, skip_unreadable)
 
 
-def image_folder(root: str, *, split: Optional[str] = None, size: int = 224,
-                 resize: Optional[int] = 256, batch_size: int = 32) -> tf.data.Dataset:
+def image_folder(root: str, *, split: Optional[str] = None, size: Size = 224,
+                 resize: Optional[int] = 256, batch_size: int = 32,
+                 skip_unreadable: bool = False) -> tf.data.Dataset:
     """A tfds ImageFolder (``root/split/label/image``); ``split`` may be omitted
     when there is only one. Class names: ``image_folder_labels(root)``."""
     import tensorflow_datasets as tfds
@@ -108,7 +125,7 @@ def image_folder(root: str, *, split: Optional[str] = None, size: int = 224,
     dataset = builder.as_dataset(split=split, shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     return _finish(dataset.map(lambda ex: (ex["image"], ex["label"], ex["image/filename"])),
-                   size, resize, batch_size)
+                   size, resize, batch_size, skip_unreadable)
 
 
 def _folder_builder(root: str):
@@ -128,8 +145,9 @@ def image_folder_labels(root: str):
 
 
 def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,
-                        limit: Optional[int] = None, size: int = 224,
-                        resize: Optional[int] = 256, batch_size: int = 32) -> tf.data.Dataset:
+                        limit: Optional[int] = None, size: Size = 224,
+                        resize: Optional[int] = 256, batch_size: int = 32,
+                        skip_unreadable: bool = False) -> tf.data.Dataset:
     """ImageNet 2012 validation via tfds, the first ``limit`` images by file name.
 
     The first call builds the tfds dataset from ``manual_dir``/ILSVRC2012_img_val.tar
@@ -151,7 +169,7 @@ def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,
     if limit is None:
         # All 50 000 images: streamed in tfds's fixed order (sorting would hold them all).
         return _finish(records.map(lambda ex: (ex["image"], ex["label"], ex["file_name"])),
-                       size, resize, batch_size)
+                       size, resize, batch_size, skip_unreadable)
     limit = _checks.positive_int("limit", limit)
     records = records.filter(lambda ex: _file_number(ex["file_name"]) <= limit)
     # tfds stores examples shuffled: gather the kept ones and sort them by name.
@@ -162,7 +180,7 @@ def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,
     names, images, labels = zip(*kept)
     dataset = tf.data.Dataset.from_tensor_slices(
         (list(images), list(labels), [n.decode() for n in names]))
-    return _finish(dataset, size, resize, batch_size)
+    return _finish(dataset, size, resize, batch_size, skip_unreadable)
 
 
 def prepare_imagenet(manual_dir: str, *, data_dir: Optional[str] = None):

@@ -2,8 +2,10 @@
 
 A run writes into one output directory:
 
-* ``run.json`` — the settings; a rerun with other settings is refused, so files
-  of different settings never mix;
+* ``run.json`` — the settings and the resolved inputs (``inputs``); a rerun with
+  other settings is refused, and so is a rerun whose inputs changed other than by
+  growing at the end (``--limit`` raised, files added that sort last: those
+  continue the run), so files of different settings or images never mix;
 * per image and method: ``maps/<id>__<method>.npy`` (float32 attributions),
   ``..._heatmap.png`` and ``..._overlay.png``;
 * ``results/<id>.json`` — the image's record, written last and atomically: its
@@ -48,14 +50,18 @@ LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": F
 # Settings that do not change the maps: ``explain`` then ``evaluate`` (or the reverse)
 # into one directory is one run, the second adding its scores to the finished maps.
 _SCORING = ("mode", "metrics", "metric_options")
+# How the inputs were asked for: what counts is the resolved list, ``inputs``.
+_INPUT_SPELLING = ("images", "image_folder", "manual_dir", "limit", "inputs")
 
 
 def _changed_settings(previous: dict, wanted: dict) -> str:
-    """The settings of two runs that make them different runs ("" when none)."""
+    """The settings of two runs that make them different runs ("" when none); the
+    inputs are compared by :func:`_changed_inputs`."""
     def family(settings):
         return "adapt" if settings.get("mode") == "adapt" else "explain"
 
-    keys = sorted((set(previous) | set(wanted)) - set(_SCORING))
+    ignored = set(_SCORING) | (set(_INPUT_SPELLING) if "inputs" in previous else {"inputs"})
+    keys = sorted((set(previous) | set(wanted)) - ignored)
     changed = [f"{key} ({previous.get(key)!r} → {wanted.get(key)!r})" for key in keys
                if previous.get(key) != wanted.get(key)]
     if family(previous) != family(wanted):
@@ -65,6 +71,19 @@ def _changed_settings(previous: dict, wanted: dict) -> str:
         changed.append(f"metric_options ({previous.get('metric_options')!r} → "
                        f"{wanted.get('metric_options')!r})")
     return ", ".join(changed)
+
+
+def _changed_inputs(previous: Optional[list], wanted: Optional[list]) -> str:
+    """How the inputs changed ("" when ``wanted`` is ``previous`` or extends it)."""
+    if previous is None or wanted is None or wanted[:len(previous)] == previous:
+        return ""
+    added, removed = set(wanted) - set(previous), set(previous) - set(wanted)
+    parts = [f"{len(added)} added"] if added else []
+    parts += [f"{len(removed)} removed"] if removed else []
+    if not parts:
+        parts = ["the same images in another order"]
+    example = sorted(added or removed)[:1]
+    return ", ".join(parts) + (f", e.g. {os.path.basename(example[0])}" if example else "")
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -99,9 +118,13 @@ def id_key(identifier: str) -> int:
 
 
 def image_id(index: int, name: str) -> str:
-    """A file-safe, order-preserving id: ``00042_<stem>``."""
+    """A file-safe id that sorts in input order at any count: ``00042_<stem>`` below
+    100 000, then a letter for the number of digits before them — ``f100000_<stem>``
+    (6 digits), ``g1000000_<stem>`` (7), ... — which sorts after every shorter one."""
     stem = os.path.splitext(os.path.basename(str(name)))[0] or "image"
-    return f"{index:05d}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)[:60]}"
+    digits = str(int(index))
+    number = digits.zfill(5) if len(digits) <= 5 else chr(ord("a") + len(digits) - 1) + digits
+    return f"{number}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)[:60]}"
 
 
 class LocalFiles:
@@ -141,13 +164,15 @@ class OutputDir:
       path: The run's directory.
       settings: The run's settings, checked against ``run.json`` (see the module
         docstring); None attaches to a run another process created (workers).
-      overwrite: Start the run over when its settings differ.
+      overwrite: Start the run over when its settings or inputs differ.
       files: The file system (default :class:`LocalFiles`; the Beam pipeline
         passes one on Beam's file systems, so ``gs://``-style paths work).
+      inputs: The run's resolved inputs (``inputs.recorded``), kept in
+        ``run.json`` as ``inputs``; None for runs that do not list them.
     """
 
     def __init__(self, path: str, settings: Optional[dict] = None, *, overwrite: bool = False,
-                 files=None):
+                 files=None, inputs: Optional[List[str]] = None):
         self.path, self.files = path, files or LocalFiles()
         if settings is None:
             return
@@ -162,14 +187,23 @@ class OutputDir:
             for name in self.files.glob(self._file(pattern)):
                 self.files.remove(name)
         run_file = self.files.join(path, "run.json")
+        if inputs is not None:
+            settings = {**settings, "inputs": list(inputs)}
         text = json.dumps(settings, indent=1, sort_keys=True)
         if self.files.exists(run_file):
             previous = json.loads(self.files.read(run_file).decode("utf-8"))
             wanted = json.loads(text)
             changed = _changed_settings(previous, wanted)
-            if changed:
+            moved = _changed_inputs(previous.get("inputs"), wanted.get("inputs"))
+            if changed or moved:
                 finished = self.results_count()
                 if finished and not overwrite:
+                    if not changed:
+                        raise ValueError(
+                            f"the inputs of the run in {path} changed since it started "
+                            f"({moved}; finished images there: {finished}): rerun with the "
+                            "same inputs to resume, or use --overwrite to start over, or "
+                            "another --output_dir")
                     raise ValueError(
                         f"Expected `output_dir` {path!r} to hold a run with the same settings "
                         f"(it resumes; finished images there: {finished}). Settings that "
@@ -244,12 +278,14 @@ class OutputDir:
 
 
 class Progress:
-    """One line per update: images done, images/s, ETA; and, on a terminal, lines
-    within a step (points done, points/s, ETA of the step) every ``interval`` s."""
+    """One line per update: images done (computed, scored from saved maps, resumed),
+    images/s of the work done, ETA; and, on a terminal, lines within a step (points
+    done, points/s, ETA of the step) every ``interval`` s."""
 
     def __init__(self, total: Optional[int], stream=None, *, interval: float = 3.0):
         self.total, self.stream = total, stream          # None: sys.stderr at write time
         self.start, self.done, self.skipped = time.perf_counter(), 0, 0
+        self.scored = 0
         self.interval = interval
         self._step_start = self._last_partial = None
 
@@ -268,15 +304,21 @@ class Progress:
         print(f"  {method}: {points_done}/{points_total} points of this step, "
               f"{rate:.1f} points/s, step ETA {eta:.0f}s", file=stream, flush=True)
 
-    def update(self, done: int, skipped: int = 0) -> None:
+    def update(self, done: int, skipped: int = 0, *, scored: int = 0) -> None:
+        """``done`` images computed, ``scored`` scored from their saved maps,
+        ``skipped`` resumed as they were."""
         self._step_start = None
         self.done += done
         self.skipped += skipped
-        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-        remaining = None if self.total is None else self.total - self.done - self.skipped
+        self.scored += scored
+        worked = self.done + self.scored
+        rate = worked / max(time.perf_counter() - self.start, 1e-9)
+        seen = self.done + self.scored + self.skipped
+        remaining = None if self.total is None else self.total - seen
         eta = "?" if remaining is None or rate == 0 else f"{remaining / rate:.0f}s"
         total = "?" if self.total is None else self.total
-        print(f"[{self.done + self.skipped}/{total}] {self.done} computed, {self.skipped} "
+        scored_text = f"{self.scored} scored from saved maps, " if self.scored else ""
+        print(f"[{seen}/{total}] {self.done} computed, {scored_text}{self.skipped} "
               f"resumed, {rate:.2f} images/s, ETA {eta}", file=self.stream or sys.stderr,
               flush=True)
 
@@ -307,7 +349,8 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
             metrics: Optional[Dict[str, Callable]] = None,
             masks: Optional[Callable[[str], Optional[np.ndarray]]] = None,
             total: Optional[int] = None, limit: Optional[int] = None,
-            progress: Optional[Progress] = None) -> List[dict]:
+            progress: Optional[Progress] = None,
+            ids: Optional[Dict[str, str]] = None) -> List[dict]:
     """Explains (and scores) every image not finished yet; returns all records.
 
     Args:
@@ -320,6 +363,9 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
       masks: name -> ground-truth mask or None (for relevance mass).
       total, limit: Number of images expected / to process at most.
       progress: Where progress goes (default: stderr).
+      ids: name -> id of every image (``inputs.list_entries``), so that images a
+        pipeline skipped (unreadable) leave the others' ids unchanged; None numbers
+        the images in the order they come.
     """
     progress = progress or Progress(total if limit is None else min(limit, total or limit))
     index = 0
@@ -329,18 +375,20 @@ def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: Outpu
         if limit is not None:
             keep = max(0, min(len(names), limit - index))
             pixels, labels, names = pixels[:keep], np.asarray(labels)[:keep], names[:keep]
-        ids = [image_id(index + i, name) for i, name in enumerate(names)]
-        index += len(ids)
-        todo = [i for i, identifier in enumerate(ids) if not out.done(identifier)]
+        batch_ids = ([ids[name] for name in names] if ids is not None
+                     else [image_id(index + i, name) for i, name in enumerate(names)])
+        index += len(batch_ids)
+        todo = [i for i, identifier in enumerate(batch_ids) if not out.done(identifier)]
         if todo:
             process_batch(spec, pixels[todo], np.asarray(labels)[todo], [names[i] for i in todo],
-                           [ids[i] for i in todo], explainers, out, metrics or {}, masks,
+                           [batch_ids[i] for i in todo], explainers, out, metrics or {}, masks,
                            progress)
-        finished = sorted(set(range(len(ids))) - set(todo))
+        finished = sorted(set(range(len(batch_ids))) - set(todo))
+        scored = 0
         if finished and metrics:
-            score_finished(spec, pixels[finished], [names[i] for i in finished],
-                           [ids[i] for i in finished], out, metrics, masks)
-        progress.update(len(todo), len(ids) - len(todo))
+            scored = score_finished(spec, pixels[finished], [names[i] for i in finished],
+                                    [batch_ids[i] for i in finished], out, metrics, masks)
+        progress.update(len(todo), len(batch_ids) - len(todo) - scored, scored=scored)
         if limit is not None and index >= limit:
             break
     return out.results()
@@ -406,16 +454,16 @@ def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, ma
 
 
 def score_finished(spec, pixels, names, ids, out: OutputDir, metrics: Dict[str, Callable],
-                   masks) -> None:
+                   masks) -> int:
     """Adds the requested scores a finished image's record lacks, from its saved maps
     (an ``explain`` run followed by ``evaluate``); records that have them are left
-    untouched."""
+    untouched. Returns how many images were scored."""
     records = [out.result(identifier) for identifier in ids]
     missing = [i for i, record in enumerate(records)
                if any(name not in entry for entry in record["methods"].values()
                       for name in metrics)]
     if not missing:
-        return
+        return 0
     inputs = tf.convert_to_tensor(spec.preprocess(pixels[missing]))
     chosen = [records[i] for i in missing]
     targets = np.array([record["target"] for record in chosen], np.int32)
@@ -435,6 +483,7 @@ def score_finished(spec, pixels, names, ids, out: OutputDir, metrics: Dict[str, 
                 record["methods"][method].setdefault(name, _number(value))
     for record in chosen:
         out.write_result(record["id"], record)
+    return len(chosen)
 
 
 def _number(value) -> Optional[Union[int, float]]:

@@ -1,0 +1,146 @@
+"""The images of a command-line run, resolved once, each with its id.
+
+A run's inputs are one ordered list of entries, the same for the in-process loop
+and for the Beam pipeline (so both give every image the same id, and the same
+random draws, which are keyed by id):
+
+* ``--images``: each pattern's files sorted by path (a glob keeps image files:
+  .jpg, .jpeg, .png, .gif, .bmp), the patterns in the order given, a file reached
+  twice kept once; without ``--images`` and an input folder, the bundled demo's
+  samples;
+* ``--image_folder``: a tfds ImageFolder's examples in tfds's fixed order;
+* ``--manual_dir``: ImageNet 2012 validation images by file name (the first
+  ``--limit``), as in the paper;
+
+then the first ``--limit`` of them. Entry i gets the id ``runs.image_id(i, name)``.
+A file that exists but cannot be decoded is not an error here: the run reports it
+(``summary.md``, one line on stderr) and finishes the others.
+
+The list is recorded in ``run.json`` (``runs.OutputDir``): a rerun continues the
+run when its list is the same or extends it (``--limit`` raised, files added that
+sort after the others); any other change of the inputs is refused in one line.
+"""
+
+import dataclasses
+import glob as globlib
+import os
+from typing import Callable, List, Optional, Sequence
+
+from tf_smoothtaylor.config import RunConfig
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One image to process: its id, where it is read from, and its label.
+
+    ``source`` is a file path, or for tfds ``imagenet2012`` the example's file name
+    (``position``: its position in the validation split)."""
+
+    id: str
+    source: str
+    label: int = -1
+    position: int = -1
+
+
+def _is_pattern(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
+                local: bool = True) -> List[str]:
+    """The files of ``--images`` patterns, in run order (see the module docstring).
+
+    Raises ``ValueError`` in one line for a pattern that matches no image, a
+    directory, or (``local``) a file that does not exist.
+    """
+    glob = glob or (lambda pattern: sorted(globlib.glob(pattern)))
+    files = []
+    for pattern in patterns:
+        if _is_pattern(pattern):
+            matched = [f for f in glob(pattern)
+                       if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+            if not matched:
+                raise ValueError(f"no image matches {pattern!r} ({', '.join(IMAGE_EXTENSIONS)})")
+            files.extend(matched)
+            continue
+        if local and os.path.isdir(pattern):
+            raise ValueError(f"--images {pattern} is a directory; use "
+                             f"'{os.path.join(pattern, '*.jpg')}' (quoted) or --image_folder")
+        if local and not os.path.isfile(pattern):
+            raise ValueError(f"image not found: {pattern}")
+        files.append(pattern)
+    seen, unique = set(), []
+    for path in files:
+        key = os.path.realpath(path) if local else path
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def _folder_entries(root: str) -> List[Entry]:
+    """An ImageFolder's only split, in tfds's fixed order."""
+    from tf_smoothtaylor import data, runs
+    builder = data._folder_builder(root)   # pylint: disable=protected-access
+    splits = sorted(builder.info.splits.keys())
+    if len(splits) != 1:
+        raise ValueError(f"--image_folder {root} holds several splits {splits}; give the "
+                         "folder of one split's parent with only that split")
+    labels = builder.info.features["label"]
+    # The examples tfds reads, in the order it reads them (no image is opened here).
+    examples = builder._split_examples[splits[0]]  # pylint: disable=protected-access
+    return [Entry(runs.image_id(i, example.image_path), example.image_path,
+                  labels.str2int(example.label))
+            for i, example in enumerate(examples)]
+
+
+def _imagenet_entries(config: RunConfig) -> List[Entry]:
+    """The validation images of the run, with their split positions."""
+    import tensorflow_datasets as tfds
+    from tf_smoothtaylor import data, runs
+    builder = data.prepare_imagenet(config.manual_dir, data_dir=config.data_dir)
+    records = builder.as_dataset(split="validation", shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    listed = [(position, example["file_name"].numpy().decode(), int(example["label"]))
+              for position, example in enumerate(records)]
+    if config.limit is not None:
+        listed = sorted((item for item in listed
+                         if data.file_number(item[1]) <= config.limit), key=lambda item: item[1])
+    return [Entry(runs.image_id(index, name), name, label, position)
+            for index, (position, name, label) in enumerate(listed)]
+
+
+def list_entries(config: RunConfig, *, glob: Optional[Callable] = None,
+                 local: bool = True) -> List[Entry]:
+    """Every image of the run, in order, with its id (see the module docstring).
+
+    ``glob`` and ``local``: how patterns are expanded and whether files are
+    checked on this machine (Beam passes its own file systems' glob)."""
+    if config.manual_dir:
+        entries = _imagenet_entries(config)
+    elif config.image_folder:
+        entries = _folder_entries(config.image_folder)
+    else:
+        entries = _file_entries(config, glob, local)
+    return entries[:config.limit] if config.limit is not None else entries
+
+
+def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
+    """The files of ``--images``, or the bundled demo's samples for the demo model."""
+    from tf_smoothtaylor import demo, runs
+    if config.images:
+        files = image_files(config.images, glob=glob, local=local)
+    elif config.model == "demo":
+        files = demo.sample_paths()
+    else:
+        raise ValueError("missing input: give --images, --image_folder or --manual_dir")
+    return [Entry(runs.image_id(i, path), path) for i, path in enumerate(files)]
+
+
+def recorded(entries: Sequence[Entry], *, local: bool = True) -> List[str]:
+    """The inputs as ``run.json`` records them: absolute paths of local files (two
+    spellings of one file are one input), else the sources as given."""
+    return [os.path.realpath(e.source) if local and e.position < 0 and os.path.exists(e.source)
+            else e.source for e in entries]
