@@ -201,15 +201,12 @@ def _recording_cnn():
 
 
 BOUNDED = {
-    "smooth_taylor": lambda m: tst.SmoothTaylor(m, num_roots=40, batch_size=16),
     "smooth_taylor_auto": lambda m: tst.SmoothTaylor(m, num_roots="auto", max_points=70,
                                                      batch_size=16),
-    "ig_200_steps": lambda m: tst.IntegratedGradients(m, steps=200, batch_size=16),
     "ig_200_steps_uniform": lambda m: tst.IntegratedGradients(
         m, steps=200, baseline="uniform", num_baselines=3, batch_size=16),
     "ig_200_steps_auto": lambda m: tst.IntegratedGradients(
         m, steps=200, baseline="uniform", num_baselines="auto", max_points=3, batch_size=16),
-    "smoothgrad": lambda m: tst.SmoothGrad(m, num_samples=20, batch_size=16),
     "vargrad": lambda m: tst.SmoothGrad(m, num_samples=20, statistic="variance",
                                         batch_size=16),
     "smoothgrad_over_ig": lambda m: tst.SmoothGrad(
@@ -218,7 +215,6 @@ BOUNDED = {
     "gradient_x_input": lambda m: tst.GradientXInput(m, batch_size=16),
     "grad_cam": lambda m: tst.GradCAM(m, batch_size=16),
     "occlusion": lambda m: tst.Occlusion(m, window=2, batch_size=16),
-    "rise": lambda m: tst.RISE(m, num_masks=50, batch_size=16),
     "rise_auto": lambda m: tst.RISE(m, num_masks="auto", max_points=70, batch_size=16),
     "blur_ig": lambda m: tst.BlurIntegratedGradients(m, steps=40, batch_size=16),
     "expected_gradients": lambda m: tst.ExpectedGradients(

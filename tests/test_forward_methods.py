@@ -119,7 +119,7 @@ def _offset_cnn(offset):
 def test_rise_error_is_the_centred_maps_and_ignores_the_logits_level(images):
     """RISE's reported error is the same with a logit offset of 0 and 20 (the
     control variate removes the level's mask noise; the map moves by exactly the
-    offset), and within 25 % of the spread of 30 independent runs' centred maps."""
+    offset), and within 25 % of the spread of 20 independent runs' centred maps."""
     estimates = {}
     for offset in (0.0, 20.0):
         rise = tst.RISE(_offset_cnn(offset), num_masks=300, grid_size=3, batch_size=256)
@@ -129,7 +129,7 @@ def test_rise_error_is_the_centred_maps_and_ignores_the_logits_level(images):
     shift = tst.heatmap(estimates[20.0].attributions) - tst.heatmap(estimates[0.0].attributions)
     np.testing.assert_allclose(shift, 20.0, atol=1e-3)
     runs = np.stack([tst.heatmap(rise(images, 1, keys=np.arange(4) + 1000 * run)).numpy()
-                     for run in range(30)])
+                     for run in range(20)])
     centred = runs - runs.mean(axis=(2, 3), keepdims=True)
     spread = np.sqrt((centred.std(axis=0, ddof=1) ** 2).sum(axis=(1, 2)))
     relative = spread / np.linalg.norm(centred.mean(axis=0).reshape(4, -1), axis=1)
