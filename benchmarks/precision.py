@@ -1,19 +1,22 @@
-"""Monte Carlo precision: what ``return_error=True`` costs and what it reports.
+"""Monte Carlo precision: what ``return_error=True`` costs, whether the errors it
+reports are the errors the maps have, and what ``"auto"`` counts save.
 
 Prints, measured in one run:
-* the cost of ``return_error=True`` for SmoothTaylor: time with errors divided by
-  time without, interleaved repetitions, median (target <= 1.03);
-* the heatmaps' relative standard error ‖SE(h)‖₂ / ‖h‖₂ (mean over images)
-  against the number of draws: SmoothTaylor's roots R for σ = 0.3, 0.5, 0.7 and
-  IG's uniform baselines N, on the demo model and its 12 sample images (model
-  inputs in [0, 1]) and on ``--model`` (``weights=None``, random images);
-* the draws ``num_roots="auto"`` spends per image (mean, range) for targets 0.1,
-  0.05 and 0.02 on the demo images and on ``--model``, next to the paper's fixed
-  R = 150.
+* ``overhead``: the cost of ``return_error=True`` for SmoothTaylor: time with errors
+  divided by time without, interleaved repetitions, median;
+* ``realised``: for SmoothTaylor, SmoothGrad, IG with uniform baselines and RISE, on
+  the demo model (its 12 sample images) and on ``--model`` (``weights=None``, random
+  images), the heatmaps' relative error each call *reports* against the error the
+  maps *have*, measured from ``--runs`` independent runs (other random keys) of the
+  same images: with h̄ the runs' mean and s² = Σ_p Var_runs(h_p), the realised error
+  of one run is √s² / √(‖h̄‖² − s²/K) (the denominator without its own noise).
+  RISE is judged on maps minus their spatial mean, as it reports;
+* ``auto``: SmoothTaylor with ``num_roots="auto"`` against the fixed number of roots
+  that gives every image the same worst-image error: the gradients each spends.
 
 Usage:
-  python benchmarks/precision.py [--model mobilenet_v2] [--size 224] [--repeats 5]
-      [--only overhead|errors|auto]
+  python benchmarks/precision.py [--model mobilenet_v2] [--size 224] [--runs 8]
+      [--only overhead|realised|auto]
 """
 
 import os
@@ -45,62 +48,96 @@ def overhead(args) -> None:
           f"{args.repeats} repetitions)")
 
 
-def _table(title, make, inputs, counts, variants) -> None:
-    """One row per variant (``make``'s settings), one column per number of draws:
-    the mean relative heatmap error."""
-    print(f"\n{title}")
-    print("| setting | " + " | ".join(str(c) for c in counts) + " |")
-    print("|---|" + "---|" * len(counts))
-    for label, settings in variants:
-        curves = tst.convergence.curves(make(**settings), inputs, None, counts=counts)
-        cells = [f"{float(np.nanmean(row)):.3f}" for row in curves["relative_error"]]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+def _heatmaps(estimate, centred):
+    heat = tst.heatmap(estimate.attributions).numpy().reshape(len(estimate.attributions), -1)
+    return heat - heat.mean(axis=1, keepdims=True) if centred else heat
 
 
-def error_against_draws(args) -> None:
+def _realised_row(name, explainer, inputs, runs, centred):
+    """One table row: mean over images of the reported error, of the realised one,
+    and of their ratio."""
+    count = len(inputs)
+    reported, maps = [], []
+    for run in range(runs):
+        estimate = explainer(inputs, keys=np.arange(count) + 1000 * run, return_error=True)
+        reported.append(estimate.relative_error.numpy())
+        maps.append(_heatmaps(estimate, centred))
+    maps, reported = np.stack(maps), np.stack(reported)
+    spread2 = maps.var(axis=0, ddof=1).sum(axis=1)
+    mean = maps.mean(axis=0)
+    signal2 = (mean * mean).sum(axis=1) - spread2 / runs
+    realised = np.sqrt(spread2 / np.maximum(signal2, 1e-30))
+    typical = np.sqrt(np.mean(np.where(np.isfinite(reported), reported, np.nan) ** 2, axis=0))
+    ratio = typical / realised
+    naive = typical / np.sqrt(1 + typical ** 2)        # ‖SE‖ / ‖ĥ‖, the noisy denominator
+    print(f"| {name} | {np.nanmean(typical):.3f} | {realised.mean():.3f} | "
+          f"{np.nanmean(ratio):.2f} ({np.nanmin(ratio):.2f}–{np.nanmax(ratio):.2f}) | "
+          f"{np.nanmean(naive / realised):.2f} |")
+
+
+def realised_errors(args) -> None:
     from tf_smoothtaylor import demo
     spec = demo.load()
-    inputs = spec.preprocess(demo.samples()[0])
+    cases = [("the demo model, 12 images", spec, spec.preprocess(demo.samples()[0]),
+              dict(roots=150, samples=50, baselines=16, masks=1000))]
     model = _common.build_model(args.model, args.size)
-    x = _common.images(args.images, args.size)
-    sigmas = [(f"σ = {s}", dict(noise_scale=s)) for s in (0.3, 0.5, 0.7)]
-    for name, target, data, roots, baselines in (
-            ("the demo model, 12 images", spec, inputs, (10, 50, 150, 300), (4, 16, 64)),
-            (f"{args.model} {args.size}px, {args.images} images", model, x, (10, 50, 150),
-             (2, 4, 8))):
-        _table(f"SmoothTaylor on {name}: relative heatmap error against R",
-               lambda **s: tst.SmoothTaylor(target, num_roots=2, batch_size=args.batch, **s),
-               data, roots, sigmas)
-        _table(f"IG (16 steps, uniform baselines) on {name}: relative error against N",
-               lambda **s: tst.IntegratedGradients(target, steps=16, baseline="uniform",
-                                                   num_baselines=2, batch_size=args.batch),
-               data, baselines, [("IG", {})])
+    preprocess = lambda p: 2.0 * p - 1.0   # noqa: E731  MobileNetV2's pixel transform
+    cases.append((f"{args.model} {args.size}px (weights=None), {args.images} images",
+                  tst.models.wrap(model, preprocess=preprocess,
+                                  deprocess=lambda v: (v + 1.0) / 2.0),
+                  _common.images(args.images, args.size),
+                  dict(roots=32, samples=32, baselines=8, masks=500)))
+    for title, target, inputs, counts in cases:
+        print(f"\nReported against realised relative error, {title}, {args.runs} runs "
+              "(mean over the images; ratio per image, mean (min–max); last column: what dividing "
+              "by the noisy ‖ĥ‖ would report):")
+        print("| method | reported | realised | reported / realised | ‖SE‖/‖ĥ‖ / realised |")
+        print("|---|---|---|---|---|")
+        batch = dict(batch_size=args.batch)
+        for name, explainer, centred in (
+                (f"SmoothTaylor R = {counts['roots']}, σ = 0.5",
+                 tst.SmoothTaylor(target, num_roots=counts["roots"], **batch), False),
+                (f"SmoothGrad N = {counts['samples']}",
+                 tst.SmoothGrad(target, num_samples=counts["samples"], **batch), False),
+                (f"IG, {counts['baselines']} uniform baselines × 16 steps",
+                 tst.IntegratedGradients(target, steps=16, baseline="uniform",
+                                         num_baselines=counts["baselines"], **batch), False),
+                (f"RISE N = {counts['masks']} (centred maps)",
+                 tst.RISE(target, num_masks=counts["masks"], batch_size=4 * args.batch),
+                 True)):
+            _realised_row(name, explainer, inputs, args.runs, centred)
 
 
-def auto_draws(args, on_model: bool = False) -> None:
+def _auto_against_fixed(title, spec, inputs, target, cap, batch) -> None:
+    """SmoothTaylor "auto" at ``target`` against the fixed R that gives the same
+    worst-image error (the count each image's own error asks for, at most)."""
+    auto = tst.SmoothTaylor(spec, num_roots="auto", target_error=target, max_points=cap,
+                            batch_size=batch)(inputs, return_error=True)
+    used, errors = auto.num_points, auto.relative_error.numpy()
+    worst = float(np.max(errors))
+    fixed_roots = int(np.ceil(np.max(used * (errors / worst) ** 2)))
+    fixed = tst.SmoothTaylor(spec, num_roots=fixed_roots, batch_size=batch)(
+        inputs, return_error=True)
+    spent_auto, spent_fixed = int(used.sum()), fixed_roots * len(inputs)
+    print(f"| {title} | {target} | {used.mean():.0f} ({used.min()}–{used.max()}) | "
+          f"{worst:.3f} | {fixed_roots} | {float(np.max(fixed.relative_error)):.3f} | "
+          f"{spent_auto} / {spent_fixed} = {spent_auto / spent_fixed:.2f} |")
+
+
+def auto_draws(args) -> None:
     from tf_smoothtaylor import demo
-    if on_model:
-        spec = _common.build_model(args.model, args.size)
-        inputs = _common.images(args.images, args.size)
-        where, cap = f"{args.model} {args.size}px, {args.images} images", args.model_max_points
-    else:
-        spec = demo.load()
-        inputs = spec.preprocess(demo.samples()[0])
-        where, cap = "the demo images", args.max_points
-    print(f"\nnum_roots='auto' on {where} (σ = 0.5, max_points={cap}) "
-          "against the fixed R = 150:")
-    fixed = tst.SmoothTaylor(spec, num_roots=150, batch_size=args.batch)(inputs,
-                                                                         return_error=True)
-    print("| target | roots per image: mean (min–max) | reached (largest error) |")
-    print("|---|---|---|")
-    print(f"| fixed R = 150 | 150 | {float(np.max(fixed.relative_error)):.3f} |")
-    for target in (0.1, 0.05, 0.02):
-        estimate = tst.SmoothTaylor(spec, num_roots="auto", target_error=target,
-                                    max_points=cap, batch_size=args.batch)(
-            inputs, return_error=True)
-        used = estimate.num_points
-        print(f"| {target} | {used.mean():.0f} ({used.min()}–{used.max()}) | "
-              f"{float(np.max(estimate.relative_error)):.3f} |")
+    spec = demo.load()
+    print('\nSmoothTaylor (σ = 0.5) num_roots="auto" against a fixed R with the same '
+          "worst-image error:")
+    print("| images | target | auto: roots per image, mean (min–max) | auto: worst error | "
+          "fixed R for that error | fixed: worst error | gradients, auto / fixed |")
+    print("|---|---|---|---|---|---|---|")
+    _auto_against_fixed("demo, 12 images", spec, spec.preprocess(demo.samples()[0]), 0.2,
+                        args.max_points, args.batch)
+    model = _common.build_model(args.model, args.size)
+    _auto_against_fixed(f"{args.model} {args.size}px, {args.images} images", model,
+                        _common.images(args.images, args.size), 0.5, args.model_max_points,
+                        args.batch)
 
 
 def main() -> None:
@@ -109,17 +146,17 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--max_points", type=int, default=8000)
-    parser.add_argument("--model_max_points", type=int, default=1000)
-    parser.add_argument("--only", choices=["overhead", "errors", "auto"], default=None)
+    parser.add_argument("--model_max_points", type=int, default=2000)
+    parser.add_argument("--only", choices=["overhead", "realised", "auto"], default=None)
     args = parser.parse_args()
     if args.only in (None, "overhead"):
         overhead(args)
-    if args.only in (None, "errors"):
-        error_against_draws(args)
+    if args.only in (None, "realised"):
+        realised_errors(args)
     if args.only in (None, "auto"):
         auto_draws(args)
-        auto_draws(args, on_model=True)
 
 
 if __name__ == "__main__":
