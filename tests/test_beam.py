@@ -146,9 +146,12 @@ def test_bad_runner_options_end_in_one_line(args, message, capsys):
 def test_run_config_is_built_once_from_the_flags_and_pickles():
     import pickle
     with flagsaver.flagsaver(output_dir="out", method=["gradient", "smoothgrad"],
-                             images=["a.png"]):
-        config = RunConfig.from_flags(FLAGS, beam_args=["--direct_num_workers=2"])
+                             images=["a.png"], num_samples=7):
+        config = RunConfig.from_flags(FLAGS, beam_args=["--direct_num_workers=2"],
+                                      method_flags=tuple(cli.METHOD_FLAGS))
     assert config.method == ("gradient", "smoothgrad") and config.images == ("a.png",)
+    assert config.num_samples == 7 and config.num_roots is None     # not given: the default
+    assert config.given == {"num_samples": 7}
     assert pickle.loads(pickle.dumps(config)) == config
     assert beam.pipeline_options(config.replace(runner="DirectRunner")).get_all_options()[
         "direct_num_workers"] == 2

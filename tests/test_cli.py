@@ -146,7 +146,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
             cli.main(["tf-smoothtaylor", "explain"])
     with flagsaver.flagsaver(**settings, seed=3, overwrite=True):
         cli.main(["tf-smoothtaylor", "explain"])
-    assert json.loads((tmp_path / "run.json").read_text())["seed"] == 3
+    assert json.loads((tmp_path / "run.json").read_text())["gradient.seed"] == 3
     assert len(list((tmp_path / "results").glob("*.json"))) == 1
 
 
@@ -351,8 +351,9 @@ def test_help_shows_modes_examples_names_and_the_project_flags_first(flag, capsy
     for expected in ("explain", "evaluate", "adapt", "export", "tf-smoothtaylor evaluate",
                      "smooth_taylor", "relevance_mass", "mobilenet_v2", "--num_roots"):
         assert expected in text
+    assert "smooth_taylor: --num_roots" in text           # the flags each method reads
     ours = text.index("tf_smoothtaylor.cli:")
-    assert ours < text.index("--num_roots")
+    assert ours < text.index("  --num_roots: R, the roots per image")
     if flag == "--helpfull":
         assert "absl.app:" in text and ours < text.index("absl.app:")
 
@@ -566,3 +567,32 @@ def test_a_non_square_model_file_explains_and_scores(tmp_path):
     assert len(rows) == 4 and all(np.isfinite(float(row["autvc"])) for row in rows)
     for row in csv.DictReader(open(tmp_path / "out" / "index.csv")):
         assert np.load(tmp_path / "out" / row["npy"]).shape == (32, 48, 3)
+
+
+def test_every_method_takes_its_python_defaults_from_the_command_line():
+    """Flags are made from the methods' declarations and default to "not given": the
+    explainer the command line builds with no method flag has the settings of the
+    class built with no arguments."""
+    from tf_smoothtaylor import commands
+    from tf_smoothtaylor.config import RunConfig
+    from tf_smoothtaylor.methods import BY_NAME
+    spec = demo.load()
+    config = RunConfig(output_dir="unused").replace(references=(demo.sample_paths()[0],))
+    for name, cls in BY_NAME.items():
+        built = cls(spec, **commands.method_options(config, name, spec))
+        plain = cls(spec, **({"references": built.references} if name == "expected_gradients"
+                             else {}))
+        mine, theirs = built.settings(), plain.settings()
+        if name == "expected_gradients":
+            mine.pop("references"), theirs.pop("references")
+        assert mine == theirs, name
+    # Shared flags are shared only where both declarations say so; --help lists them.
+    assert set(cli.METHOD_FLAGS["steps"].readers[i][0] for i in range(2)) == {
+        "integrated_gradients", "blur_ig"}
+    assert "shap_noise_scale" in cli.METHOD_FLAGS and "occlusion_baseline" in cli.METHOD_FLAGS
+
+
+def test_the_readme_settings_table_is_the_methods_declarations():
+    from tf_smoothtaylor.methods import BY_NAME, options
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert options.settings_table(BY_NAME) in readme

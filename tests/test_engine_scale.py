@@ -38,8 +38,9 @@ POISON_METHODS = {
 }
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
-@pytest.mark.parametrize("jit_compile", [False, True])
+# XLA and float16 each change how a chunk is computed; each is tested on its own.
+@pytest.mark.parametrize("jit_compile, policy", [(False, "float32"), (False, "mixed_float16"),
+                                                 (True, "float32")])
 @pytest.mark.parametrize("method", sorted(POISON_METHODS))
 def test_a_non_finite_gradient_stays_in_its_own_row(method, jit_compile, policy):
     keras.mixed_precision.set_global_policy(policy)

@@ -74,11 +74,11 @@ def test_reproduce_paper_end_to_end_on_a_fake_imagenet(tmp_path):
     # plain Python; every family's preprocessing is checked in test_models).
     output = run_example("reproduce_paper.py", "--quick", "--manual_dir", str(manual),
                          "--data_dir", str(tmp_path / "tfds"), "--limit", "2",
-                         "--weights", "none", "--size", "32", "--models", "vgg16",
+                         "--weights", "none", "--size", "32", "--models", "mobilenet_v2",
                          "--output_dir", str(tmp_path / "out"), timeout=900)
     rows = {"I": 2, "II": 2, "III": 3}                    # configurations per table (--quick)
     for table, count in rows.items():
         text = (tmp_path / "out" / f"table_{table}.md").read_text()
-        assert text.count("| vgg16 |") == count
+        assert text.count("| mobilenet_v2 |") == count
         assert "nan" not in text.lower()
     assert "adaptive_aupc" in output and "ig_noise_n1" in output

@@ -35,11 +35,11 @@ def test_the_standard_error_of_smooth_taylor_on_a_quadratic_is_its_closed_form(q
                                       batch_size=20),
 ], ids=["smooth_taylor", "smoothgrad", "ig_random_baselines"])
 def test_reported_errors_match_the_spread_of_independent_runs(cnn, images, make):
-    """Per element and for the heatmap, within 20 % of the spread over 30 runs with
+    """Per element and for the heatmap, within 20 % of the spread over 20 runs with
     independent draws (other keys)."""
     explainer = make(cnn)
     runs = np.stack([explainer(images, 1, keys=np.arange(4) + 1000 * run).numpy()
-                     for run in range(30)])
+                     for run in range(20)])
     estimate = explainer(images, 1, keys=np.arange(4) + 7, return_error=True)
     spread = runs.std(axis=0, ddof=1)
     ratio = np.median(estimate.standard_error.numpy() / spread, axis=(1, 2, 3))

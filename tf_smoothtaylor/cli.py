@@ -36,11 +36,16 @@ from absl import logging as absl_logging  # noqa: E402
 
 from tf_smoothtaylor import _quiet  # noqa: E402
 
+# The method flags are made from the methods' own declarations (methods.options), so
+# the methods are imported here, with TensorFlow's start-up lines kept off stderr.
+_quiet.import_tensorflow()
+from tf_smoothtaylor.methods import BY_NAME  # noqa: E402
+from tf_smoothtaylor.methods import options as method_options  # noqa: E402
+
 MODES = ("explain", "evaluate", "adapt", "export")
-METHODS = ("smooth_taylor", "integrated_gradients", "smoothgrad", "gradient",
-           "gradient_x_input", "grad_cam", "grad_cam_plus_plus", "occlusion", "rise",
-           "expected_gradients", "blur_ig")
+METHODS = tuple(BY_NAME)
 METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")
+METHOD_FLAGS = method_options.flag_table(BY_NAME)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "demo", "'demo', a registry name (tf_smoothtaylor.models), "
@@ -62,8 +67,10 @@ flags.DEFINE_integer("size", None, "Input size of registry models (default: the 
                      lower_bound=8)
 flags.DEFINE_multi_enum("method", ["smooth_taylor", "integrated_gradients"], METHODS,
                         "Attribution methods (repeat the flag).")
+
+
 class _CountParser(flags.ArgumentParser):
-    """An integer >= 1, or "auto" (as many points as --target_error needs)."""
+    """An integer >= 1, or "auto" (as many draws as --target_error needs)."""
 
     def parse(self, argument):
         if isinstance(argument, int) or argument == "auto":
@@ -82,38 +89,63 @@ class _CountParser(flags.ArgumentParser):
         return "int or 'auto'"
 
 
-flags.DEFINE(_CountParser(), "num_roots", 150, "SmoothTaylor roots R, or 'auto': per image, "
-             "as many as --target_error needs (at most --max_points).")
-flags.DEFINE_float("target_error", None, "With 'auto' counts: the relative Monte Carlo "
-                   "error ‖SE(h)‖/‖h‖ of each heatmap to reach (default 0.05).")
-flags.DEFINE_integer("max_points", None, "With 'auto' counts: the most draws (roots, "
-                     "samples, baselines) per image (default 2000).", lower_bound=1)
-flags.DEFINE_float("noise_scale", None, "Absolute σ > 0 (SmoothTaylor default 0.5).")
-flags.DEFINE_float("noise_level", None, "Relative σ = level × (max − min) per image, level > 0 "
-                   "(SmoothGrad default 0.15).")
-flags.DEFINE_integer("steps", 50, "IG steps M.", lower_bound=1)
-flags.DEFINE_enum("rule", "riemann_right", ["riemann_left", "riemann_right", "riemann_middle",
-                                            "trapezoid", "gauss_legendre"], "IG quadrature rule.")
-flags.DEFINE_enum("baseline", "zero", ["zero", "uniform"], "IG baseline.")
-flags.DEFINE(_CountParser(), "num_baselines", 1, "IG random baselines N (uniform only), or "
-             "'auto' (see --num_roots).")
-flags.DEFINE(_CountParser(), "num_samples", 50, "SmoothGrad samples, or 'auto' (see "
-             "--num_roots).")
-flags.DEFINE_string("layer", None, "grad_cam(_plus_plus): the layer (default: the last "
-                    "with a 4-D output).")
-flags.DEFINE_integer("occlusion_window", 16, "occlusion: window side in pixels.", lower_bound=1)
-flags.DEFINE_integer("occlusion_stride", None, "occlusion: stride (default: the window).",
-                     lower_bound=1)
-flags.DEFINE(_CountParser(), "num_masks", 2000, "rise: masks per image, or 'auto'.")
-flags.DEFINE_integer("grid_size", 7, "rise: mask cells per side.", lower_bound=1)
-flags.DEFINE_float("keep_probability", 0.5, "rise: chance a cell is kept, in (0, 1].")
-flags.DEFINE_float("max_sigma", None, "blur_ig: largest blur σ in pixels (default "
-                   "50 · size / 224).")
-flags.DEFINE_multi_string("references", [], "expected_gradients: reference image files or "
-                          "globs (the baselines' distribution; repeat the flag).")
-flags.DEFINE_integer("batch_size", 64, "Gradient evaluations per chunk.", lower_bound=1)
+class _ChoiceOrNumberParser(flags.ArgumentParser):
+    """One of some words, or a number."""
+
+    def __init__(self, choices):
+        super().__init__()
+        self.choices = tuple(choices)
+
+    def parse(self, argument):
+        if argument in self.choices or isinstance(argument, (int, float)):
+            return argument
+        try:
+            return float(argument)
+        except ValueError:
+            raise ValueError(f"expected one of {', '.join(self.choices)} or a number, got "
+                             f"{argument!r}") from None
+
+    def flag_type(self):
+        return " or ".join(self.choices) + " or a number"
+
+
+def _define_method_flags() -> None:
+    """One flag per method setting (``methods.options.flag_table``); every one defaults
+    to "not given" (None), which leaves each method its Python default."""
+    for name, flag in METHOD_FLAGS.items():
+        text, lower = flag.help(), flag.option.lower
+        if flag.kind == "count":
+            flags.DEFINE(_CountParser(), name, None, text)
+        elif flag.kind == "enum":
+            flags.DEFINE_enum(name, None, list(flag.option.choices), text)
+        elif flag.kind == "enum_or_number":
+            flags.DEFINE(_ChoiceOrNumberParser(flag.option.choices), name, None, text)
+        elif flag.kind == "files":
+            flags.DEFINE_multi_string(name, [], text)
+        elif flag.kind == "bool":
+            flags.DEFINE_bool(name, None, text)
+        elif flag.kind == "int":
+            flags.DEFINE_integer(name, None, text, lower_bound=lower)
+        elif flag.kind == "float":
+            flags.DEFINE_float(name, None, text)
+            if lower is not None:
+                flags.register_validator(
+                    name, lambda v, low=lower: v is None or v > low,
+                    message=f"--{name} must be positive." if lower == 0
+                    else f"--{name} must be > {lower:g}.")
+        else:
+            flags.DEFINE_string(name, None, text)
+    for name, flag in METHOD_FLAGS.items():
+        if flag.option.exclusive:
+            other = flag.option.exclusive
+            flags.register_multi_flags_validator(
+                [name, other], lambda f, a=name, b=other: f[a] is None or f[b] is None,
+                message=f"give at most one of --{name} and --{other}.")
+
+
+_define_method_flags()
+COUNT_FLAGS = [name for name, flag in METHOD_FLAGS.items() if flag.kind == "count"]
 flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of every random draw.", lower_bound=0)
 flags.DEFINE_string("output_dir", None, "Where results go (required).")
 flags.DEFINE_bool("overwrite", False, "Start the run in --output_dir over when its settings "
                   "differ from this command's (default: refuse once an image is finished).")
@@ -131,7 +163,6 @@ flags.DEFINE_bool("convergence", False, "evaluate: also write convergence.png, t
                   "of draws (Monte Carlo methods).")
 flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
 flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
-flags.DEFINE_bool("jit_compile", False, "Compile gradients with XLA.")
 flags.DEFINE_integer("top_k", 5, "export: classes returned per image.", lower_bound=1)
 flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.",
                      lower_bound=1)
@@ -152,25 +183,15 @@ flags.DEFINE_string("runner", None, "Run explain/evaluate/adapt as an Apache Bea
 flags.register_validator("output_dir", lambda value: bool(value),
                          message="--output_dir is required.")
 flags.register_multi_flags_validator(
-    ["noise_scale", "noise_level"],
-    lambda f: not (f["noise_scale"] is not None and f["noise_level"] is not None),
-    message="give at most one of --noise_scale and --noise_level.")
-flags.register_multi_flags_validator(
     ["images", "image_folder", "manual_dir"],
     lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
     message="give at most one input: --images, --image_folder or --manual_dir.")
 flags.register_multi_flags_validator(
-    ["num_roots", "num_samples", "num_baselines", "num_masks", "target_error", "max_points"],
-    lambda f: "auto" in (f["num_roots"], f["num_samples"], f["num_baselines"],
-                         f["num_masks"]) or (
+    COUNT_FLAGS + ["target_error", "max_points"],
+    lambda f: "auto" in [f[name] for name in COUNT_FLAGS] or (
         f["target_error"] is None and f["max_points"] is None),
-    message="--target_error and --max_points apply only with --num_roots, --num_samples, "
-            "--num_baselines or --num_masks auto.")
-flags.register_validator("target_error", lambda value: value is None or value > 0,
-                         message="--target_error must be positive.")
-for _name in ("noise_scale", "noise_level"):
-    flags.register_validator(_name, lambda value: value is None or value > 0,
-                             message=f"--{_name} must be positive.")
+    message="--target_error and --max_points apply only with "
+            + ", ".join(f"--{name}" for name in COUNT_FLAGS) + " auto.")
 
 
 class CommandError(Exception):
@@ -207,7 +228,7 @@ def main(argv):
         raise CommandError("--convergence applies to evaluate run in this process (no "
                            "--runner)")
     from tf_smoothtaylor.config import RunConfig
-    config = RunConfig.from_flags(FLAGS, beam_args=extra)
+    config = RunConfig.from_flags(FLAGS, beam_args=extra, method_flags=tuple(METHOD_FLAGS))
     if config.verbosity < 0:          # TensorFlow's and Beam's INFO/WARNING lines: off
         absl_logging.set_verbosity(absl_logging.ERROR)
         for name in ("tensorflow", "apache_beam", "absl"):
@@ -236,12 +257,17 @@ def _help(full: bool) -> str:
     from tf_smoothtaylor.models import FAMILIES
     registry = textwrap.fill("Registry models (--model, or their Keras class names): "
                              + ", ".join(FAMILIES), width=96, subsequent_indent="  ")
+    reads = method_options.reads(BY_NAME)
     text = [__doc__.split("Runs resume:")[0].rstrip(), "",
-            "Methods (--method): " + ", ".join(METHODS),
-            "Metrics (--metric): " + ", ".join(METRICS), registry, "",
-            "TensorFlow's and Beam's own log lines are hidden; absl's --verbosity=0 shows "
-            "them (INFO).", "",
-            "Flags of tf-smoothtaylor:", FLAGS.module_help(sys.modules[__name__])]
+            "Methods (--method) and the method flags each reads (a flag not given leaves "
+            "the method its own default, shown in the flag's help):"]
+    text += [textwrap.fill(f"{name}: " + " ".join(reads[name]), width=96,
+                           initial_indent="  ", subsequent_indent="      ")
+             for name in METHODS]
+    text += ["", "Metrics (--metric): " + ", ".join(METRICS), registry, "",
+             "TensorFlow's and Beam's own log lines are hidden; absl's --verbosity=0 shows "
+             "them (INFO).", "",
+             "Flags of tf-smoothtaylor:", FLAGS.module_help(sys.modules[__name__])]
     if full:
         others = [module for module in FLAGS.flags_by_module_dict()
                   if module != __name__]

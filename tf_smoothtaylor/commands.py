@@ -18,7 +18,7 @@ import tensorflow as tf
 from tf_smoothtaylor import convergence, data, demo, distribute, inputs, models, runs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
-from tf_smoothtaylor.methods import BY_NAME
+from tf_smoothtaylor.methods import BY_NAME, options
 from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES
 from tf_smoothtaylor.metrics import settings as metrics_settings
 
@@ -127,53 +127,45 @@ def unreadable(entries: List[inputs.Entry], records: List[dict], config,
     return failures
 
 
-def reference_inputs(config, spec) -> np.ndarray:
+def reference_inputs(patterns, config, spec) -> np.ndarray:
     """Model inputs of the --references files (expected_gradients' baselines)."""
-    if not config.references:
-        raise ValueError("expected_gradients needs reference images: give --references "
-                         "(files or globs, e.g. a few hundred training images)")
     size, resize = input_size(config, spec)
-    batches = data.from_files(inputs.image_files(config.references), size=size, resize=resize,
+    batches = data.from_files(inputs.image_files(patterns), size=size, resize=resize,
                               batch_size=64)
     return np.concatenate([np.asarray(spec.preprocess(pixels), np.float32)
                            for pixels, _, _ in batches])
 
 
 def method_options(config, name: str, spec=None) -> dict:
-    """Keyword settings of method ``name`` from the config (``spec``: the model, for
-    expected_gradients' reference inputs)."""
-    common = dict(batch_size=config.batch_size, seed=config.seed, jit_compile=config.jit_compile)
+    """Keyword settings of method ``name``: the method flags that were given (every
+    other setting keeps the method's Python default; ``methods.options``), with
+    --references files read into model inputs."""
+    cls = BY_NAME[name]
+    given = {flag: getattr(config, flag, None)
+             for flag in options.flags_of(cls)}
+    if name == "expected_gradients" and not given.get("references"):
+        raise ValueError("expected_gradients needs reference images: give --references "
+                         "(files or globs, e.g. a few hundred training images)")
+    return options.keyword_arguments(
+        cls, given, convert=lambda setting, value: reference_inputs(value, config, spec))
 
-    def count(setting):
-        value = getattr(config, setting)
-        auto = (dict(target_error=config.target_error, max_points=config.max_points)
-                if value == "auto" else {})
-        return {setting: value, **auto}
 
-    if name == "smooth_taylor":
-        noise = (dict(noise_scale=None, noise_level=config.noise_level) if config.noise_level
-                 else dict(noise_scale=config.noise_scale or 0.5))
-        return dict(**count("num_roots"), **noise, **common)
-    if name == "integrated_gradients":
-        return dict(steps=config.steps, rule=config.rule, baseline=config.baseline,
-                    **count("num_baselines"), **common)
-    if name == "smoothgrad":
-        noise = (dict(noise_scale=config.noise_scale, noise_level=None) if config.noise_scale
-                 else dict(noise_level=config.noise_level or 0.15))
-        return dict(**count("num_samples"), **noise, **common)
-    if name in ("grad_cam", "grad_cam_plus_plus"):
-        return dict(layer=config.layer, **common)
-    if name == "occlusion":
-        return dict(window=config.occlusion_window, stride=config.occlusion_stride, **common)
-    if name == "rise":
-        return dict(**count("num_masks"), grid_size=config.grid_size,
-                    keep_probability=config.keep_probability, **common)
-    if name == "blur_ig":
-        return dict(steps=config.steps, max_sigma=config.max_sigma, **common)
-    if name == "expected_gradients":
-        return dict(references=reference_inputs(config, spec), **count("num_samples"),
-                    **common)
-    return common
+def method_settings(config, names) -> dict:
+    """What run.json records of the methods: ``"<method>.<setting>"`` -> the given
+    value or the Python default, for every setting with a flag (files as given)."""
+    recorded = {}
+    for name in names:
+        cls = BY_NAME[name]
+        for setting, (option, default) in options.declared(cls).items():
+            if option.flag is None:
+                continue
+            value = getattr(config, option.flag or setting, None)
+            if value in (None, ()):
+                value = None if default is options.REQUIRED else default
+            if option.files and value:
+                value = [os.path.realpath(v) if os.path.exists(v) else v for v in value]
+            recorded[f"{name}.{setting}"] = list(value) if isinstance(value, tuple) else value
+    return recorded
 
 
 def strategy_of(config):
@@ -227,19 +219,27 @@ def metric_options(config, spec) -> dict:
         defaults = {**fitted["aupc"], **fitted["autvc"]}
     value = lambda name: getattr(config, name) or defaults[name]  # noqa: E731
     return {"aupc": dict(window=value("window"), num_regions=value("num_regions"),
-                         num_copies=value("num_copies"), seed=config.seed,
-                         batch_size=config.batch_size),
+                         num_copies=value("num_copies"), seed=_seed(config),
+                         batch_size=_batch_size(config)),
             "autvc": dict(min_size=value("min_size"))}
 
 
-def _settings(mode, config, metric_names, options) -> dict:
+def _seed(config) -> int:
+    """--seed, or every method's default 0."""
+    return 0 if config.seed is None else config.seed
+
+
+def _batch_size(config) -> int:
+    """--batch_size, or 64 (the gradient methods' default) for metrics and adapt."""
+    return 64 if config.batch_size is None else config.batch_size
+
+
+def _settings(mode, config, metric_names, metric_settings) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
-            "size", "method", "num_roots", "noise_scale", "noise_level", "steps", "rule",
-            "baseline", "num_baselines", "num_samples", "target_error", "max_points", "layer",
-            "occlusion_window", "occlusion_stride", "num_masks", "grid_size",
-            "keep_probability", "max_sigma", "references", "seed", "objective", "max_iterations",
-            "strategy"]
+            "size", "method", "objective", "max_iterations", "strategy"]
     settings = {key: getattr(config, key) for key in keys}
+    methods = ["smooth_taylor"] if mode == "adapt" else list(dict.fromkeys(config.method))
+    settings.update(method_settings(config, methods))
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
     settings["images"] = [os.path.realpath(path) for path in config.images]
     for key in ("image_folder", "manual_dir"):
@@ -247,7 +247,7 @@ def _settings(mode, config, metric_names, options) -> dict:
             settings[key] = os.path.realpath(settings[key])
     if os.path.exists(config.model):
         settings["model"] = os.path.realpath(config.model)
-    settings.update(mode=mode, metrics=list(metric_names), metric_options=options)
+    settings.update(mode=mode, metrics=list(metric_names), metric_options=metric_settings)
     return settings
 
 
@@ -290,7 +290,7 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
     spec = spec or load_spec(config)
     masks = demo.mask_for if config.model == "demo" and not (
         config.image_folder or config.manual_dir) else None
-    options = metric_options(config, spec)
+    metric_settings = metric_options(config, spec)
     if mode == "explain":
         metric_names = []
     else:
@@ -300,10 +300,11 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
         if config.num_roots == "auto":
             raise ValueError("adapt needs a fixed --num_roots (each σ tried is scored on "
                              "the same roots); got --num_roots auto")
-        search = AdaptiveNoising(spec, objective=config.objective, num_roots=config.num_roots,
-                                 max_iterations=config.max_iterations, seed=config.seed,
-                                 batch_size=config.batch_size,
-                                 objective_options=options[config.objective])
+        roots = {} if config.num_roots is None else {"num_roots": config.num_roots}
+        search = AdaptiveNoising(spec, objective=config.objective, **roots,
+                                 max_iterations=config.max_iterations, seed=_seed(config),
+                                 batch_size=_batch_size(config),
+                                 objective_options=metric_settings[config.objective])
         objective = config.objective
 
         def adapt(x, targets, keys):
@@ -318,8 +319,8 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
     else:
         explainers = build_explainers(config, spec, list(dict.fromkeys(config.method)))
     return Job(spec=spec, explainers=explainers, metric_names=metric_names,
-               metrics=runs.metric_functions(spec, metric_names, options), masks=masks,
-               settings=_settings(mode, config, metric_names, options))
+               metrics=runs.metric_functions(spec, metric_names, metric_settings),
+               masks=masks, settings=_settings(mode, config, metric_names, metric_settings))
 
 
 def run(mode: str, config: RunConfig) -> None:

@@ -4,10 +4,15 @@
 from the parsed absl flags (:meth:`RunConfig.from_flags`) and everything below —
 the in-process loop (``commands``) and the Apache Beam workers (``beam``) —
 takes it, never the flags object itself.
+
+The run's own settings are fields; the methods' settings are the given method
+flags (``methods.options``), kept as ``method_flags`` and read as attributes
+(``config.num_roots``), None where a flag was not given — each method then keeps
+its Python default.
 """
 
 import dataclasses
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +22,8 @@ class RunConfig:
     Field names are the flag names. ``runner`` is a Beam runner name (None: run in
     this process); ``beam_args`` are the remaining Beam pipeline options;
     ``verbosity`` is absl's ``--verbosity`` when given, else −1 (TensorFlow's and
-    Beam's own log lines kept off the terminal).
+    Beam's own log lines kept off the terminal); ``method_flags`` holds the method
+    flags that were given, ``(name, value)`` pairs.
     """
 
     output_dir: str
@@ -32,27 +38,7 @@ class RunConfig:
     limit: Optional[int] = None
     size: Optional[int] = None
     method: Tuple[str, ...] = ("smooth_taylor", "integrated_gradients")
-    num_roots: Union[int, str] = 150
-    noise_scale: Optional[float] = None
-    noise_level: Optional[float] = None
-    steps: int = 50
-    rule: str = "riemann_right"
-    baseline: str = "zero"
-    num_baselines: Union[int, str] = 1
-    num_samples: Union[int, str] = 50
-    target_error: Optional[float] = None
-    max_points: Optional[int] = None
-    layer: Optional[str] = None
-    occlusion_window: int = 16
-    occlusion_stride: Optional[int] = None
-    num_masks: Union[int, str] = 2000
-    grid_size: int = 7
-    keep_probability: float = 0.5
-    max_sigma: Optional[float] = None
-    references: Tuple[str, ...] = ()
-    batch_size: int = 64
     images_per_step: int = 8
-    seed: int = 0
     overwrite: bool = False
     metric: Optional[Tuple[str, ...]] = None
     window: Optional[int] = None
@@ -61,7 +47,6 @@ class RunConfig:
     min_size: Optional[int] = None
     objective: str = "aupc"
     max_iterations: int = 20
-    jit_compile: bool = False
     top_k: int = 5
     max_batch: int = 16
     include_attributions: bool = False
@@ -71,19 +56,43 @@ class RunConfig:
     runner: Optional[str] = None
     beam_args: Tuple[str, ...] = ()
     verbosity: int = -1
+    method_flags: Tuple[Tuple[str, Any], ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        """A method flag: its value, or None when it was not given."""
+        if name.startswith("__") or name == "method_flags":
+            raise AttributeError(name)
+        return dict(self.method_flags).get(name)
+
+    @property
+    def given(self) -> dict:
+        """The method flags that were given, name -> value."""
+        return dict(self.method_flags)
 
     @classmethod
-    def from_flags(cls, flags, *, beam_args=()) -> "RunConfig":
-        """The config of parsed absl ``flags`` (lists become tuples)."""
-        values = {}
-        for field in dataclasses.fields(cls):
-            if field.name in ("beam_args", "verbosity"):
-                continue
-            value = getattr(flags, field.name)
-            values[field.name] = tuple(value) if isinstance(value, list) else value
+    def from_flags(cls, flags, *, beam_args=(), method_flags=()) -> "RunConfig":
+        """The config of parsed absl ``flags`` (lists become tuples); ``method_flags``
+        names the flags made from the methods' declarations."""
+        def value(name):
+            found = getattr(flags, name)
+            return tuple(found) if isinstance(found, list) else found
+
+        values = {field.name: value(field.name) for field in dataclasses.fields(cls)
+                  if field.name not in ("beam_args", "verbosity", "method_flags")}
+        given = tuple((name, value(name)) for name in method_flags
+                      if value(name) not in (None, ()))
         verbosity = flags.verbosity if flags["verbosity"].present else -1
-        return cls(beam_args=tuple(beam_args), verbosity=verbosity, **values)
+        return cls(beam_args=tuple(beam_args), verbosity=verbosity, method_flags=given,
+                   **values)
 
     def replace(self, **changes) -> "RunConfig":
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields (or method flags) changed."""
+        names = {field.name for field in dataclasses.fields(self)}
+        flags = dict(self.method_flags)
+        for name in [n for n in changes if n not in names]:
+            value = changes.pop(name)
+            if value in (None, ()):
+                flags.pop(name, None)
+            else:
+                flags[name] = tuple(value) if isinstance(value, list) else value
+        return dataclasses.replace(self, method_flags=tuple(sorted(flags.items())), **changes)

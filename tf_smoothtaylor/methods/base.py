@@ -32,6 +32,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor._model import LogitModel
 from tf_smoothtaylor.engine import Engine, Scheme
+from tf_smoothtaylor.methods.options import Option
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
 
@@ -75,6 +76,14 @@ class Explainer(Scheme):
       seed: Seed of every random draw (roots, noise, baselines).
       jit_compile: Compile each chunk's forward/backward pass with XLA.
     """
+
+    options = {
+        "batch_size": Option("Model evaluations per compiled chunk (memory grows with it, "
+                             "results do not change)", shared=True, lower=1),
+        "seed": Option("Seed of every random draw", shared=True, lower=0),
+        "jit_compile": Option("Compile each chunk's forward/backward pass with XLA",
+                              shared=True),
+    }
 
     def __init__(self, model, *, batch_size: int = 64, seed: int = 0,
                  jit_compile: bool = False):

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.options import Option
 
 TRUNCATE = 4.0          # scipy.ndimage.gaussian_filter's default: r = ⌊4σ + ½⌋
 
@@ -92,6 +93,12 @@ class BlurIntegratedGradients(Explainer):
         paper's 50 at 224 px scaled to the input (50 · min(H, W) / 224).
       batch_size, seed, jit_compile: see ``Explainer``.
     """
+
+    options = {
+        "steps": Option("K, gradient evaluations along the blur path", shared=True, lower=1),
+        "max_sigma": Option("σ_max in pixels, the blur the path starts from (default "
+                            "50 · min(H, W) / 224)", kind=float, lower=0),
+    }
 
     def __init__(self, model, *, steps: int = 100, max_sigma: Optional[float] = None,
                  batch_size: int = 64, seed: int = 0, jit_compile: bool = False):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.engine import per_point
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.options import AUTO, Option
 
 
 def _reference_array(references, max_references: int, seed: int) -> np.ndarray:
@@ -89,6 +90,17 @@ class ExpectedGradients(Explainer):
     independent_points = True
     draw_setting = "num_samples"          # the setting that counts the draws
     extra_specs = {}
+    options = {
+        "references": Option("The reference set the baselines are drawn from (command "
+                             "line: image files or globs, repeat the flag)", files=True),
+        "num_samples": Option("N, (baseline, α) samples per image, or 'auto'", shared=True,
+                              count=True),
+        "noise_scale": Option("GradientSHAP's input noise σ (default none: Expected "
+                              "Gradients)", flag="shap_noise_scale", kind=float, lower=0),
+        "max_references": Option("Most reference inputs kept (a seeded random subset of "
+                                 "more)", lower=1),
+        **AUTO,
+    }
 
     def __init__(self, model, *, references, num_samples: Union[int, str] = 100,
                  noise_scale: Optional[float] = None, max_references: int = 1000,

@@ -42,6 +42,7 @@ from tf_smoothtaylor._model import select_target
 from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.engine import graph_classes, warn_if_not_finite
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.options import Option
 
 
 def _layers(model):
@@ -113,6 +114,13 @@ class GradCAM(Explainer):
       >>> maps = cam.heatmaps(images)                 # (B, H, W)
       >>> cam_pp = GradCAM(model, layer="conv5_block3_out", plus_plus=True)
     """
+
+    options = {
+        "layer": Option("The layer whose activations are weighted (default: the last "
+                        "feature map of more than one pixel)", shared=True, kind=str),
+        "plus_plus": Option("Grad-CAM++'s weights (the grad_cam_plus_plus method)",
+                            flag=None),
+    }
 
     def __init__(self, model, *, layer: Optional[str] = None, plus_plus: bool = False,
                  batch_size: int = 16, seed: int = 0, jit_compile: bool = False):

@@ -17,7 +17,8 @@ from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.engine import per_point
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
-from tf_smoothtaylor._quadrature import quadrature
+from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor._quadrature import RULES, quadrature
 
 BASELINES = ("zero", "uniform")
 
@@ -52,6 +53,17 @@ class IntegratedGradients(Explainer):
     """
 
     draw_setting = "num_baselines"        # the setting that counts the draws
+    options = {
+        "steps": Option("M, gradient evaluations along each path", shared=True, lower=1),
+        "rule": Option("The quadrature rule of the path integral", choices=tuple(RULES)),
+        "baseline": Option("'zero' (black pixels through preprocess) or 'uniform' (U[0, 1] "
+                           "pixels through preprocess, averaged); in Python also an array "
+                           "or a callable", choices=BASELINES),
+        "num_baselines": Option("N, uniform baselines per image, or 'auto'", count=True),
+        "preprocess": Option("Pixels in [0, 1] -> model inputs (the model's own when it is "
+                             "a ModelSpec)", flag=None),
+        **AUTO,
+    }
 
     def __init__(self, model, *, steps: int = 50, rule: str = "riemann_right",
                  baseline: Union[str, np.ndarray, Callable] = "zero",

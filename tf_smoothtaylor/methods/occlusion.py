@@ -22,6 +22,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
+from tf_smoothtaylor.methods.options import Option
 
 BASELINES = ("zero", "mean")
 
@@ -53,6 +54,18 @@ class Occlusion(Explainer):
     forward_only = True
     point_weight = 1.0
     offset_points = 1                  # c = f(x): each drop f(x) − f(z_k) in float32
+    options = {
+        "window": Option("Window side in pixels (Python: or (height, width))",
+                         flag="occlusion_window", lower=1),
+        "stride": Option("Step between windows (default: the window)",
+                         flag="occlusion_stride", kind=int, lower=1),
+        "baseline": Option("What a window becomes: 'zero' (black pixels through "
+                           "preprocess), 'mean' (each image's channel means) or a "
+                           "model-input value", flag="occlusion_baseline",
+                           choices=BASELINES, number=True),
+        "preprocess": Option("Pixels in [0, 1] -> model inputs, for 'zero' (the model's "
+                             "own when it is a ModelSpec)", flag=None),
+    }
 
     def __init__(self, model, *, window: Union[int, Tuple[int, int]] = 16,
                  stride: Union[None, int, Tuple[int, int]] = None,

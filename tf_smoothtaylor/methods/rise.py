@@ -38,6 +38,7 @@ import tensorflow as tf
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
+from tf_smoothtaylor.methods.options import AUTO, Option
 
 OFFSET_MASKS = 16          # masks of the control variate's mean score c
 
@@ -71,6 +72,18 @@ class RISE(Explainer):
     offset_points = OFFSET_MASKS
     centred_error = True
     draw_setting = "num_masks"            # the setting that counts the draws
+    options = {
+        "num_masks": Option("N, masks per image, or 'auto'", count=True),
+        "grid_size": Option("s, mask cells per side", lower=1),
+        "keep_probability": Option("p, the chance a cell is kept, in (0, 1]", lower=0),
+        "baseline": Option("What masked-out pixels become: 'zero' (black pixels through "
+                           "preprocess), 'mean' (each image's channel means) or a "
+                           "model-input value", flag="rise_baseline",
+                           choices=("zero", "mean"), number=True),
+        "preprocess": Option("Pixels in [0, 1] -> model inputs, for 'zero' (the model's "
+                             "own when it is a ModelSpec)", flag=None),
+        **AUTO,
+    }
 
     def __init__(self, model, *, num_masks: Union[int, str] = 2000, grid_size: int = 7,
                  keep_probability: float = 0.5,

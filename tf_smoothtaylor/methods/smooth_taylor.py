@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
+from tf_smoothtaylor.methods.options import AUTO, Option
 
 
 class SmoothTaylor(Explainer):
@@ -50,6 +51,14 @@ class SmoothTaylor(Explainer):
     uses_random = True
     independent_points = True
     draw_setting = "num_roots"           # the setting that counts the draws
+    options = {
+        "num_roots": Option("R, the roots per image, or 'auto'", count=True),
+        "noise_scale": Option("σ, absolute, in model-input space (0.5 when no σ is given)",
+                              shared=True, kind=float, lower=0, exclusive="noise_level"),
+        "noise_level": Option("σ as a fraction of each image's value range", shared=True,
+                              kind=float, lower=0),
+        **AUTO,
+    }
 
     def __init__(self, model, *, num_roots: Union[int, str] = 150,
                  noise_scale: Optional[float] = None,

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
+from tf_smoothtaylor.methods.options import AUTO, Option
 
 STATISTICS = ("mean", "square", "variance")
 BASES = ("gradient", "gradient_x_input")
@@ -49,6 +50,19 @@ class SmoothGrad(Explainer):
     extra_specs = {"noise_scale": tf.float32}
     uses_random = True
     draw_setting = "num_samples"          # the setting that counts the draws
+    options = {
+        "num_samples": Option("N, the noisy samples per image, or 'auto'", shared=True,
+                              count=True),
+        "noise_scale": Option("σ, absolute, in model-input space", shared=True, kind=float,
+                              lower=0, exclusive="noise_level"),
+        "noise_level": Option("σ as a fraction of each image's value range (0.15 when no σ "
+                              "is given)", shared=True, kind=float, lower=0),
+        "statistic": Option("What is averaged: the map (SmoothGrad), its square "
+                            "(SquareGrad) or their variance (VarGrad)", choices=STATISTICS),
+        "base": Option("The map averaged: the gradient, gradient × input, or (Python) "
+                       "another explainer", flag="smoothgrad_base", choices=BASES),
+        **AUTO,
+    }
 
     def __init__(self, model, *, num_samples: Union[int, str] = 50,
                  noise_scale: Optional[float] = None,
