@@ -27,7 +27,13 @@ Validated against known truth over many images (``tests/test_precision.py``,
 maps has an RMS at or below the target.
 """
 
+from typing import Dict
+
 import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _moments, _tracing
+from tf_smoothtaylor._report import finite_rows, warn_if_noise, warn_if_not_finite, warn_if_short
 
 ROUND_POINTS = 32       # model evaluations per image, at least, in a round
 PILOT_DRAWS = 32        # draws before the first look
@@ -61,3 +67,85 @@ def plan(used: np.ndarray, relative: np.ndarray, *, target: float, draw_size: in
     wanted = np.minimum(np.nan_to_num(wanted, nan=2.0 * used), float(max_points))
     rounded = np.ceil(wanted / step).astype(np.int64) * step
     return np.minimum(np.maximum(rounded, used + step), max_points)
+
+
+def run_auto(engine, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
+             target_error: float, max_points: int, keys=None, context=()):
+    """Like ``Engine.run(..., with_error=True)``, with as many draws per image as it
+    takes to reach ``target_error`` (the rule of ``_auto``): ``(attributions,
+    standard_error, relative_error, draws per image)``.
+
+    Each round is one compiled call over the images still short of the target,
+    each with its own number of new draws, then one read of their errors.
+    Draw k of an image is draw k of a fixed-size run, and rounds merge like
+    chunks (Chan et al.).
+    """
+    classes, target_fn, keys = engine._start(images, targets, keys, context)
+    batch = int(images.shape[0])
+    if classes is None:
+        empty = tf.zeros_like(images)
+        return empty, empty, tf.zeros([0]), np.zeros([0], np.int64)
+    key_values, extras, context, offsets = engine._inputs(
+        images, classes, engine._keys(images, keys).value, extras, context, target_fn)
+    scheme = engine.scheme
+    size = scheme.draw_size
+    width = int(np.prod(images.shape[1:]))
+    heat_width = width // int(images.shape[-1])
+    state = tf.zeros([batch, 2 * width + 2 * heat_width])
+    used = np.zeros(batch, np.int64)
+    planned = np.full(batch, pilot(size, max_points), np.int64)
+    relative = np.full(batch, np.nan, np.float32)
+    active = np.arange(batch)
+    function = engine._function(target_fn, "round")
+    while active.size:
+        rows = tf.constant(active)
+        pick = lambda t: tf.gather(t, rows)         # noqa: E731
+        added = function(pick(images), pick(classes), pick(key_values),
+                         {name: pick(value) for name, value in extras.items()},
+                         tuple(pick(c) for c in context),
+                         tf.constant((planned[active] - used[active]) * size, tf.int32),
+                         tf.constant(used[active] * size, tf.int32))
+        weights = [scheme.equal_weight(int(n)) for n in planned[active]]
+        merged, errors, finite = _merge_round(
+            pick(state), added, _column(used[active]),
+            _column(planned[active] - used[active]), width, heat_width, _column(weights))
+        state = tf.tensor_scatter_nd_update(state, rows[:, None], merged)
+        used[active] = planned[active]
+        relative[active] = errors.numpy()
+        met = relative[active] <= target_error
+        finished = (used[active] >= max_points) | met | ~finite.numpy()
+        active = active[~finished]
+        planned[active] = plan(used[active], relative[active], target=target_error,
+                               draw_size=size, max_points=max_points)
+    weights = np.array([scheme.equal_weight(int(n)) for n in used], np.float32)
+    attributions, standard_error, relative = _moments.standard_errors(
+        state, tf.shape(images), width, heat_width, used, weights)
+    attributions = engine._restore(attributions, offsets, False)
+    warn_if_not_finite(finite_rows(attributions).numpy(), stacklevel=6)
+    errors = relative.numpy()
+    warn_if_noise(errors, stacklevel=6)
+    warn_if_short(errors, target_error, used, max_points, stacklevel=6)
+    return attributions, standard_error, relative, used
+
+
+def _column(values) -> tf.Tensor:
+    """(rows, 1) float32."""
+    return tf.constant(np.asarray(values, np.float32)[:, None])
+
+
+@_tracing.graph_function(reduce_retracing=True)
+def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
+    """Merges a round's rows ``[Σv, M2(v), Σh, M2(h)]`` of ``n_b`` draws into rows of
+    ``n_a`` earlier draws (the chunk update, ``_moments.combine``; n_a, n_b and the
+    draws' weight are (rows, 1)): ``(merged, relative error of the heatmap, whether
+    the map is finite)``."""
+    parts = []
+    for start, stop in ((0, width), (2 * width, 2 * width + heat_width)):
+        middle = stop + (stop - start)
+        parts += _moments.combine(state[:, start:stop], state[:, stop:middle], n_a, n_b,
+                                  added[:, start:stop], added[:, stop:middle])
+    merged = tf.concat(parts, 1)
+    relative = _moments.relative_error(parts[2], parts[3],
+                                       _moments.error_scale(n_a + n_b, weight), weight)
+    finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)
+    return merged, relative, finite

@@ -83,6 +83,7 @@ def build(engine, target_fn, variant=None):
     """The compiled function of ``engine`` for ``target_fn`` and ``variant``:
     ``(images, classes, keys, extras, context[, counts, firsts]) -> result``."""
     model, scheme = engine.model, engine.scheme
+    check(scheme)
     rounds = variant == "round"
     with_error = rounds or variant == "error"
     # With errors, each draw's points are summed first (one value per draw).
@@ -138,10 +139,13 @@ def build(engine, target_fn, variant=None):
             """``(values (count, width), image of each, flat index of each, end)``."""
             flat = tf.minimum(offset + tf.range(count), total - 1)
             image = layout.image_of(flat)
+            k = layout.index_of(flat, image)
             z, m, w = scheme.points(
                 tf.gather(images, image),
                 tf.nest.map_structure(lambda t: tf.gather(t, image), params),
-                keys.gather(image), layout.index_of(flat, image))
+                keys.gather(image), k)
+            if scheme.draw_weights is not None:
+                w = scheme.weight_of(k)
             value = gradients(z, tf.gather(targets, image),
                               tuple(tf.gather(c, image) for c in context))
             if offsets is not None:                   # the control variate, in float32
@@ -254,6 +258,23 @@ def build(engine, target_fn, variant=None):
     if rounds:
         signature += [tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
     return _tracing.graph_function(attribute, input_signature=signature)
+
+
+def check(scheme) -> None:
+    """Raises ``ValueError`` for a scheme the engine would get wrong silently."""
+    if scheme.moments == 2 and scheme.point_weight is None:
+        raise ValueError("A scheme with second moments needs equal point weights "
+                         "(`point_weight`)")
+    if scheme.independent_points and scheme.draw_size > 1 and scheme.draw_weights is None:
+        raise ValueError(
+            f"A scheme whose draws have several points ({type(scheme).__name__}: "
+            f"draw_size={scheme.draw_size}) gives their weights as `draw_weights` (the "
+            "weights within one draw), so that the engine can weigh each draw's estimate "
+            "for its standard error")
+    if scheme.draw_weights is not None and scheme.num_points % len(scheme.draw_weights):
+        raise ValueError(f"Expected {type(scheme).__name__}'s num_points "
+                         f"({scheme.num_points}) to be whole groups of its "
+                         f"{len(scheme.draw_weights)} draw_weights")
 
 
 def _shift(rows: tf.Tensor, shift, span: int, width) -> tf.Tensor:

@@ -14,6 +14,7 @@ control variate ``c``.
 
 from typing import Dict, Optional
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -50,9 +51,15 @@ class Scheme:
         spatial mean (what a ranking of pixels looks at; RISE).
       draw_size: Points per independent draw (IG with random baselines: the
         steps of one path); with ``independent_points`` the draws, not the
-        points, are the Monte Carlo samples. Per-point weights of such a scheme
-        hold 1 / (draws of a full run); the engine multiplies a draw's weighted
-        sum by that many to get the draw's own estimate.
+        points, are the Monte Carlo samples. A scheme with several points per
+        draw gives their weights as ``draw_weights`` (the engine refuses it
+        otherwise), never through ``points``.
+      draw_weights: The weights of the points of one group of ``L`` consecutive
+        points (float64, e.g. IG's quadrature weights, one path): point k weighs
+        ``draw_weights[k mod L] / G``, with ``G = num_points / L`` groups, so that
+        the estimate is the mean of the groups' weighted sums; with errors, each
+        group (a draw) is an estimate of its own, weighted by ``equal_weight``.
+        The engine, not the method, divides by the number of groups.
       target_error: None for a fixed ``num_points``; else the heatmap's relative
         error at which ``"auto"`` stops drawing points for an image.
       max_points: With ``target_error``: the most draws per image.
@@ -70,6 +77,7 @@ class Scheme:
     forward_only: bool = False
     offset_points: int = 0
     centred_error: bool = False
+    draw_weights: Optional[np.ndarray] = None
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""
@@ -93,6 +101,13 @@ class Scheme:
           weights (n,) or None when ``point_weight`` is set.
         """
         raise NotImplementedError
+
+    def weight_of(self, k) -> tf.Tensor:
+        """The weights (n,) of points ``k`` from ``draw_weights``: the table
+        ``draw_weights / G`` is made in float64, then rounded to float32 once."""
+        groups = self.num_points // len(self.draw_weights)
+        table = np.asarray(self.draw_weights, np.float64) / groups
+        return tf.gather(tf.constant(table, tf.float32), k % len(table))
 
     def offset_point(self, x, params, keys, k):
         """Point ``k`` < ``offset_points`` of the control variate's mean score."""

@@ -28,14 +28,15 @@ never waits for the device. ``explain`` then reads one finiteness flag per image
 (to warn about non-finite maps), not the maps.
 """
 
-import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _auto, _loop, _moments, _random, _tracing
+from tf_smoothtaylor import _auto, _loop, _random, _tracing
+from tf_smoothtaylor._engine_inputs import InputChecks
 from tf_smoothtaylor._model import LogitModel, resolve_targets
+from tf_smoothtaylor._report import finite_rows, warn_if_noise, warn_if_not_finite
 from tf_smoothtaylor._scheme import Scheme
 
 __all__ = ["Engine", "Scheme", "graph_classes", "per_point", "warn_if_not_finite"]
@@ -49,14 +50,13 @@ def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.cast(values, like.dtype), [-1] + [1] * (like.shape.rank - 1))
 
 
-class Engine:
+class Engine(InputChecks):
     """Compiled ``(images, targets) -> attributions`` for one scheme and model."""
 
     def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
                  seed: int, jit_compile: bool = False):
-        if scheme.moments == 2 and scheme.point_weight is None:
-            raise ValueError("A scheme with second moments needs equal point weights "
-                             "(`point_weight`)")
+        # The scheme is only read when a function is built (``_loop.build``), so a
+        # method may set its attributes before or after making its engine.
         self.model = model
         self.scheme = scheme
         self.batch_size = batch_size
@@ -70,65 +70,7 @@ class Engine:
         # round of ``run_auto``).
         self._compiled: Dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._probabilities_checked = False
-        self._offset_engine = (Engine(model, _MeanScore(scheme), batch_size=batch_size,
-                                      seed=seed, jit_compile=jit_compile)
-                               if scheme.offset_points else None)
-
-    # -- input checks --------------------------------------------------------
-    def check_images(self, images) -> tf.Tensor:
-        """Returns ``images`` as a float32 tensor after checking it fits the model."""
-        if isinstance(images, (str, bytes)) or images is None:
-            raise TypeError("Expected `images` to be a numeric array or tensor. "
-                            f"Received: images of type {type(images).__name__}")
-        try:
-            images = tf.convert_to_tensor(images)
-        except (ValueError, TypeError) as error:
-            raise TypeError("Expected `images` to be a numeric array or tensor. "
-                            f"Received: {type(images).__name__} ({error})") from None
-        if not (images.dtype.is_floating or images.dtype.is_integer):
-            raise TypeError("Expected `images` to be a numeric array or tensor. "
-                            f"Received: images of dtype {images.dtype.name}")
-        expected = self.model.input_shape
-        shape = tuple(images.shape)
-        fits = len(shape) == len(expected) + 1 and all(
-            e is None or e == s for e, s in zip(expected, shape[1:]))
-        if not fits:
-            wanted = "(batch, " + ", ".join(str(e) for e in expected) + ")"
-            raise ValueError(f"Expected `images` of shape {wanted} to fit the "
-                             f"model's input. Received: images of shape {shape}")
-        images = tf.cast(images, tf.float32)
-        if not bool(tf.reduce_all(tf.math.is_finite(images))):
-            raise ValueError("Expected `images` to hold finite values. "
-                             "Received: images containing NaN or Inf")
-        return images
-
-    def check_inputs(self, inputs) -> Tuple[tf.Tensor, Tuple[tf.Tensor, ...]]:
-        """``(images, context)``: the explained input, checked, and the inputs held
-        fixed per image (multi-input models: ``inputs`` is a dict of every input)."""
-        context_specs = self.model.context
-        if not context_specs:
-            if isinstance(inputs, dict):
-                raise TypeError("Expected `images` to be an array or tensor (the model has "
-                                f"one input). Received: a dict of {sorted(inputs)}")
-            return self.check_images(inputs), ()
-        names = self.model.input_names
-        explained = names[self.model.input_index]
-        if not isinstance(inputs, dict) or set(inputs) != set(names):
-            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-            raise ValueError(f"Expected a dict of every model input {names} (the one "
-                             f"explained: {explained!r}). Received: {got}")
-        images = self.check_images(inputs[explained])
-        batch = int(images.shape[0])
-        context = []
-        for name, shape, dtype in context_specs:
-            value = tf.convert_to_tensor(inputs[name])
-            if (value.shape.rank != len(shape) + 1 or value.shape[0] != batch or not all(
-                    e is None or e == s for e, s in zip(shape, value.shape[1:]))):
-                wanted = "(" + ", ".join(str(e) for e in (batch,) + shape) + ")"
-                raise ValueError(f"Expected input {name!r} of shape {wanted}, one row per "
-                                 f"image. Received: shape {tuple(value.shape)}")
-            context.append(tf.cast(value, dtype))
-        return images, tuple(context)
+        self._offset = None                  # the control variate's engine, when used
 
     # -- forward pass ----------------------------------------------------------
     def image_spec(self):
@@ -149,19 +91,6 @@ class Engine:
         self.model.warn_if_probabilities(logits)
 
     # -- attribution -----------------------------------------------------------
-    def check_keys(self, keys, batch: int) -> Optional[tf.Tensor]:
-        """Caller-given random keys: None, or one integer per image."""
-        if keys is None:
-            return None
-        array = np.asarray(keys)
-        if not np.issubdtype(array.dtype, np.integer):
-            raise TypeError("Expected `keys` to be None or one integer per image. "
-                            f"Received: keys of dtype {array.dtype}")
-        if array.shape != (batch,):
-            raise ValueError(f"Expected `keys` to hold one integer per image ({batch}). "
-                             f"Received: keys of shape {array.shape}")
-        return tf.constant(array.astype(np.int64))
-
     def _start(self, images, targets, keys, context):
         """Checks shared by every call: ``(classes, target_fn, keys)``, classes None
         for an empty batch."""
@@ -205,9 +134,13 @@ class Engine:
         added to the extras."""
         extras = self._cast_extras(extras)
         offsets = None
-        if self._offset_engine is not None:
-            mean = self._offset_engine._function(target_fn)(images, classes, key_values,
-                                                            extras, context)
+        if self.scheme.offset_points:
+            if self._offset is None:
+                self._offset = Engine(self.model, _MeanScore(self.scheme),
+                                      batch_size=self.batch_size, seed=self.seed,
+                                      jit_compile=self.jit_compile)
+            mean = self._offset._function(target_fn)(images, classes, key_values, extras,
+                                                     context)
             offsets = tf.reshape(mean, [tf.shape(images)[0], -1])[:, 0]
             extras = {**extras, _loop.SCORE_OFFSET: offsets}
         return key_values, extras, tuple(context), offsets
@@ -232,68 +165,18 @@ class Engine:
                               context, target_fn)
         function = self._function(target_fn, "error" if with_error else None)
         outputs = self._restore(function(images, classes, *inputs[:3]), inputs[3], with_error)
-        warn_if_not_finite(_finite_rows(outputs[0] if with_error else outputs).numpy())
+        warn_if_not_finite(finite_rows(outputs[0] if with_error else outputs).numpy())
         if with_error:
-            _warn_if_noise(outputs[2].numpy())
+            warn_if_noise(outputs[2].numpy())
         return outputs
 
     def run_auto(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
                  target_error: float, max_points: int, keys=None, context=()):
-        """Like ``run(..., with_error=True)``, with as many draws per image as it
-        takes to reach ``target_error`` (the rule of ``_auto``): ``(attributions,
-        standard_error, relative_error, draws per image)``.
-
-        Each round is one compiled call over the images still short of the target,
-        each with its own number of new draws, then one read of their errors.
-        Draw k of an image is draw k of a fixed-size run, and rounds merge like
-        chunks (Chan et al.).
-        """
-        classes, target_fn, keys = self._start(images, targets, keys, context)
-        batch = int(images.shape[0])
-        if classes is None:
-            empty = tf.zeros_like(images)
-            return empty, empty, tf.zeros([0]), np.zeros([0], np.int64)
-        key_values, extras, context, offsets = self._inputs(
-            images, classes, self._keys(images, keys).value, extras, context, target_fn)
-        scheme = self.scheme
-        size = scheme.draw_size
-        width = int(np.prod(images.shape[1:]))
-        heat_width = width // int(images.shape[-1])
-        state = tf.zeros([batch, 2 * width + 2 * heat_width])
-        used = np.zeros(batch, np.int64)
-        planned = np.full(batch, _auto.pilot(size, max_points), np.int64)
-        relative = np.full(batch, np.nan, np.float32)
-        active = np.arange(batch)
-        function = self._function(target_fn, "round")
-        while active.size:
-            rows = tf.constant(active)
-            pick = lambda t: tf.gather(t, rows)         # noqa: E731
-            added = function(pick(images), pick(classes), pick(key_values),
-                             {name: pick(value) for name, value in extras.items()},
-                             tuple(pick(c) for c in context),
-                             tf.constant((planned[active] - used[active]) * size, tf.int32),
-                             tf.constant(used[active] * size, tf.int32))
-            weights = [scheme.equal_weight(int(n)) for n in planned[active]]
-            merged, errors, finite = _merge_round(
-                pick(state), added, _column(used[active]),
-                _column(planned[active] - used[active]), width, heat_width, _column(weights))
-            state = tf.tensor_scatter_nd_update(state, rows[:, None], merged)
-            used[active] = planned[active]
-            relative[active] = errors.numpy()
-            met = relative[active] <= target_error
-            finished = (used[active] >= max_points) | met | ~finite.numpy()
-            active = active[~finished]
-            planned[active] = _auto.plan(used[active], relative[active], target=target_error,
-                                         draw_size=size, max_points=max_points)
-        weights = np.array([scheme.equal_weight(int(n)) for n in used], np.float32)
-        attributions, standard_error, relative = _moments.standard_errors(
-            state, tf.shape(images), width, heat_width, used, weights)
-        attributions = self._restore(attributions, offsets, False)
-        warn_if_not_finite(_finite_rows(attributions).numpy())
-        errors = relative.numpy()
-        _warn_if_noise(errors)
-        _warn_if_short(errors, target_error, used, max_points)
-        return attributions, standard_error, relative, used
+        """``run(..., with_error=True)`` with as many draws per image as it takes to
+        reach ``target_error`` (``_auto.run_auto``): ``(attributions,
+        standard_error, relative_error, draws per image)``."""
+        return _auto.run_auto(self, images, targets, extras, target_error=target_error,
+                              max_points=max_points, keys=keys, context=context)
 
     def _keys(self, images, keys) -> _random.Keys:
         """Random keys: the caller's, a hash of each image, or zeros when unused."""
@@ -388,69 +271,3 @@ def graph_classes(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         message="target is not a class index of the model (use -1 for the top-1 class)")]
     with tf.control_dependencies(checks):
         return tf.identity(classes)
-
-
-def warn_if_not_finite(finite: np.ndarray, *, stacklevel: int = 5) -> None:
-    """Warns, naming them, about images whose map is not finite."""
-    if not finite.all():
-        warnings.warn(
-            f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
-            "in this call) are not finite: the model's gradient was NaN or Inf at "
-            "some of their points (e.g. a float16 overflow, or a division by zero). "
-            "Those rows hold NaN/Inf; every other image's map is unaffected.",
-            stacklevel=stacklevel)
-
-
-@_tracing.graph_function(input_signature=[tf.TensorSpec(None, tf.float32)])
-def _finite_rows(result: tf.Tensor) -> tf.Tensor:
-    """Whether each image's map is finite everywhere."""
-    return tf.reduce_all(tf.math.is_finite(tf.reshape(result, [tf.shape(result)[0], -1])),
-                         axis=1)
-
-
-def _warn_if_noise(relative: np.ndarray) -> None:
-    """Warns, naming them, about images whose map cannot be told from its noise."""
-    noise = np.isposinf(relative)
-    if noise.any():
-        warnings.warn(
-            f"The maps of images {np.flatnonzero(noise).tolist()} (0-based, in this call) "
-            "are indistinguishable from their own Monte Carlo noise (‖ĥ‖² ≤ ‖SE‖²): "
-            "their relative error is reported as inf. Use more draws, or a target "
-            "(class) whose score the inputs move.", stacklevel=5)
-
-
-def _warn_if_short(relative: np.ndarray, target: float, used: np.ndarray,
-                   max_points: int) -> None:
-    """Warns, naming them, about "auto" images that stopped at ``max_points`` above
-    the target error."""
-    short = (used >= max_points) & ~(relative <= target)
-    if short.any():
-        listed = ", ".join(f"{i} ({relative[i]:.3g})" for i in np.flatnonzero(short)[:20])
-        warnings.warn(
-            f"{int(short.sum())} image(s) reached max_points={max_points} draws above "
-            f"target_error={target}: images (0-based, in this call) and their relative "
-            f"errors: {listed}. Raise max_points, or accept a larger target_error.",
-            stacklevel=5)
-
-
-def _column(values) -> tf.Tensor:
-    """(rows, 1) float32."""
-    return tf.constant(np.asarray(values, np.float32)[:, None])
-
-
-@_tracing.graph_function(reduce_retracing=True)
-def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
-    """Merges a round's rows ``[Σv, M2(v), Σh, M2(h)]`` of ``n_b`` draws into rows of
-    ``n_a`` earlier draws (the chunk update, ``_moments.combine``; n_a, n_b and the
-    draws' weight are (rows, 1)): ``(merged, relative error of the heatmap, whether
-    the map is finite)``."""
-    parts = []
-    for start, stop in ((0, width), (2 * width, 2 * width + heat_width)):
-        middle = stop + (stop - start)
-        parts += _moments.combine(state[:, start:stop], state[:, stop:middle], n_a, n_b,
-                                  added[:, start:stop], added[:, stop:middle])
-    merged = tf.concat(parts, 1)
-    relative = _moments.relative_error(parts[2], parts[3],
-                                       _moments.error_scale(n_a + n_b, weight), weight)
-    finite = tf.reduce_all(tf.math.is_finite(parts[0]), axis=1)
-    return merged, relative, finite

@@ -96,7 +96,7 @@ class IntegratedGradients(Explainer):
         self.independent_points, self.draw_size = self.uses_random, self.steps
         draws = self.max_points or self.num_baselines
         self._alphas = tf.constant(alphas, tf.float32)
-        self._weights = tf.constant(weights / draws, tf.float32)
+        self.draw_weights = weights                  # one path's quadrature weights
         self.num_points = self.steps * draws
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
@@ -134,4 +134,4 @@ class IntegratedGradients(Explainer):
             b = self._pixels_to_inputs(
                 _random.uniform(keys, _random.BASELINES, j, _random.row_shape(x)))
         alpha = per_point(tf.gather(self._alphas, step), x)
-        return b + alpha * (x - b), x - b, tf.gather(self._weights, step)
+        return b + alpha * (x - b), x - b, None            # weights: draw_weights

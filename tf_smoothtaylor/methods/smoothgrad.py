@@ -124,6 +124,8 @@ class SmoothGrad(Explainer):
         if isinstance(self.base, Explainer):
             z, m, w = self.base.points(noisy, params["base"],
                                        _random.derive_keys(keys, sample), inner)
+            if self.base.draw_weights is not None:
+                w = self.base.weight_of(inner)
             return z, m, (None if w is None else w / self.num_samples)
         return noisy, (noisy if self.base == "gradient_x_input" else None), None
 
