@@ -346,7 +346,7 @@ def run(mode: str, config: RunConfig) -> None:
     out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
                          files=BeamFiles(), inputs=inputs.recorded(entries, local=_local(config)))
     resumed = out.results_count()
-    size, resize = commands.input_size(config, job.spec)
+    size, resize = inputs.input_size(config, job.spec)
     with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
         with pipeline:
             build(pipeline, mode, config, entries, size=size, resize=resize,
@@ -358,5 +358,5 @@ def run(mode: str, config: RunConfig) -> None:
         out.files.join(out.path, "summary.md")) else ""
     if summary:
         print(summary)
-    commands.report_failures(commands.unreadable(entries, records, config, job.spec),
+    commands.report_failures(inputs.unreadable(entries, records, config, job.spec),
                              len(entries), out)

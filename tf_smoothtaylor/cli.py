@@ -234,8 +234,12 @@ def main(argv):
         for name in ("tensorflow", "apache_beam", "absl"):
             logging.getLogger(name).setLevel(logging.ERROR)
     _quiet.import_tensorflow()
-    from tf_smoothtaylor import commands   # heavy imports after flag parsing
-    commands.run(argv[1], config)
+    if config.runner and argv[1] != "export":
+        from tf_smoothtaylor import beam       # Beam only when asked for
+        beam.run(argv[1], config)
+    else:
+        from tf_smoothtaylor import commands   # heavy imports after flag parsing
+        commands.run(argv[1], config)
 
 
 def _main_with_errors(argv):

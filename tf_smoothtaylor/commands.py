@@ -6,7 +6,6 @@ Every function takes the run's :class:`~tf_smoothtaylor.config.RunConfig`
 
 import dataclasses
 import os
-import re
 import sys
 import zipfile
 from typing import Callable, Dict, List, Optional, Tuple
@@ -82,54 +81,9 @@ def load_spec(config) -> models.ModelSpec:
     return models.wrap(model, preprocess=preprocess, deprocess=deprocess)
 
 
-def input_size(config, spec) -> Tuple[Tuple[int, int], Optional[int]]:
-    """((height, width) of the crop, resize of the shorter side or None): the paper's
-    256 → 224 ratio of the shorter side, except for the demo's images, which are made
-    at the model's size."""
-    height, width = spec.input_size
-    return (height, width), None if config.model == "demo" else int(
-        round(min(height, width) * 256 / 224))
-
-
-def input_batches(config, spec, entries: List[inputs.Entry]):
-    """Batches of (pixels, labels, names) of ``entries``, unreadable images left out
-    (``unreadable`` says which and why)."""
-    size, resize = input_size(config, spec)
-    common = dict(size=size, resize=resize, batch_size=config.images_per_step,
-                  skip_unreadable=True)
-    if config.image_folder:
-        return data.image_folder(config.image_folder, **common)
-    if config.manual_dir:
-        return data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
-                                        limit=config.limit, **common)
-    return data.from_files([entry.source for entry in entries], **common)
-
-
-def unreadable(entries: List[inputs.Entry], records: List[dict], config,
-               spec) -> List[dict]:
-    """The entries that have no record: ``{id, source, error}``, the error read
-    again from the file where there is one."""
-    done = {record["id"] for record in records}
-    size, resize = input_size(config, spec)
-    failures = []
-    for entry in entries:
-        if entry.id in done:
-            continue
-        reason = "could not be decoded"
-        if entry.position < 0:
-            try:
-                data.decode_and_crop(tf.io.read_file(entry.source), size=size, resize=resize)
-                reason = "not processed (see summary.md)"
-            except (tf.errors.OpError, ValueError) as error:
-                message = getattr(error, "message", None) or str(error)
-                reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", message.splitlines()[0]).strip()
-        failures.append({"id": entry.id, "source": entry.source, "error": reason})
-    return failures
-
-
 def reference_inputs(patterns, config, spec) -> np.ndarray:
     """Model inputs of the --references files (expected_gradients' baselines)."""
-    size, resize = input_size(config, spec)
+    size, resize = inputs.input_size(config, spec)
     batches = data.from_files(inputs.image_files(patterns), size=size, resize=resize,
                               batch_size=64)
     return np.concatenate([np.asarray(spec.preprocess(pixels), np.float32)
@@ -324,12 +278,8 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
 
 
 def run(mode: str, config: RunConfig) -> None:
-    """Runs one mode; prints where the results are. With ``config.runner`` the
-    images are processed by an Apache Beam pipeline on that runner."""
-    if config.runner and mode != "export":
-        from tf_smoothtaylor import beam       # Beam only when asked for
-        beam.run(mode, config)
-        return
+    """Runs one mode in this process; prints where the results are (the command line
+    sends a run with ``--runner`` to ``beam.run`` instead)."""
     spec = load_spec(config)
     if mode == "export":
         export(config, spec)
@@ -340,10 +290,10 @@ def run(mode: str, config: RunConfig) -> None:
     check_masks(job, entries)
     out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
                          inputs=inputs.recorded(entries))
-    records = runs.process(spec, input_batches(config, spec, entries), job.explainers, out,
+    records = runs.process(spec, inputs.input_batches(config, spec, entries), job.explainers, out,
                            metrics=job.metrics, masks=job.masks, total=len(entries),
                            ids={entry.source: entry.id for entry in entries})
-    failures = unreadable(entries, records, config, spec)
+    failures = inputs.unreadable(entries, records, config, spec)
     report(out, records, job.metric_names, failures)
     if config.convergence and mode == "evaluate" and records:
         print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
@@ -388,7 +338,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
     entries = entries if entries is not None else inputs.list_entries(config)
     ids = {entry.source: entry.id for entry in entries}
     pixels, chosen = [], []
-    for batch_pixels, _, names in input_batches(config, spec, entries):
+    for batch_pixels, _, names in inputs.input_batches(config, spec, entries):
         for image, name in zip(np.asarray(batch_pixels), np.asarray(names)):
             identifier = ids[name.decode() if isinstance(name, bytes) else str(name)]
             if identifier in by_id:

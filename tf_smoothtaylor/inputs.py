@@ -24,7 +24,8 @@ sort after the others); any other change of the inputs is refused in one line.
 import dataclasses
 import glob as globlib
 import os
-from typing import Callable, List, Optional, Sequence
+import re
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tf_smoothtaylor.config import RunConfig
 
@@ -144,3 +145,50 @@ def recorded(entries: Sequence[Entry], *, local: bool = True) -> List[str]:
     spellings of one file are one input), else the sources as given."""
     return [os.path.realpath(e.source) if local and e.position < 0 and os.path.exists(e.source)
             else e.source for e in entries]
+
+
+def input_size(config, spec) -> Tuple[Tuple[int, int], Optional[int]]:
+    """((height, width) of the crop, resize of the shorter side or None): the paper's
+    256 → 224 ratio of the shorter side, except for the demo's images, which are made
+    at the model's size."""
+    height, width = spec.input_size
+    return (height, width), None if config.model == "demo" else int(
+        round(min(height, width) * 256 / 224))
+
+
+def input_batches(config, spec, entries: List[Entry]):
+    """Batches of (pixels, labels, names) of ``entries``, unreadable images left out
+    (``unreadable`` says which and why)."""
+    from tf_smoothtaylor import data
+    size, resize = input_size(config, spec)
+    common = dict(size=size, resize=resize, batch_size=config.images_per_step,
+                  skip_unreadable=True)
+    if config.image_folder:
+        return data.image_folder(config.image_folder, **common)
+    if config.manual_dir:
+        return data.imagenet_validation(config.manual_dir, data_dir=config.data_dir,
+                                        limit=config.limit, **common)
+    return data.from_files([entry.source for entry in entries], **common)
+
+
+def unreadable(entries: List[Entry], records: List[dict], config, spec) -> List[dict]:
+    """The entries that have no record: ``{id, source, error}``, the error read
+    again from the file where there is one."""
+    import tensorflow as tf
+    from tf_smoothtaylor import data
+    done = {record["id"] for record in records}
+    size, resize = input_size(config, spec)
+    failures = []
+    for entry in entries:
+        if entry.id in done:
+            continue
+        reason = "could not be decoded"
+        if entry.position < 0:
+            try:
+                data.decode_and_crop(tf.io.read_file(entry.source), size=size, resize=resize)
+                reason = "not processed (see summary.md)"
+            except (tf.errors.OpError, ValueError) as error:
+                message = getattr(error, "message", None) or str(error)
+                reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", message.splitlines()[0]).strip()
+        failures.append({"id": entry.id, "source": entry.source, "error": reason})
+    return failures

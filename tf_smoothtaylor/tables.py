@@ -1,0 +1,129 @@
+"""The tables and the picture of a finished run: index.csv, metrics.csv,
+summary.md (mean ± standard error per method and metric, the Monte Carlo
+precision, the images that could not be processed) and grid.png."""
+
+import csv
+import io
+import math
+from typing import List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import visualize
+from tf_smoothtaylor.rundir import OutputDir
+
+LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
+                   "relevance_mass": False}
+
+
+
+def summarize(records: List[dict], metric_names: Sequence[str]) -> List[dict]:
+    """Mean ± standard error per method and metric over the records."""
+    methods = list(dict.fromkeys(m for r in records for m in r["methods"]))  # first-seen order
+    rows = []
+    for method in methods:
+        row = {"method": method}
+        for name in metric_names:
+            values = np.array([r["methods"][method][name] for r in records
+                               if method in r["methods"]
+                               and r["methods"][method].get(name) is not None], np.float64)
+            mean = float(values.mean()) if len(values) else math.nan
+            error = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+            row[name] = (mean, error, len(values))
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: List[dict], metric_names: Sequence[str]) -> str:
+    """The summary as a Markdown table (mean ± standard error)."""
+    arrows = {name: "↓" if LOWER_IS_BETTER.get(name, True) else "↑" for name in metric_names}
+    header = "| method | " + " | ".join(f"{name} {arrows[name]}" for name in metric_names) + " |"
+    lines = [header, "|---" * (len(metric_names) + 1) + "|"]
+    for row in rows:
+        cells = [f"{row[name][0]:.4f} ± {row[name][1]:.4f}" if not math.isnan(row[name][1])
+                 else f"{row[name][0]:.4f}" for name in metric_names]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    count = max((row[name][2] for row in rows for name in metric_names), default=0)
+    return "\n".join(lines) + f"\n\nmean ± standard error over {count} images.\n"
+
+
+def write_tables(out: OutputDir, records: List[dict], metric_names: Sequence[str], *,
+                 failures: Optional[List[dict]] = None) -> str:
+    """index.csv, metrics.csv and summary.md; returns the Markdown summary.
+
+    ``failures`` (id, source, error) are listed at the end of the summary."""
+    columns = ["id", "source", "label", "target", "method", "npy", "heatmap_png", "overlay_png"]
+    index_rows, metric_rows = [], []
+    for record in records:
+        for method, entry in record["methods"].items():
+            base = {"id": record["id"], "source": record["source"], "label": record["label"],
+                    "target": record["target"], "method": method}
+            index_rows.append({**base, **entry["files"]})
+            metric_rows.append({**base, **{k: v for k, v in entry.items() if k != "files"}})
+    extra = sorted({k for row in metric_rows for k in row} - set(columns))
+    tables = [("index.csv", index_rows, columns)]
+    if extra:                                     # explain computes no metric: no metrics.csv
+        tables.append(("metrics.csv", metric_rows, columns[:5] + extra))
+    for name, rows, fields in tables:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        out.write(name, buffer.getvalue().encode())
+    summary = markdown(summarize(records, metric_names), metric_names) if metric_names else ""
+    if summary:
+        summary += precision_lines(records)
+    if failures:
+        summary += failure_lines(failures)
+    if summary:
+        out.write("summary.md", summary.encode())
+    return summary
+
+
+def precision_lines(records: List[dict]) -> str:
+    """The Monte Carlo precision of each stochastic method: draws per image and the
+    heatmaps' relative standard error (mean and largest over the images)."""
+    lines = []
+    methods = list(dict.fromkeys(m for r in records for m in r["methods"]))
+    for method in methods:
+        entries = [r["methods"][method] for r in records if method in r["methods"]]
+        errors = np.array([e["relative_error"] for e in entries
+                           if e.get("relative_error") is not None], np.float64)
+        if len(errors):
+            points = np.array([int(e["num_points"]) for e in entries if "num_points" in e])
+            spent = (str(points[0]) if len(set(points)) == 1 else
+                     f"{points.mean():.0f} (mean; {points.min()}–{points.max()})")
+            lines.append(f"| {method} | {spent} | {errors.mean():.3f} | {errors.max():.3f} |")
+    if not lines:
+        return ""
+    return ("\nMonte Carlo precision (relative standard error of each heatmap, "
+            "‖SE(h)‖₂ / ‖h‖₂):\n\n| method | draws per image | mean | largest |\n"
+            "|---|---|---|---|\n" + "\n".join(lines) + "\n")
+
+
+def failure_lines(failures: List[dict]) -> str:
+    """The images a run could not process, one Markdown line each."""
+    lines = [f"\n{len(failures)} image(s) could not be processed:\n"]
+    lines += [f"- `{f['id']}` ({f['source']}): {f['error']}" for f in failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_grid(out: OutputDir, records: List[dict], max_images: int = 6,
+               min_tile: int = 160) -> str:
+    """grid.png: the first images, each with one overlay per method, titled."""
+    if not records:
+        return ""
+    methods = list(records[0]["methods"])
+
+    def tile(relative):
+        image = tf.io.decode_png(out.read(relative), channels=3).numpy()
+        factor = max(1, -(-min_tile // image.shape[0]))           # nearest-neighbour upscale
+        return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+    rows = [[tile(record["input_png"])]
+            + [tile(record["methods"][m]["files"]["overlay_png"]) for m in methods]
+            for record in records[:max_images]]
+    out.write("grid.png", tf.io.encode_png(visualize.grid(rows, titles=["image"] + methods))
+              .numpy())
+    return out.files.join(out.path, "grid.png")
