@@ -328,7 +328,7 @@ def pipeline_options(config: RunConfig) -> PipelineOptions:
 def run(mode: str, config: RunConfig) -> None:
     """Runs ``mode`` (explain, evaluate or adapt) on ``config.runner`` and prints
     the summary; raises ValueError naming the images that could not be processed."""
-    from tf_smoothtaylor import _quiet, commands, runs
+    from tf_smoothtaylor import _quiet, commands
     logging.getLogger("apache_beam").setLevel(logging.ERROR if config.verbosity < 0
                                               else logging.INFO)
     options = pipeline_options(config)
@@ -339,12 +339,8 @@ def run(mode: str, config: RunConfig) -> None:
     entries = list_entries(config)
     if not entries:
         raise ValueError("no image to process")
-    # The workers get the metrics the driver resolves.
-    config = config.replace(metric=config.metric or commands.default_metrics(config, entries))
-    job = commands.prepare(mode, config)
-    commands.check_masks(job, entries)
-    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
-                         files=BeamFiles(), inputs=inputs.recorded(entries, local=_local(config)))
+    config, job, out = commands.start(mode, config, entries, files=BeamFiles(),
+                                      local=_local(config))
     resumed = out.results_count()
     size, resize = inputs.input_size(config, job.spec)
     with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):

@@ -97,9 +97,10 @@ def method_options(config, name: str, spec=None) -> dict:
     cls = BY_NAME[name]
     given = {flag: getattr(config, flag, None)
              for flag in options.flags_of(cls)}
-    if name == "expected_gradients" and not given.get("references"):
-        raise ValueError("expected_gradients needs reference images: give --references "
-                         "(files or globs, e.g. a few hundred training images)")
+    for setting, (option, default) in options.declared(cls).items():
+        flag = option.flag or setting
+        if default is options.REQUIRED and option.flag is not None and not given.get(flag):
+            raise ValueError(f"{name} needs --{flag}: {option.help}")
     return options.keyword_arguments(
         cls, given, convert=lambda setting, value: reference_inputs(value, config, spec))
 
@@ -285,11 +286,7 @@ def run(mode: str, config: RunConfig) -> None:
         export(config, spec)
         return
     entries = inputs.list_entries(config)
-    config = config.replace(metric=config.metric or default_metrics(config, entries))
-    job = prepare(mode, config, spec)
-    check_masks(job, entries)
-    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
-                         inputs=inputs.recorded(entries))
+    config, job, out = start(mode, config, entries, spec=spec)
     records = runs.process(spec, inputs.input_batches(config, spec, entries), job.explainers, out,
                            metrics=job.metrics, masks=job.masks, total=len(entries),
                            ids={entry.source: entry.id for entry in entries})
@@ -298,6 +295,20 @@ def run(mode: str, config: RunConfig) -> None:
     if config.convergence and mode == "evaluate" and records:
         print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
     report_failures(failures, len(entries), out)
+
+
+def start(mode: str, config: RunConfig, entries: List[inputs.Entry], *,
+          spec: Optional[models.ModelSpec] = None, files=None,
+          local: bool = True) -> Tuple[RunConfig, "Job", runs.OutputDir]:
+    """What a run does before its images, in process or on Beam's driver: the
+    metrics resolved into the config (so Beam's workers get the same), the job, the
+    masks checked, and the output directory opened with the run's inputs."""
+    config = config.replace(metric=config.metric or default_metrics(config, entries))
+    job = prepare(mode, config, spec)
+    check_masks(job, entries)
+    out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
+                         files=files, inputs=inputs.recorded(entries, local=local))
+    return config, job, out
 
 
 def check_masks(job: "Job", entries: List[inputs.Entry]) -> None:

@@ -40,7 +40,8 @@ import tensorflow as tf
 
 from tf_smoothtaylor._model import select_target
 from tf_smoothtaylor._tracing import graph_function
-from tf_smoothtaylor.engine import graph_classes, warn_if_not_finite
+from tf_smoothtaylor._report import finite_rows, warn_if_not_finite
+from tf_smoothtaylor.engine import graph_classes
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option
 
@@ -212,8 +213,7 @@ class GradCAM(Explainer):
                 "activations there, for which the paper's coefficients (derived for A ≥ 0) "
                 "can turn negative or explode; they were clipped to [0, ½]. A ReLU layer "
                 "(or plain Grad-CAM) avoids this.", stacklevel=2)
-        warn_if_not_finite(tf.reduce_all(tf.math.is_finite(
-            tf.reshape(maps, [tf.shape(maps)[0], -1])), axis=1).numpy(), stacklevel=3)
+        warn_if_not_finite(finite_rows(maps).numpy(), stacklevel=3)
         return maps
 
     def _broadcast(self, maps):

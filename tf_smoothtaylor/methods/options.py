@@ -71,7 +71,6 @@ class Option:
 
 
 REQUIRED = inspect.Parameter.empty
-_REQUIRED = REQUIRED
 
 # The settings of "auto" counts, the same for every method that has one.
 AUTO = {
@@ -85,7 +84,7 @@ AUTO = {
 
 def declared(cls) -> Dict[str, Tuple[Option, Any]]:
     """``name -> (Option, default)`` of every keyword setting of ``cls``, in its
-    constructor's order (``_REQUIRED`` for a setting without a default)."""
+    constructor's order (``REQUIRED`` for a setting without a default)."""
     options = {}
     for klass in reversed(cls.__mro__):
         options.update(vars(klass).get("options", {}))
@@ -129,7 +128,7 @@ class Flag:
 
 
 def _shown(default: Any) -> str:
-    if default is _REQUIRED:
+    if default is REQUIRED:
         return "(required)"
     if isinstance(default, str):
         return repr(default)
