@@ -21,6 +21,10 @@ import tensorflow as tf
 class Scheme:
     """What a method tells the engine. Subclasses override the hooks below.
 
+    A user-facing explainer (``methods.base.Explainer``) holds the settings and
+    makes its scheme from them (``Explainer.make_scheme``) when the engine is first
+    needed; the engine reads only the scheme.
+
     Attributes:
       num_points: Model evaluations per image (K).
       moments: 1 to accumulate ``Σ w·v``, where ``v = m ⊙ ∇f(z)``; 2 to also
@@ -78,6 +82,15 @@ class Scheme:
     offset_points: int = 0
     centred_error: bool = False
     draw_weights: Optional[np.ndarray] = None
+
+    def __init__(self, **attributes):
+        """Sets the attributes above (a method's scheme adds its own state in its
+        constructor); any other name is a ``TypeError``."""
+        for name, value in attributes.items():
+            if name not in Scheme.__annotations__:
+                raise TypeError(f"Expected a scheme attribute ({', '.join(Scheme.__annotations__)}"
+                                f"). Received: {name}={value!r}")
+            setattr(self, name, value)
 
     def extras(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Default values of the extra inputs for ``images`` (eager)."""

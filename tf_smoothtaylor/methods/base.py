@@ -22,6 +22,7 @@ An explainer is a thin holder of settings around one compiled engine
 * settings are keyword-only and checked at construction.
 """
 
+import functools
 import inspect
 import warnings
 from typing import Callable, NamedTuple, Optional, Tuple, Union
@@ -66,8 +67,14 @@ class Estimate(NamedTuple):
     num_points: Union[int, np.ndarray]
 
 
-class Explainer(Scheme):
-    """Base class: holds the model, the settings and the compiled engine.
+class Explainer:
+    """Base class: holds the model and the settings, and delegates to its scheme.
+
+    A method's settings live here, checked at construction; what the engine needs
+    (points, multipliers, weights, draw size) is a separate :class:`Scheme` that
+    :meth:`make_scheme` builds from the settings the first time the engine is
+    needed, so a subclass may set its settings before or after calling
+    ``Explainer.__init__``.
 
     Args:
       model: A Keras model (or an object with a Keras model as ``.model``).
@@ -95,8 +102,33 @@ class Explainer(Scheme):
             raise TypeError("Expected `jit_compile` to be a bool. "
                             f"Received: jit_compile={jit_compile!r}")
         self.jit_compile = jit_compile
-        self._engine = Engine(self._logits, self, batch_size=self.batch_size,
-                              seed=self.seed, jit_compile=jit_compile)
+
+    def make_scheme(self) -> Scheme:
+        """The engine's view of this method, from its settings (see ``_scheme``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its scheme")
+
+    @functools.cached_property
+    def scheme(self) -> Scheme:
+        """The points, multipliers and weights the engine evaluates (made once, eagerly
+        even when first asked for inside a traced function)."""
+        with tf.init_scope():
+            return self.make_scheme()
+
+    @functools.cached_property
+    def _engine(self) -> Engine:
+        with tf.init_scope():
+            return Engine(self._logits, self.scheme, batch_size=self.batch_size,
+                          seed=self.seed, jit_compile=self.jit_compile)
+
+    @property
+    def num_points(self) -> int:
+        """Model evaluations per image (the most, with ``"auto"`` counts)."""
+        return self.scheme.num_points
+
+    @property
+    def independent_points(self) -> bool:
+        """Whether the draws are independent (standard errors, ``"auto"``)."""
+        return self.scheme.independent_points
 
     @property
     def model(self):
@@ -152,7 +184,8 @@ class Explainer(Scheme):
           :class:`Estimate`.
         """
         images, context = self._engine.check_inputs(images)
-        return self._run(images, targets, self.extras(images), keys, context, return_error)
+        return self._run(images, targets, self.scheme.extras(images), keys, context,
+                         return_error)
 
     def _fixed_image_size(self, method: str) -> Tuple[int, int]:
         """(height, width) of the model's image input, or a ``ValueError`` naming
@@ -172,20 +205,21 @@ class Explainer(Scheme):
     def _run(self, images, targets, extras, keys, context, return_error):
         if not isinstance(return_error, bool):
             raise TypeError(f"Expected `return_error` to be a bool. Received: {return_error!r}")
-        if return_error and not self.independent_points:
+        scheme = self.scheme
+        if return_error and not scheme.independent_points:
             raise ValueError(
                 "Expected a Monte Carlo method whose points are independent draws "
                 f"({MONTE_CARLO}) for `return_error=True`. Received: {type(self).__name__}"
-                + ("" if self.uses_random else ", which is deterministic"))
-        if self.target_error is not None:
+                + ("" if scheme.uses_random else ", which is deterministic"))
+        if scheme.target_error is not None:
             *outputs, used = self._engine.run_auto(
                 images, targets, extras, keys=keys, context=context,
-                target_error=self.target_error, max_points=self.max_points)
+                target_error=scheme.target_error, max_points=scheme.max_points)
             return Estimate(*outputs, num_points=used) if return_error else outputs[0]
         outputs = self._engine.run(images, targets, extras, keys=keys, context=context,
                                    with_error=return_error)
         if return_error:
-            return Estimate(*outputs, num_points=self.num_points // self.draw_size)
+            return Estimate(*outputs, num_points=scheme.num_points // scheme.draw_size)
         return outputs
 
     __call__ = explain

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option
 
@@ -83,6 +84,24 @@ def _blur_pair(images, first, second, radius: int):
     return blurred(first), blurred(second)
 
 
+class BlurScheme(Scheme):
+    """Step k of an image: ``z_k = L(x, kΔ)``, multiplier ``L(x, kΔ) − L(x, (k+1)Δ)``,
+    weight 1 (``Δ = σ_max / K``)."""
+
+    point_weight = 1.0
+
+    def __init__(self, *, steps: int, max_sigma: float):
+        super().__init__(num_points=steps)
+        self.steps, self.max_sigma = steps, max_sigma
+        self._radius = kernel_radius(max_sigma)
+
+    def points(self, x, params, keys, k):
+        step = self.max_sigma / self.steps
+        sigma = tf.cast(k, tf.float32) * step
+        near, far = _blur_pair(x, sigma, sigma + step, self._radius)
+        return near, near - far, None
+
+
 class BlurIntegratedGradients(Explainer):
     """Blur IG attributions.
 
@@ -105,18 +124,12 @@ class BlurIntegratedGradients(Explainer):
         self.steps = _checks.positive_int("steps", steps)
         self.max_sigma = None if max_sigma is None else _checks.positive_float(
             "max_sigma", max_sigma)
-        self.num_points = self.steps
-        self.point_weight = 1.0
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
         height, width = self._fixed_image_size("Blur IG")
         self._sigma = self.max_sigma or 50.0 * min(height, width) / 224.0
-        self._radius = kernel_radius(self._sigma)
 
-    def points(self, x, params, keys, k):
-        step = self._sigma / self.steps
-        sigma = tf.cast(k, tf.float32) * step
-        near, far = _blur_pair(x, sigma, sigma + step, self._radius)
-        return near, near - far, None
+    def make_scheme(self) -> Scheme:
+        return BlurScheme(steps=self.steps, max_sigma=self._sigma)
 
     def path_end(self, images) -> tf.Tensor:
         """The most blurred images ``L(x, σ_max)`` (completeness's baseline)."""

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.engine import per_point
+from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
 
@@ -65,6 +65,31 @@ def _reservoir(dataset, size: int, rng) -> np.ndarray:
     return np.stack(kept) if kept else np.zeros([0], np.float32)
 
 
+class ExpectedGradientsScheme(Scheme):
+    """Sample n of an image: a reference ``b_n`` and ``α_n ~ U[0, 1]``; the point
+    ``b_n + α_n (x' − b_n)`` (``x'``: x, or x plus noise for GradientSHAP),
+    multiplier ``x' − b_n``, weight ``1/N``."""
+
+    uses_random = True
+    independent_points = True
+
+    def __init__(self, *, references: tf.Variable, noise_scale, **attributes):
+        super().__init__(**attributes)
+        self.references, self.noise_scale = references, noise_scale
+        self.point_weight = self.equal_weight(self.num_points)
+
+    def points(self, x, params, keys, k):
+        count = tf.shape(self.references)[0]
+        u = _random.uniform(keys, _random.REFERENCES, k, [2])
+        pick = tf.minimum(tf.cast(u[:, 0] * tf.cast(count, tf.float32), tf.int32), count - 1)
+        b = tf.gather(self.references, pick)
+        if self.noise_scale is not None:
+            x = x + _random.normal(keys, _random.SMOOTHING, k, _random.row_shape(x),
+                                   scale=tf.fill(tf.shape(k), self.noise_scale))
+        alpha = per_point(u[:, 1], x)
+        return b + alpha * (x - b), x - b, None
+
+
 class ExpectedGradients(Explainer):
     """Expected Gradients / GradientSHAP attributions.
 
@@ -86,10 +111,7 @@ class ExpectedGradients(Explainer):
       >>> attributions = eg(images)
     """
 
-    uses_random = True
-    independent_points = True
     draw_setting = "num_samples"          # the setting that counts the draws
-    extra_specs = {}
     options = {
         "references": Option("The reference set the baselines are drawn from (command "
                              "line: image files or globs, repeat the flag)", files=True),
@@ -113,8 +135,6 @@ class ExpectedGradients(Explainer):
         self.max_references = _checks.positive_int("max_references", max_references)
         array = _reference_array(references, self.max_references, _checks.seed(seed))
         self.references = references
-        self.num_points = self.max_points or self.num_samples
-        self.point_weight = self.equal_weight(self.num_points)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
         shape = self._logits.input_shape
         fits = array.ndim == len(shape) + 1 and len(array) > 0 and all(
@@ -127,13 +147,8 @@ class ExpectedGradients(Explainer):
         # A variable, not a constant: the set is not copied into every traced graph.
         self._references = tf.Variable(array, trainable=False, name="references")
 
-    def points(self, x, params, keys, k):
-        count = tf.shape(self._references)[0]
-        u = _random.uniform(keys, _random.REFERENCES, k, [2])
-        pick = tf.minimum(tf.cast(u[:, 0] * tf.cast(count, tf.float32), tf.int32), count - 1)
-        b = tf.gather(self._references, pick)
-        if self.noise_scale is not None:
-            x = x + _random.normal(keys, _random.SMOOTHING, k, _random.row_shape(x),
-                                   scale=tf.fill(tf.shape(k), self.noise_scale))
-        alpha = per_point(u[:, 1], x)
-        return b + alpha * (x - b), x - b, None
+    def make_scheme(self) -> Scheme:
+        return ExpectedGradientsScheme(
+            references=self._references, noise_scale=self.noise_scale,
+            num_points=self.max_points or self.num_samples, target_error=self.target_error,
+            max_points=self.max_points)

@@ -41,7 +41,7 @@ import tensorflow as tf
 from tf_smoothtaylor._model import select_target
 from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor._report import finite_rows, warn_if_not_finite
-from tf_smoothtaylor.engine import graph_classes
+from tf_smoothtaylor.engine import Scheme, graph_classes
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option
 
@@ -140,6 +140,11 @@ class GradCAM(Explainer):
         if len(self._logits.input_shape) != 3:
             raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
                              f"Received: input shape {self._logits.input_shape}")
+
+    def make_scheme(self) -> Scheme:
+        """Grad-CAM is not a sum over points: one forward and backward pass per image
+        (``heatmaps``); the engine serves its checks and compiled-function cache."""
+        return Scheme()
 
     def with_model(self, model) -> "GradCAM":
         """See ``Explainer.with_model``; a default layer is found anew in ``model``."""

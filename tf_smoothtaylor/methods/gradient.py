@@ -4,7 +4,21 @@
     GradientXInput(x)  = x ⊙ ∇f(x)
 """
 
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer
+
+
+class GradientScheme(Scheme):
+    """One point per image, ``z = x``, weight 1; multiplier 1 or ``x``."""
+
+    point_weight = 1.0
+
+    def __init__(self, *, times_input: bool):
+        super().__init__()
+        self.times_input = times_input
+
+    def points(self, x, params, keys, k):
+        return x, (x if self.times_input else None), None
 
 
 class Gradient(Explainer):
@@ -15,16 +29,12 @@ class Gradient(Explainer):
       >>> maps = explainer.explain(images)           # top-1 class logits
     """
 
-    point_weight = 1.0
-
-    def points(self, x, params, keys, k):
-        return x, None, None
+    def make_scheme(self) -> Scheme:
+        return GradientScheme(times_input=False)
 
 
 class GradientXInput(Explainer):
     """Gradient × Input: ``x ⊙ ∇f(x)``, IG with a zero baseline and one step."""
 
-    point_weight = 1.0
-
-    def points(self, x, params, keys, k):
-        return x, x, None
+    def make_scheme(self) -> Scheme:
+        return GradientScheme(times_input=True)

@@ -14,13 +14,65 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor.engine import per_point
+from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
 from tf_smoothtaylor._quadrature import RULES, quadrature
 
 BASELINES = ("zero", "uniform")
+
+
+class IntegratedGradientsScheme(Scheme):
+    """Path j, step m of an image: ``b_j + α_m (x − b_j)``, multiplier ``x − b_j``;
+    one path's weights are the quadrature's ``w_m`` (``draw_weights``); with random
+    baselines each path is one independent draw."""
+
+    def __init__(self, *, steps: int, rule: str, paths: int, baseline, preprocess,
+                 **attributes):
+        super().__init__(**attributes)
+        alphas, weights = quadrature(rule, steps)
+        self.steps, self.baseline, self.preprocess = steps, baseline, preprocess
+        self.uses_random = isinstance(baseline, str) and baseline == "uniform"
+        # Random baselines: each path (``steps`` points) is one independent draw.
+        self.independent_points, self.draw_size = self.uses_random, steps
+        self.alphas = tf.constant(alphas, tf.float32)
+        self.draw_weights = weights                  # one path's quadrature weights
+        self.num_points = steps * paths
+
+    def _pixels_to_inputs(self, pixels):
+        return pixels if self.preprocess is None else tf.cast(
+            self.preprocess(pixels), tf.float32)
+
+    def baselines(self, images: tf.Tensor) -> tf.Tensor:
+        """The deterministic baselines of ``images`` (not for ``"uniform"``)."""
+        if isinstance(self.baseline, str):
+            if self.baseline == "uniform":
+                raise ValueError("baseline='uniform' draws a baseline per point")
+            return _baselines.black(images, self.preprocess)
+        if callable(self.baseline):
+            result = tf.cast(self.baseline(images), tf.float32)
+            if not result.shape.is_compatible_with(images.shape):
+                raise ValueError("Expected the callable `baseline` to return one "
+                                 f"baseline per image, shape {images.shape}. "
+                                 f"Received: shape {result.shape}")
+            return tf.ensure_shape(result, images.shape)
+        return tf.broadcast_to(tf.constant(self.baseline), tf.shape(images))
+
+    def prepare(self, images, extras):
+        if isinstance(self.baseline, str) and self.baseline == "uniform":
+            return {}
+        return {"baseline": self.baselines(images)}
+
+    def points(self, x, params, keys, k):
+        j, step = k // self.steps, k % self.steps
+        if "baseline" in params:
+            b = params["baseline"]
+        else:
+            b = self._pixels_to_inputs(
+                _random.uniform(keys, _random.BASELINES, j, _random.row_shape(x)))
+        alpha = per_point(tf.gather(self.alphas, step), x)
+        return b + alpha * (x - b), x - b, None            # weights: draw_weights
 
 
 class IntegratedGradients(Explainer):
@@ -70,7 +122,7 @@ class IntegratedGradients(Explainer):
                  num_baselines: Union[int, str] = 1, preprocess: Optional[Callable] = None,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
                  batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
-        alphas, weights = quadrature(rule, steps)
+        quadrature(rule, steps)                      # checks both
         self.steps, self.rule = int(steps), rule
         self.num_baselines, self.target_error, self.max_points = _checks.point_count(
             "num_baselines", num_baselines, target_error, max_points)
@@ -91,47 +143,16 @@ class IntegratedGradients(Explainer):
         preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
             model, preprocess)
         self.baseline, self.preprocess = baseline, preprocess
-        self.uses_random = isinstance(baseline, str) and baseline == "uniform"
-        # Random baselines: each path (``steps`` points) is one independent draw.
-        self.independent_points, self.draw_size = self.uses_random, self.steps
-        draws = self.max_points or self.num_baselines
-        self._alphas = tf.constant(alphas, tf.float32)
-        self.draw_weights = weights                  # one path's quadrature weights
-        self.num_points = self.steps * draws
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
         _baselines.check_shape(baseline, self._logits.input_shape)
 
-    def _pixels_to_inputs(self, pixels):
-        return pixels if self.preprocess is None else tf.cast(
-            self.preprocess(pixels), tf.float32)
+    def make_scheme(self) -> Scheme:
+        return IntegratedGradientsScheme(
+            steps=self.steps, rule=self.rule, paths=self.max_points or self.num_baselines,
+            baseline=self.baseline, preprocess=self.preprocess,
+            target_error=self.target_error, max_points=self.max_points)
 
     def baselines(self, images: tf.Tensor) -> tf.Tensor:
         """The deterministic baselines of ``images`` (not for ``"uniform"``)."""
-        if isinstance(self.baseline, str):
-            if self.baseline == "uniform":
-                raise ValueError("baseline='uniform' draws a baseline per point")
-            return _baselines.black(images, self.preprocess)
-        if callable(self.baseline):
-            result = tf.cast(self.baseline(images), tf.float32)
-            if not result.shape.is_compatible_with(images.shape):
-                raise ValueError("Expected the callable `baseline` to return one "
-                                 f"baseline per image, shape {images.shape}. "
-                                 f"Received: shape {result.shape}")
-            return tf.ensure_shape(result, images.shape)
-        return tf.broadcast_to(tf.constant(self.baseline), tf.shape(images))
-
-    def prepare(self, images, extras):
-        if isinstance(self.baseline, str) and self.baseline == "uniform":
-            return {}
-        return {"baseline": self.baselines(images)}
-
-    def points(self, x, params, keys, k):
-        j, step = k // self.steps, k % self.steps
-        if "baseline" in params:
-            b = params["baseline"]
-        else:
-            b = self._pixels_to_inputs(
-                _random.uniform(keys, _random.BASELINES, j, _random.row_shape(x)))
-        alpha = per_point(tf.gather(self._alphas, step), x)
-        return b + alpha * (x - b), x - b, None            # weights: draw_weights
+        return self.scheme.baselines(images)

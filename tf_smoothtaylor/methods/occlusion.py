@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
 from tf_smoothtaylor.methods.options import Option
@@ -33,6 +34,50 @@ def _pair(name, value) -> Tuple[int, int]:
         raise ValueError(f"Expected `{name}` to be an int or (height, width). "
                          f"Received: {name}={value!r}")
     return tuple(_checks.positive_int(name, v) for v in values)
+
+
+class OcclusionScheme(Scheme):
+    """Window k of an image (row-major over the positions): ``z_k`` = x with the
+    window filled, multiplier ``−1/c_i`` on the window's elements; ``c = f(x)``
+    (one offset point, ``z = x``) is subtracted from each score in float32."""
+
+    forward_only = True
+    point_weight = 1.0
+    offset_points = 1                  # c = f(x): each drop f(x) − f(z_k) in float32
+
+    def __init__(self, *, size: Tuple[int, int], window: Tuple[int, int],
+                 stride: Tuple[int, int], baseline, preprocess):
+        super().__init__()
+        (height, width), self.window = size, window
+        self.baseline, self.preprocess = baseline, preprocess
+        self._tops = np.arange(0, height - window[0] + 1, stride[0])
+        self._lefts = np.arange(0, width - window[1] + 1, stride[1])
+        self.num_points = len(self._tops) * len(self._lefts)
+        coverage = np.zeros((height, width), np.float32)
+        for top in self._tops:
+            for left in self._lefts:
+                coverage[top:top + window[0], left:left + window[1]] += 1
+        self._coverage = tf.constant(coverage[..., None])
+
+    def prepare(self, images, extras):
+        return {"fill": _baselines.fill(self.baseline, images, self.preprocess)}
+
+    def points(self, x, params, keys, k):
+        height, width = int(x.shape[1]), int(x.shape[2])
+        top = tf.gather(tf.constant(self._tops, tf.int32), k // len(self._lefts))
+        left = tf.gather(tf.constant(self._lefts, tf.int32), k % len(self._lefts))
+        rows = tf.range(height)[None, :, None, None]
+        cols = tf.range(width)[None, None, :, None]
+        top, left = top[:, None, None, None], left[:, None, None, None]
+        inside = ((rows >= top) & (rows < top + self.window[0])
+                  & (cols >= left) & (cols < left + self.window[1]))
+        z = tf.where(inside, params["fill"], x)
+        # Window k's share of the mean drop: −(f(z_k) − f(x)) / c_i on its elements.
+        share = tf.cast(inside, tf.float32) / tf.maximum(self._coverage, 1.0)
+        return z, tf.broadcast_to(-share, tf.shape(x)), None
+
+    def offset_point(self, x, params, keys, k):
+        return x
 
 
 class Occlusion(Explainer):
@@ -51,9 +96,6 @@ class Occlusion(Explainer):
       seed, jit_compile: see ``Explainer`` (no random draws).
     """
 
-    forward_only = True
-    point_weight = 1.0
-    offset_points = 1                  # c = f(x): each drop f(x) − f(z_k) in float32
     options = {
         "window": Option("Window side in pixels (Python: or (height, width))",
                          flag="occlusion_window", lower=1),
@@ -84,31 +126,9 @@ class Occlusion(Explainer):
         if self.window[0] > height or self.window[1] > width:
             raise ValueError(f"Expected `window` to fit the {height}×{width} input. "
                              f"Received: window={self.window}")
-        self._tops = np.arange(0, height - self.window[0] + 1, self.stride[0])
-        self._lefts = np.arange(0, width - self.window[1] + 1, self.stride[1])
-        self.num_points = len(self._tops) * len(self._lefts)
-        coverage = np.zeros((height, width), np.float32)
-        for top in self._tops:
-            for left in self._lefts:
-                coverage[top:top + self.window[0], left:left + self.window[1]] += 1
-        self._coverage = tf.constant(coverage[..., None])
 
-    def prepare(self, images, extras):
-        return {"fill": _baselines.fill(self.baseline, images, self.preprocess)}
+    def make_scheme(self) -> Scheme:
+        return OcclusionScheme(size=self._fixed_image_size("Occlusion"), window=self.window,
+                               stride=self.stride, baseline=self.baseline,
+                               preprocess=self.preprocess)
 
-    def points(self, x, params, keys, k):
-        height, width = int(x.shape[1]), int(x.shape[2])
-        top = tf.gather(tf.constant(self._tops, tf.int32), k // len(self._lefts))
-        left = tf.gather(tf.constant(self._lefts, tf.int32), k % len(self._lefts))
-        rows = tf.range(height)[None, :, None, None]
-        cols = tf.range(width)[None, None, :, None]
-        top, left = top[:, None, None, None], left[:, None, None, None]
-        inside = ((rows >= top) & (rows < top + self.window[0])
-                  & (cols >= left) & (cols < left + self.window[1]))
-        z = tf.where(inside, params["fill"], x)
-        # Window k's share of the mean drop: −(f(z_k) − f(x)) / c_i on its elements.
-        share = tf.cast(inside, tf.float32) / tf.maximum(self._coverage, 1.0)
-        return z, tf.broadcast_to(-share, tf.shape(x)), None
-
-    def offset_point(self, x, params, keys, k):
-        return x

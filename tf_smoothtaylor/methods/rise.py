@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
 from tf_smoothtaylor.methods.options import AUTO, Option
@@ -43,70 +44,24 @@ from tf_smoothtaylor.methods.options import AUTO, Option
 OFFSET_MASKS = 16          # masks of the control variate's mean score c
 
 
-class RISE(Explainer):
-    """RISE saliency.
-
-    Args:
-      model: Keras model (explained on its logits).
-      num_masks: N masks per image (the paper: 4000–8000 at 224 px); or "auto"
-        (see SmoothTaylor's ``num_roots``).
-      grid_size: s, cells per side of a mask (the paper: 7).
-      keep_probability: p, the chance a cell is kept (the paper: 0.5).
-      baseline: What masked-out pixels become: ``"zero"`` (black pixels through
-        ``preprocess``, the default), ``"mean"`` (each image's channel means), or
-        model-input values (a number or an array broadcastable to one input).
-      preprocess: Pixels in [0, 1] -> model inputs, for ``"zero"``; default the
-        model's when it is a ``models.ModelSpec``.
-      target_error, max_points: With ``num_masks="auto"``.
-      batch_size: Forward passes per compiled chunk.
-      seed, jit_compile: see ``Explainer``.
-
-    Example:
-      >>> rise = RISE(spec, num_masks=4000)
-      >>> estimate = rise(images, return_error=True)   # error of the centred map
-    """
+class RISEScheme(Scheme):
+    """Mask n of an image: ``z_n = x ⊙ M_n + fill ⊙ (1 − M_n)``, multiplier
+    ``M_n / C``, weight ``1/(N p)``; the mean score of ``OFFSET_MASKS`` masks of
+    another stream is the control variate ``c``, added back by
+    :meth:`restore_offset`."""
 
     uses_random = True
     independent_points = True
     forward_only = True
     offset_points = OFFSET_MASKS
     centred_error = True
-    draw_setting = "num_masks"            # the setting that counts the draws
-    options = {
-        "num_masks": Option("N, masks per image, or 'auto'", count=True),
-        "grid_size": Option("s, mask cells per side", lower=1),
-        "keep_probability": Option("p, the chance a cell is kept, in (0, 1]", lower=0),
-        "baseline": Option("What masked-out pixels become: 'zero' (black pixels through "
-                           "preprocess), 'mean' (each image's channel means) or a "
-                           "model-input value", flag="rise_baseline",
-                           choices=("zero", "mean"), number=True),
-        "preprocess": Option("Pixels in [0, 1] -> model inputs, for 'zero' (the model's "
-                             "own when it is a ModelSpec)", flag=None),
-        **AUTO,
-    }
 
-    def __init__(self, model, *, num_masks: Union[int, str] = 2000, grid_size: int = 7,
-                 keep_probability: float = 0.5,
-                 baseline: Union[str, float, np.ndarray] = "zero",
-                 preprocess: Optional[Callable] = None,
-                 target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
-        self.num_masks, self.target_error, self.max_points = _checks.point_count(
-            "num_masks", num_masks, target_error, max_points)
-        self.grid_size = _checks.positive_int("grid_size", grid_size)
-        self.keep_probability = _checks.positive_float("keep_probability", keep_probability)
-        if self.keep_probability > 1:
-            raise ValueError("Expected `keep_probability` in (0, 1]. "
-                             f"Received: keep_probability={keep_probability!r}")
-        self.baseline = _baselines.check_fill(baseline, ("zero", "mean"), "RISE")
-        self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
-            model, preprocess)
-        self.num_points = self.max_points or self.num_masks
+    def __init__(self, *, size, grid_size: int, keep_probability: float, baseline,
+                 preprocess, **attributes):
+        super().__init__(**attributes)
+        self.size, self.grid_size, self.keep_probability = size, grid_size, keep_probability
+        self.baseline, self.preprocess = baseline, preprocess
         self.point_weight = self.equal_weight(self.num_points)
-        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-        self._fixed_image_size("RISE")
-        _baselines.check_shape(self.baseline, self._logits.input_shape)
-        warn_if_16_bit(self._logits, "RISE")
 
     def equal_weight(self, num_points):
         return 1.0 / (num_points * self.keep_probability)
@@ -114,7 +69,7 @@ class RISE(Explainer):
     def masks(self, keys, k, *, draw=0) -> tf.Tensor:
         """(n, H, W, 1) masks of points ``k`` (keyed like every draw; ``draw=1``: the
         control variate's masks)."""
-        height, width, _ = self._logits.input_shape
+        height, width = self.size
         s = self.grid_size
         cell_h, cell_w = -(-height // s), -(-width // s)
         u = _random.uniform(keys, _random.MASKS, k, [s * s + 2], draw=draw)
@@ -146,10 +101,68 @@ class RISE(Explainer):
         channels = int(attributions.shape[-1])
         return attributions + tf.reshape(offsets, [-1, 1, 1, 1]) / channels
 
-    def settings(self) -> dict:
-        """See ``Explainer.settings``; a ``preprocess`` taken from the model is not
-        a setting (another model brings its own)."""
-        settings = super().settings()
-        if self._preprocess_from_model:
-            settings["preprocess"] = None
-        return settings
+
+class RISE(Explainer):
+    """RISE saliency.
+
+    Args:
+      model: Keras model (explained on its logits).
+      num_masks: N masks per image (the paper: 4000–8000 at 224 px); or "auto"
+        (see SmoothTaylor's ``num_roots``).
+      grid_size: s, cells per side of a mask (the paper: 7).
+      keep_probability: p, the chance a cell is kept (the paper: 0.5).
+      baseline: What masked-out pixels become: ``"zero"`` (black pixels through
+        ``preprocess``, the default), ``"mean"`` (each image's channel means), or
+        model-input values (a number or an array broadcastable to one input).
+      preprocess: Pixels in [0, 1] -> model inputs, for ``"zero"``; default the
+        model's when it is a ``models.ModelSpec``.
+      target_error, max_points: With ``num_masks="auto"``.
+      batch_size: Forward passes per compiled chunk.
+      seed, jit_compile: see ``Explainer``.
+
+    Example:
+      >>> rise = RISE(spec, num_masks=4000)
+      >>> estimate = rise(images, return_error=True)   # error of the centred map
+    """
+
+    draw_setting = "num_masks"            # the setting that counts the draws
+    options = {
+        "num_masks": Option("N, masks per image, or 'auto'", count=True),
+        "grid_size": Option("s, mask cells per side", lower=1),
+        "keep_probability": Option("p, the chance a cell is kept, in (0, 1]", lower=0),
+        "baseline": Option("What masked-out pixels become: 'zero' (black pixels through "
+                           "preprocess), 'mean' (each image's channel means) or a "
+                           "model-input value", flag="rise_baseline",
+                           choices=("zero", "mean"), number=True),
+        "preprocess": Option("Pixels in [0, 1] -> model inputs, for 'zero' (the model's "
+                             "own when it is a ModelSpec)", flag=None),
+        **AUTO,
+    }
+
+    def __init__(self, model, *, num_masks: Union[int, str] = 2000, grid_size: int = 7,
+                 keep_probability: float = 0.5,
+                 baseline: Union[str, float, np.ndarray] = "zero",
+                 preprocess: Optional[Callable] = None,
+                 target_error: Optional[float] = None, max_points: Optional[int] = None,
+                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+        self.num_masks, self.target_error, self.max_points = _checks.point_count(
+            "num_masks", num_masks, target_error, max_points)
+        self.grid_size = _checks.positive_int("grid_size", grid_size)
+        self.keep_probability = _checks.positive_float("keep_probability", keep_probability)
+        if self.keep_probability > 1:
+            raise ValueError("Expected `keep_probability` in (0, 1]. "
+                             f"Received: keep_probability={keep_probability!r}")
+        self.baseline = _baselines.check_fill(baseline, ("zero", "mean"), "RISE")
+        self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
+            model, preprocess)
+        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        self._fixed_image_size("RISE")
+        _baselines.check_shape(self.baseline, self._logits.input_shape)
+        warn_if_16_bit(self._logits, "RISE")
+
+    def make_scheme(self) -> Scheme:
+        return RISEScheme(
+            size=self._fixed_image_size("RISE"), grid_size=self.grid_size,
+            keep_probability=self.keep_probability, baseline=self.baseline,
+            preprocess=self.preprocess, num_points=self.max_points or self.num_masks,
+            target_error=self.target_error, max_points=self.max_points)

@@ -12,8 +12,39 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option
+
+
+class SmoothTaylorScheme(Scheme):
+    """Root r of an image: ``z_r = x + ε_r``, multiplier ``ε_r``, weight ``−1/R``
+    (the sign of ``x − z = −ε``); per-image extras σ and the draw index."""
+
+    extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
+    uses_random = True
+    independent_points = True
+
+    def __init__(self, *, noise_scale, noise_level, **attributes):
+        super().__init__(**attributes)
+        self.noise_scale, self.noise_level = noise_scale, noise_level
+        self.point_weight = self.equal_weight(self.num_points)
+
+    def extras(self, images):
+        return {"noise_scale": noise_scales(images, self.noise_scale, self.noise_level),
+                "draw": tf.zeros([tf.shape(images)[0]], tf.int64)}
+
+    def prepare(self, images, extras):
+        return extras
+
+    def equal_weight(self, num_points):
+        return -1.0 / num_points
+
+    def points(self, x, params, keys, k):
+        # ε = σ·n; the multiplier x − z = −ε, with the sign in point_weight.
+        eps = _random.normal(keys, _random.ROOTS, k, _random.row_shape(x),
+                             draw=params["draw"], scale=params["noise_scale"])
+        return x + eps, eps, None
 
 
 class SmoothTaylor(Explainer):
@@ -47,9 +78,6 @@ class SmoothTaylor(Explainer):
       >>> estimate = auto(images, return_error=True)       # .num_points per image
     """
 
-    extra_specs = {"noise_scale": tf.float32, "draw": tf.int64}
-    uses_random = True
-    independent_points = True
     draw_setting = "num_roots"           # the setting that counts the draws
     options = {
         "num_roots": Option("R, the roots per image, or 'auto'", count=True),
@@ -69,8 +97,6 @@ class SmoothTaylor(Explainer):
             "num_roots", num_roots, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(0.5, None))
-        self.num_points = self.max_points or self.num_roots
-        self.point_weight = self.equal_weight(self.num_points)
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
 
@@ -87,7 +113,7 @@ class SmoothTaylor(Explainer):
           keys, return_error: see ``Explainer.explain``.
         """
         images, context = self._engine.check_inputs(images)
-        extras = self.extras(images)
+        extras = self.scheme.extras(images)
         batch = int(images.shape[0])
         if noise_scale is not None:
             sigma = tf.broadcast_to(tf.cast(noise_scale, tf.float32), [batch])
@@ -101,18 +127,8 @@ class SmoothTaylor(Explainer):
 
     __call__ = explain
 
-    def extras(self, images):
-        return {"noise_scale": noise_scales(images, self.noise_scale, self.noise_level),
-                "draw": tf.zeros([tf.shape(images)[0]], tf.int64)}
-
-    def prepare(self, images, extras):
-        return extras
-
-    def equal_weight(self, num_points):
-        return -1.0 / num_points
-
-    def points(self, x, params, keys, k):
-        # ε = σ·n; the multiplier x − z = −ε, with the sign in point_weight.
-        eps = _random.normal(keys, _random.ROOTS, k, _random.row_shape(x),
-                             draw=params["draw"], scale=params["noise_scale"])
-        return x + eps, eps, None
+    def make_scheme(self) -> Scheme:
+        return SmoothTaylorScheme(
+            num_points=self.max_points or self.num_roots, target_error=self.target_error,
+            max_points=self.max_points, noise_scale=self.noise_scale,
+            noise_level=self.noise_level)

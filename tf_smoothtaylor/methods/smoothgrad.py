@@ -15,11 +15,64 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option
 
 STATISTICS = ("mean", "square", "variance")
 BASES = ("gradient", "gradient_x_input")
+
+
+class SmoothGradScheme(Scheme):
+    """Sample n of an image: ``x + ε_n``, then the base's point (one, for a gradient
+    base; the base scheme's points ``k mod K_base`` of the noisy image otherwise),
+    weighted ``1/N`` times the base's weight."""
+
+    extra_specs = {"noise_scale": tf.float32}
+    uses_random = True
+
+    def __init__(self, *, num_samples: int, noise_scale, noise_level, statistic: str,
+                 base, **attributes):
+        super().__init__(**attributes)
+        self.num_samples, self.statistic = num_samples, statistic
+        self.noise_scale, self.noise_level = noise_scale, noise_level
+        self.base = base                      # a Scheme, or "gradient"/"gradient_x_input"
+        self.base_points = base.num_points if isinstance(base, Scheme) else 1
+        self.num_points = num_samples * self.base_points
+        base_weight = base.point_weight if isinstance(base, Scheme) else 1.0
+        # With per-point base weights (IG), 1/N goes into each point's weight.
+        self.point_weight = None if base_weight is None else base_weight / num_samples
+        self.moments = 1 if statistic == "mean" else 2
+
+    def extras(self, images):
+        return {"noise_scale": noise_scales(images, self.noise_scale, self.noise_level)}
+
+    def prepare(self, images, extras):
+        params = dict(extras)
+        if isinstance(self.base, Scheme):
+            params["base"] = self.base.prepare(images, self.base.extras(images))
+        return params
+
+    def points(self, x, params, keys, k):
+        sample, inner = k // self.base_points, k % self.base_points
+        noise = _random.normal(keys, _random.SMOOTHING, sample, _random.row_shape(x),
+                               scale=params["noise_scale"])
+        noisy = x + noise
+        if isinstance(self.base, Scheme):
+            z, m, w = self.base.points(noisy, params["base"],
+                                       _random.derive_keys(keys, sample), inner)
+            if self.base.draw_weights is not None:
+                w = self.base.weight_of(inner)
+            return z, m, (None if w is None else w / self.num_samples)
+        return noisy, (noisy if self.base == "gradient_x_input" else None), None
+
+    def finalize(self, first, second):
+        if self.statistic == "mean":
+            return first
+        # second = M2 / N, the (population) variance, accumulated centred.
+        if self.statistic == "square":
+            return second + first * first
+        return second
 
 
 class SmoothGrad(Explainer):
@@ -47,8 +100,6 @@ class SmoothGrad(Explainer):
       >>> noisy_ig = SmoothGrad(model, base=IntegratedGradients(model, steps=20))
     """
 
-    extra_specs = {"noise_scale": tf.float32}
-    uses_random = True
     draw_setting = "num_samples"          # the setting that counts the draws
     options = {
         "num_samples": Option("N, the noisy samples per image, or 'auto'", shared=True,
@@ -81,25 +132,14 @@ class SmoothGrad(Explainer):
                     "Expected `statistic` to be 'mean' when `base` is an explainer "
                     "(its maps are sums over many points). "
                     f"Received: statistic={statistic!r}")
-            self._base_points = base.num_points
         else:
             _checks.one_of("base", base, BASES, otherwise="an explainer")
-            self._base_points = 1
         self.base = base
-        # Each sample one point (a gradient base) and a mean: the samples' spread is the
-        # Monte Carlo error. (With an explainer base a sample spans several points.)
-        self.independent_points = statistic == "mean" and not isinstance(base, Explainer)
-        if self.target_error is not None and not self.independent_points:
+        if self.target_error is not None and not self._independent():
             raise ValueError("Expected statistic='mean' and a gradient base for "
                              "num_samples='auto' (its samples must be independent draws of "
                              f"one mean). Received: statistic={statistic!r}, base="
                              f"{type(base).__name__ if isinstance(base, Explainer) else base!r}")
-        samples = self.max_points or self.num_samples
-        self.num_points = samples * self._base_points
-        base_weight = base.point_weight if isinstance(base, Explainer) else 1.0
-        # With per-point base weights (IG), 1/N goes into each point's weight.
-        self.point_weight = None if base_weight is None else base_weight / samples
-        self.moments = 1 if statistic == "mean" else 2
         super().__init__(model, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
         if isinstance(base, Explainer) and base.model is not self.model:
@@ -107,32 +147,15 @@ class SmoothGrad(Explainer):
                              "SmoothGrad. Received: a base built on model "
                              f"{base.model.name!r}")
 
-    def extras(self, images):
-        return {"noise_scale": noise_scales(images, self.noise_scale, self.noise_level)}
+    def _independent(self) -> bool:
+        # Each sample one point (a gradient base) and a mean: the samples' spread is the
+        # Monte Carlo error. (With an explainer base a sample spans several points.)
+        return self.statistic == "mean" and not isinstance(self.base, Explainer)
 
-    def prepare(self, images, extras):
-        params = dict(extras)
-        if isinstance(self.base, Explainer):
-            params["base"] = self.base.prepare(images, self.base.extras(images))
-        return params
-
-    def points(self, x, params, keys, k):
-        sample, inner = k // self._base_points, k % self._base_points
-        noise = _random.normal(keys, _random.SMOOTHING, sample, _random.row_shape(x),
-                               scale=params["noise_scale"])
-        noisy = x + noise
-        if isinstance(self.base, Explainer):
-            z, m, w = self.base.points(noisy, params["base"],
-                                       _random.derive_keys(keys, sample), inner)
-            if self.base.draw_weights is not None:
-                w = self.base.weight_of(inner)
-            return z, m, (None if w is None else w / self.num_samples)
-        return noisy, (noisy if self.base == "gradient_x_input" else None), None
-
-    def finalize(self, first, second):
-        if self.statistic == "mean":
-            return first
-        # second = M2 / N, the (population) variance, accumulated centred.
-        if self.statistic == "square":
-            return second + first * first
-        return second
+    def make_scheme(self) -> Scheme:
+        base = self.base.scheme if isinstance(self.base, Explainer) else self.base
+        return SmoothGradScheme(
+            num_samples=self.max_points or self.num_samples, noise_scale=self.noise_scale,
+            noise_level=self.noise_level, statistic=self.statistic, base=base,
+            independent_points=self._independent(), target_error=self.target_error,
+            max_points=self.max_points)
