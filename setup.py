@@ -26,8 +26,12 @@ setup(
         "tensorboard": ["tensorboard"],
         "serving": ["tensorflow-serving-api", "grpcio"],
         "beam": ["apache-beam>=2.60"],
+        # Beam's DaskRunner on a dask.distributed cluster (scheduler and workers).
+        "dask": ["apache-beam[dask]>=2.60"],
+        # Beam's DataflowRunner (Google Cloud clients).
+        "dataflow": ["apache-beam[gcp]>=2.60"],
         "test": ["pytest", "pytest-xdist", "scikit-image", "scipy", "tensorboard",
-                 "apache-beam>=2.60"],
+                 "apache-beam[dask]>=2.60"],
     },
     license="Apache-2.0",
 )

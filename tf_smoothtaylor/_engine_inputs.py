@@ -10,6 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 
+class ImageError(ValueError):
+    """The images themselves do not fit the model (shape) or are not finite: the
+    fault of the images, not of the run (a pipeline records such an image as failed
+    instead of retrying it)."""
+
+
 class InputChecks:
     """Checks against ``self.model`` (a ``LogitModel``), mixed into the engine."""
 
@@ -32,11 +38,11 @@ class InputChecks:
             e is None or e == s for e, s in zip(expected, shape[1:]))
         if not fits:
             wanted = "(batch, " + ", ".join(str(e) for e in expected) + ")"
-            raise ValueError(f"Expected `images` of shape {wanted} to fit the "
+            raise ImageError(f"Expected `images` of shape {wanted} to fit the "
                              f"model's input. Received: images of shape {shape}")
         images = tf.cast(images, tf.float32)
         if not bool(tf.reduce_all(tf.math.is_finite(images))):
-            raise ValueError("Expected `images` to hold finite values. "
+            raise ImageError("Expected `images` to hold finite values. "
                              "Received: images containing NaN or Inf")
         return images
 

@@ -2,8 +2,8 @@
 
 Attribution over a dataset is independent per image, so past one machine the
 command line runs as a Beam pipeline (``tf-smoothtaylor MODE ... --runner=NAME``;
-the ``[beam]`` extra): locally on the DirectRunner or Prism, at scale on
-Dataflow, Flink or Spark. The pipeline writes exactly the files of an
+the ``[beam]`` extra): locally on the DirectRunner or Prism, at scale on a Dask
+cluster (``[dask]``), Dataflow (``[dataflow]``), Flink or Spark. The pipeline writes exactly the files of an
 in-process run (``runs``), through Beam's file systems so ``gs://``-style output
 paths work:
 
@@ -13,11 +13,13 @@ paths work:
    with that list;
 2. a reader decodes each image (skipping images whose ``results/<id>.json``
    exists: runs resume; reporting unreadable images instead of failing);
-3. ``BatchElements`` groups up to ``--images_per_step`` images; each worker loads
+3. each element is a step of up to ``--images_per_step`` images; each worker loads
    the model and builds the explainers once (``DoFn.setup``) and writes every
    image's maps, PNGs and record;
-4. a combiner gathers all records (new and resumed) and writes ``index.csv``,
-   ``metrics.csv``, ``summary.md`` (mean ± standard error) and ``grid.png``.
+4. one group (a ``GroupByKey``) gathers all records (new and resumed) in the
+   pipeline, and a worker writes ``index.csv``, ``metrics.csv``, ``summary.md``
+   (mean ± standard error) and ``grid.png``; the driver then lists the finished
+   ids (one listing, no record read).
 
 Random draws are keyed by image id, so the maps equal those of an in-process
 run and of the Python API with the same keys, whatever the workers and batches.
@@ -26,6 +28,7 @@ run and of the Python API with the same keys, whatever the workers and batches.
 import json
 import logging
 import os
+import pickle
 import re
 import uuid
 from typing import List, Optional, Tuple
@@ -49,13 +52,28 @@ from tf_smoothtaylor import inputs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.inputs import Entry
 
-READ_FAILED = "failed"
-FINISHED = "finished"
+# Every element between transforms is (kind, value), one output per DoFn: Beam's
+# DaskRunner hands every element of a multi-output ParDo to each of its outputs.
+IMAGE = "image"           # [(id, source, label, pixels), ...]: one step's images
+FINISHED = "finished"     # a finished image's record
+READ_FAILED = "failed"    # {id, source, error}: the image's own fault
+
+
+# Stores where an object is replaced whole when its upload completes: written in place.
+OBJECT_STORES = ("gs", "s3", "azfs")
 
 
 class BeamFiles:
-    """Beam's file systems (local paths, ``gs://``, ``s3://``, ...) with the
-    interface of ``runs.LocalFiles``; writes go to a temporary name, then a rename."""
+    """Beam's file systems (local paths, ``gs://``, ``s3://``, ``hdfs://``, ...) with
+    the interface of ``runs.LocalFiles``.
+
+    A file is never seen half-written, and may be written again (``run.json`` each
+    run, a record when it is scored): on an object store the object is uploaded in
+    place (one operation; the store makes it visible whole, so a temporary name and a
+    rename, which is a copy and a delete there, would gain nothing); elsewhere it goes
+    to a temporary name and is renamed onto the file (atomic on POSIX); where a rename
+    does not replace an existing file (HDFS), the old file is deleted first.
+    """
 
     join = staticmethod(FileSystems.join)
 
@@ -76,11 +94,22 @@ class BeamFiles:
 
     @staticmethod
     def write(path: str, data: bytes) -> None:
+        if FileSystems.get_scheme(path) in OBJECT_STORES:
+            with FileSystems.create(path) as handle:
+                handle.write(data)
+            return
         directory, name = os.path.split(path) if "://" not in path else path.rsplit("/", 1)
         temporary = FileSystems.join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
         with FileSystems.create(temporary) as handle:
             handle.write(data)
-        FileSystems.rename([temporary], [path])
+        try:
+            FileSystems.rename([temporary], [path])
+        except IOError:
+            if not FileSystems.exists(path):
+                FileSystems.delete([temporary])
+                raise
+            FileSystems.delete([path])          # a rename that does not overwrite
+            FileSystems.rename([temporary], [path])
 
     @staticmethod
     def read(path: str) -> bytes:
@@ -110,9 +139,9 @@ def list_entries(config: RunConfig) -> List[Entry]:
 
 
 class ReadImages(beam.DoFn):
-    """Entry (or a group of tfds entries) → ``(id, source, label, pixels)``; a
-    finished image yields its record to ``FINISHED`` instead, an unreadable one a
-    failure to ``READ_FAILED``."""
+    """A group of up to ``images_per_step`` entries → ``(IMAGE, [(id, source, label,
+    pixels), ...])`` for the images to explain; a finished image yields
+    ``(FINISHED, record)`` instead, an unreadable one ``(READ_FAILED, failure)``."""
 
     def __init__(self, config: RunConfig, size: Tuple[int, int], resize: Optional[int],
                  metric_names: Tuple[str, ...] = ()):
@@ -132,19 +161,29 @@ class ReadImages(beam.DoFn):
                 record = self.out.result(entry.id)
                 if all(name in method for method in record["methods"].values()
                        for name in self.metric_names):
-                    yield beam.pvalue.TaggedOutput(FINISHED, record)
+                    yield FINISHED, record
                     continue                 # else: explained earlier, scores still missing
             todo.append(entry)
-        if not todo:
-            return
-        if todo[0].position >= 0:
+        images = []
+        for kind, value in self._read(todo):
+            if kind == IMAGE:
+                images.append(value)
+            else:
+                yield kind, value
+        if images:
+            yield IMAGE, images
+
+    def _read(self, todo: List[Entry]):
+        if todo and todo[0].position >= 0:
             yield from self._from_tfds(todo)
             return
         for entry in todo:
             try:
                 encoded = BeamFiles.read(entry.source)
             except IOError as error:
-                yield beam.pvalue.TaggedOutput(READ_FAILED, _failure(entry, error))
+                if FileSystems.exists(entry.source):
+                    raise                    # the store's fault, not the image's: retry
+                yield READ_FAILED, _failure(entry, error)
                 continue
             yield from self._decoded(entry, encoded)
 
@@ -155,9 +194,9 @@ class ReadImages(beam.DoFn):
             pixels = data.decode_and_crop(tf.constant(encoded), size=self.size,
                                           resize=self.resize).numpy()
         except (tf.errors.InvalidArgumentError, ValueError) as error:
-            yield beam.pvalue.TaggedOutput(READ_FAILED, _failure(entry, error))
+            yield READ_FAILED, _failure(entry, error)
             return
-        yield entry.id, entry.source, entry.label, pixels
+        yield IMAGE, (entry.id, entry.source, entry.label, pixels)
 
     def _from_tfds(self, todo: List[Entry]):
         import tensorflow_datasets as tfds
@@ -179,9 +218,25 @@ def _failure(entry: Entry, error: Exception) -> dict:
     return {"id": entry.id, "source": entry.source, "error": message}
 
 
+_JOBS = {}
+
+
+def _prepared(mode: str, config: RunConfig):
+    """The run's job (model and explainers, traced), once per worker process: a
+    runner that calls ``DoFn.setup`` per bundle (Beam's DaskRunner: per task) reuses
+    it instead of loading the model and tracing again."""
+    from tf_smoothtaylor import commands
+    key = pickle.dumps((mode, config))
+    if key not in _JOBS:
+        _JOBS.clear()                              # one run's job at a time
+        _JOBS[key] = commands.prepare(mode, config)
+    return _JOBS[key]
+
+
 class ExplainImages(beam.DoFn):
-    """A batch of decoded images → their records (files written by the worker);
-    the model and explainers are built once per worker."""
+    """A batch of decoded images → ``(FINISHED, record)`` each (files written by the
+    worker), or ``(READ_FAILED, failure)`` for an image at fault; the model and
+    explainers are built once per DoFn instance (``setup``)."""
 
     def __init__(self, mode: str, config: RunConfig):
         self.mode, self.config = mode, config
@@ -190,9 +245,9 @@ class ExplainImages(beam.DoFn):
         import io
         from tf_smoothtaylor import _quiet
         _quiet.import_tensorflow()
-        from tf_smoothtaylor import _tracing, commands, runs
+        from tf_smoothtaylor import _tracing, runs
         _tracing.install()
-        self.job = commands.prepare(self.mode, self.config)
+        self.job = _prepared(self.mode, self.config)
         self.out = runs.OutputDir(self.config.output_dir, files=BeamFiles())
         self.progress = runs.Progress(None, stream=io.StringIO())
 
@@ -204,22 +259,26 @@ class ExplainImages(beam.DoFn):
             runs.score_finished(self.job.spec, np.stack(pixels), list(sources), list(ids),
                                 self.out, self.job.metrics, self.job.masks)
             for identifier in ids:
-                yield self.out.result(identifier)
+                yield FINISHED, self.out.result(identifier)
         batch = [item for item in batch if not self.out.done(item[0])]
         if not batch:
             return
+        # Only an image's own fault (its shape, non-finite values) is recorded as a
+        # failure; anything else (storage, memory, a lost worker) raises, so that the
+        # runner retries the bundle or a rerun completes it.
+        from tf_smoothtaylor._engine_inputs import ImageError
         try:
             records = self._explain(batch)
-        except Exception:  # pylint: disable=broad-except
+        except ImageError:
             records = []
-            for item in batch:              # isolate the image that fails
+            for item in batch:              # isolate the image at fault
                 try:
                     records += self._explain([item])
-                except Exception as error:  # pylint: disable=broad-except
+                except ImageError as error:
                     entry = Entry(item[0], item[1], item[2])
-                    yield beam.pvalue.TaggedOutput(READ_FAILED, _failure(entry, error))
+                    yield READ_FAILED, _failure(entry, error)
         for record in records:      # keys in file order, as records read back from disk
-            yield json.loads(json.dumps(record, sort_keys=True))
+            yield FINISHED, json.loads(json.dumps(record, sort_keys=True))
 
     def _explain(self, batch) -> List[dict]:
         from tf_smoothtaylor import runs
@@ -230,30 +289,6 @@ class ExplainImages(beam.DoFn):
                                   job.metrics, job.masks, self.progress)
 
 
-class GatherRecords(beam.CombineFn):
-    """All records and failures of the run, sorted by image id."""
-
-    def create_accumulator(self):
-        return [], []
-
-    def add_input(self, accumulator, element):
-        kind, value = element
-        accumulator[0 if kind == FINISHED else 1].append(value)
-        return accumulator
-
-    def merge_accumulators(self, accumulators):
-        records, failures = [], []
-        for more_records, more_failures in accumulators:
-            records.extend(more_records)
-            failures.extend(more_failures)
-        return records, failures
-
-    def extract_output(self, accumulator):
-        records, failures = accumulator
-        return (sorted(records, key=lambda r: r["id"]),
-                sorted(failures, key=lambda f: f["id"]))
-
-
 class WriteTables(beam.DoFn):
     """index.csv, metrics.csv, summary.md and grid.png from the gathered records."""
 
@@ -262,7 +297,12 @@ class WriteTables(beam.DoFn):
 
     def process(self, gathered):
         from tf_smoothtaylor import runs
-        records, failures = gathered
+        _, tagged = gathered
+        records, failures = [], []
+        for kind, value in tagged:
+            (records if kind == FINISHED else failures).append(value)
+        records.sort(key=lambda record: record["id"])
+        failures.sort(key=lambda failure: failure["id"])
         out = runs.OutputDir(self.output_dir, files=BeamFiles())
         runs.write_tables(out, records, self.metric_names, failures=failures)
         runs.write_grid(out, records)
@@ -270,11 +310,13 @@ class WriteTables(beam.DoFn):
 
 
 def _groups(entries: List[Entry], size: int) -> List[List[Entry]]:
-    """Files one per element; tfds examples in groups of nearby positions (one
-    read of a split slice per group)."""
-    if not entries or entries[0].position < 0:
-        return [[entry] for entry in entries]
-    ordered = sorted(entries, key=lambda entry: entry.position)
+    """The steps: up to ``size`` entries each, in the run's order (tfds examples by
+    position: one read of a split slice per group). Made here, not by
+    ``BatchElements``, whose last batch of a bundle comes from ``finish_bundle``,
+    which Beam's DaskRunner drops."""
+    ordered = entries
+    if entries and entries[0].position >= 0:
+        ordered = sorted(entries, key=lambda entry: entry.position)
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
@@ -285,31 +327,65 @@ def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
     read = (pipeline
             | "List" >> beam.Create(_groups(entries, config.images_per_step))
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadImages(config, size, resize, tuple(metric_names)))
-            .with_outputs(
-                READ_FAILED, FINISHED, main="images"))
-    explained = (read.images
-                 | "Batch" >> beam.BatchElements(min_batch_size=1,
-                                                 max_batch_size=config.images_per_step)
-                 | "Explain" >> beam.ParDo(ExplainImages(mode, config)).with_outputs(
-                     READ_FAILED, main="records"))
-    tagged = [explained.records | "New" >> beam.Map(lambda r: (FINISHED, r)),
-              read[FINISHED] | "Resumed" >> beam.Map(lambda r: (FINISHED, r)),
-              read[READ_FAILED] | "Unreadable" >> beam.Map(lambda f: (READ_FAILED, f)),
-              explained[READ_FAILED] | "Failed" >> beam.Map(lambda f: (READ_FAILED, f))]
-    return (tagged
+            | "Read" >> beam.ParDo(ReadImages(config, size, resize, tuple(metric_names))))
+    explained = (read
+                 | "Images" >> beam.Filter(lambda item: item[0] == IMAGE)
+                 | "Pixels" >> beam.Map(lambda item: item[1])
+                 | "Explain" >> beam.ParDo(ExplainImages(mode, config)))
+    done = read | "Done" >> beam.Filter(lambda item: item[0] != IMAGE)   # resumed, unread
+    return ((explained, done)
             | "Join" >> beam.Flatten()
-            | "Gather" >> beam.CombineGlobally(GatherRecords())
+            # One group, the run's: a GroupByKey, which every runner implements alike
+            # (a CombineFn's accumulators reach extract_output in another shape on Dask).
+            | "Key" >> beam.Map(lambda item: (None, item))
+            | "Gather" >> beam.GroupByKey()
             | "Tables" >> beam.ParDo(WriteTables(config.output_dir, metric_names)))
 
 
+# Runners Beam does not list among its known names, and the module that defines each
+# (importing it registers the runner's own options, e.g. --dask_client_address).
+EXTRA_RUNNERS = {"daskrunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+# The tf-smoothtaylor extra that brings a runner's packages.
+RUNNER_EXTRAS = {"daskrunner": "dask", "dataflowrunner": "dataflow"}
+RUNNER_NAMES = ("DirectRunner", "DaskRunner", "DataflowRunner", "FlinkRunner", "SparkRunner",
+                "PortableRunner", "PrismRunner")
+
+
+def runner_path(name: str) -> str:
+    """The runner Beam should create for ``--runner name`` (Beam's spelling: any case,
+    with or without "Runner", or a qualified class name), its options registered."""
+    key = name.lower() if name.lower().endswith("runner") else name.lower() + "runner"
+    path = EXTRA_RUNNERS.get(key, name)
+    module = path.rsplit(".", 1)[0] if "." in path else None
+    if key == "dataflowrunner":
+        module = "apache_beam.runners.dataflow.internal.apiclient"
+    if module is not None:
+        try:
+            __import__(module)
+        except ImportError as error:
+            extra = RUNNER_EXTRAS.get(key)
+            hint = (f"pip install 'tf-smoothtaylor[{extra}]'" if extra else
+                    f"install the packages of {path}")
+            raise ValueError(f"--runner {name} needs packages that are not installed "
+                             f"({error.name or error}): {hint}") from None
+    return path
+
+
 def pipeline_options(config: RunConfig) -> PipelineOptions:
-    """Beam options from ``--runner`` and the pass-through arguments; options Beam
-    does not know are an error (a misspelt flag must not vanish)."""
+    """Beam options from ``--runner`` and the pass-through arguments (every runner's
+    own options, e.g. ``--dask_client_address``, ``--flink_master``, ``--project``);
+    options neither tf-smoothtaylor nor Beam knows are an error (a misspelt flag
+    must not vanish)."""
     arguments = list(config.beam_args)
     if not any(a.startswith("--default_sdk_harness_log_level") for a in arguments):
         arguments.append("--default_sdk_harness_log_level=WARNING")   # workers: no INFO chatter
-    options = PipelineOptions(arguments, runner=config.runner)
+    path = runner_path(config.runner)
+    if path == EXTRA_RUNNERS["daskrunner"] and not any(
+            a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in arguments):
+        # One step (--images_per_step images) per Dask task, so that the scheduler
+        # spreads the steps over the workers (Beam's default puts 128 in one task).
+        arguments.append("--dask_partition_size=1")
+    options = PipelineOptions(arguments, runner=path)
     beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
     level = beam_logger.level
     beam_logger.setLevel(logging.ERROR)          # we report unknown options ourselves
@@ -344,15 +420,21 @@ def run(mode: str, config: RunConfig) -> None:
     resumed = out.results_count()
     size, resize = inputs.input_size(config, job.spec)
     with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
-        with pipeline:
-            build(pipeline, mode, config, entries, size=size, resize=resize,
-                  metric_names=job.metric_names)
-    records = out.results()
-    print(f"{len(records)} images -> {config.output_dir} ({len(records) - resumed} computed, "
-          f"{resumed} resumed; runner: {config.runner})")
+        build(pipeline, mode, config, entries, size=size, resize=resize,
+              metric_names=job.metric_names)
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            client = getattr(result, "client", None)      # DaskRunner's, left open by Beam
+            if client is not None:
+                client.close()
+    finished = out.finished_ids()
+    print(f"{len(finished)} images -> {config.output_dir} ({len(finished) - resumed} "
+          f"computed, {resumed} resumed; runner: {config.runner})")
     summary = out.read("summary.md").decode() if out.files.exists(
         out.files.join(out.path, "summary.md")) else ""
     if summary:
         print(summary)
-    commands.report_failures(inputs.unreadable(entries, records, config, job.spec),
+    commands.report_failures(inputs.unreadable(entries, finished, config, job.spec),
                              len(entries), out)

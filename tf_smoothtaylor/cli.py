@@ -174,11 +174,13 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "tf.distribute strategy of an in-process run: one device, or all local "
                   "GPUs (mirrored). Past one machine use --runner.")
 flags.DEFINE_string("runner", None, "Run explain/evaluate/adapt as an Apache Beam pipeline on "
-                    "this runner (DirectRunner, PrismRunner, DataflowRunner, FlinkRunner, "
-                    "SparkRunner, ...; needs the [beam] extra). Every other option after the "
-                    "mode that is not a flag of this command is passed to Beam, e.g. "
-                    "--direct_num_workers=2 --direct_running_mode=multi_processing. "
-                    "Default: run in this process.")
+                    "this runner (DirectRunner, DaskRunner, DataflowRunner, FlinkRunner, "
+                    "SparkRunner, PortableRunner, PrismRunner; needs the [beam] extra, "
+                    "[dask] for DaskRunner, [dataflow] for DataflowRunner). Every other "
+                    "option after the mode that is not a flag of this command is passed to "
+                    "Beam with the runner's own options, e.g. --direct_num_workers=2, "
+                    "--dask_client_address=tcp://HOST:8786, --flink_master=HOST:8081, "
+                    "--project/--region/--temp_location. Default: run in this process.")
 
 flags.register_validator("output_dir", lambda value: bool(value),
                          message="--output_dir is required.")

@@ -292,7 +292,7 @@ def run(mode: str, config: RunConfig) -> None:
     records = runs.process(spec, inputs.input_batches(config, spec, entries), job.explainers, out,
                            metrics=job.metrics, masks=job.masks, total=len(entries),
                            ids={entry.source: entry.id for entry in entries})
-    failures = inputs.unreadable(entries, records, config, spec)
+    failures = inputs.unreadable(entries, [record["id"] for record in records], config, spec)
     report(out, records, job.metric_names, failures)
     if config.convergence and mode == "evaluate" and records:
         print(f"convergence: {write_convergence(out, spec, config, records, entries)}")

@@ -171,12 +171,12 @@ def input_batches(config, spec, entries: List[Entry]):
     return data.from_files([entry.source for entry in entries], **common)
 
 
-def unreadable(entries: List[Entry], records: List[dict], config, spec) -> List[dict]:
-    """The entries that have no record: ``{id, source, error}``, the error read
-    again from the file where there is one."""
+def unreadable(entries: List[Entry], done, config, spec) -> List[dict]:
+    """The entries whose id is not in ``done`` (the finished ids): ``{id, source,
+    error}``, the error read again from the file where there is one."""
     import tensorflow as tf
     from tf_smoothtaylor import data
-    done = {record["id"] for record in records}
+    done = set(done)
     size, resize = input_size(config, spec)
     failures = []
     for entry in entries:

@@ -221,6 +221,10 @@ class OutputDir:
         return [name for name in self.files.glob(self._file("results/*.json"))
                 if not os.path.basename(name).startswith(".")]
 
+    def finished_ids(self) -> List[str]:
+        """The ids of the finished images (one listing of ``results/``, no read)."""
+        return sorted(os.path.basename(name)[:-len(".json")] for name in self._result_files())
+
     def results_count(self) -> int:
         """How many images of this run are finished."""
         return len(self._result_files())
