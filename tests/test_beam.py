@@ -313,8 +313,7 @@ def test_a_runner_whose_packages_are_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam.runners.dask.dask_runner", None)
     with pytest.raises(ValueError, match=r"--runner DaskRunner needs .*tf-smoothtaylor\[dask\]"):
         beam.pipeline_options(RunConfig(output_dir="unused", runner="DaskRunner"))
-    try:
-        import google.auth  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("google.auth") is None:
         with pytest.raises(ValueError, match=r"tf-smoothtaylor\[dataflow\]"):
             beam.runner_path("DataflowRunner")

@@ -596,3 +596,43 @@ def test_the_readme_settings_table_is_the_methods_declarations():
     from tf_smoothtaylor.methods import BY_NAME, options
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     assert options.settings_table(BY_NAME) in readme
+
+
+def test_model_weights_references_and_images_on_another_file_system(tmp_path):
+    """Model files, weights, --references and image patterns go through TensorFlow's
+    file systems (here ``ram://``; on a cluster ``gs://`` or ``hdfs://``): a run on
+    them equals the run on local copies."""
+    import keras
+    import tensorflow as tf
+    from tf_smoothtaylor import commands, models
+    from tf_smoothtaylor.config import RunConfig
+    remote = f"ram://{tmp_path.name}"
+    inputs = keras.Input((64, 64, 3))
+    hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(hidden))
+    keras.Model(inputs, outputs).save(str(tmp_path / "model.keras"))
+    tf.io.gfile.makedirs(remote + "/images")
+    tf.io.gfile.copy(str(tmp_path / "model.keras"), remote + "/model.keras")
+    for path in demo.sample_paths()[:2]:
+        tf.io.gfile.copy(path, f"{remote}/images/{os.path.basename(path)}")
+    runs = {}
+    for where, model, images in (
+            ("local", str(tmp_path / "model.keras"), [p for p in demo.sample_paths()[:2]]),
+            ("remote", remote + "/model.keras", [remote + "/images/*.png"])):
+        with flagsaver.flagsaver(output_dir=str(tmp_path / where), model=model, images=images,
+                                 references=images, method=["expected_gradients"],
+                                 num_samples=4):
+            cli.main(["tf-smoothtaylor", "explain"])
+        runs[where] = sorted((tmp_path / where / "maps").glob("*.npy"))
+    assert [p.name for p in runs["local"]] == [p.name for p in runs["remote"]]
+    assert len(runs["local"]) == 2
+    for local, other in zip(runs["local"], runs["remote"]):
+        np.testing.assert_array_equal(np.load(local), np.load(other))
+    # A registry model's weights file.
+    built = models.load("mobilenet_v2", weights=None, input_size=32)
+    built.model.save_weights(str(tmp_path / "m.weights.h5"))
+    tf.io.gfile.copy(str(tmp_path / "m.weights.h5"), remote + "/m.weights.h5")
+    loaded = commands.load_spec(RunConfig(output_dir="unused", model="mobilenet_v2",
+                                          weights=remote + "/m.weights.h5", size=32))
+    for mine, theirs in zip(loaded.model.weights, built.model.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import convergence, data, demo, distribute, inputs, models, runs
+from tf_smoothtaylor import _paths, convergence, data, demo, distribute, inputs, models, runs
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME, options
@@ -28,17 +28,20 @@ def load_spec(config) -> models.ModelSpec:
     """The model of ``--model`` as a ModelSpec."""
     if config.model == "demo":
         return demo.load()
-    if not os.path.exists(config.model):
+    if not _paths.exists(config.model):
         try:
             name = models.registry_name(config.model)
         except ValueError:
             name = None
         if name is not None:
             weights = None if config.weights in ("none", "None", "") else config.weights
-            if weights not in (None, "imagenet") and not os.path.isfile(weights):
+            if weights not in (None, "imagenet") and not _paths.isfile(weights):
                 raise ValueError(f"--weights file not found: {weights}")
             try:
-                return models.load(name, weights=weights, input_size=config.size)
+                if weights in (None, "imagenet"):
+                    return models.load(name, weights=weights, input_size=config.size)
+                with _paths.local_copy(weights) as local:
+                    return models.load(name, weights=local, input_size=config.size)
             except ConnectionError:
                 raise ValueError(
                     f"could not download the ImageNet weights of {name}; without network "
@@ -47,7 +50,7 @@ def load_spec(config) -> models.ModelSpec:
         if config.model.endswith((".keras", ".h5")) or os.sep in config.model:
             raise ValueError(f"--model file not found: {config.model}")
     path = config.model
-    if os.path.isdir(path):
+    if _paths.isdir(path):
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
         signature = layer.call_endpoint_fn.structured_input_signature
         spec = tf.nest.flatten(signature)[0]
@@ -56,12 +59,14 @@ def load_spec(config) -> models.ModelSpec:
         if isinstance(outputs, dict):
             outputs = list(outputs.values())[0]
         model = keras.Model(model_input, outputs)
-    elif os.path.isfile(path) and path.endswith((".keras", ".h5")):
-        if path.endswith(".keras") and not zipfile.is_zipfile(path):
-            raise ValueError(f"--model {path} is not a Keras file (a .keras file is a zip "
-                             "archive written by model.save)")
+    elif _paths.isfile(path) and path.endswith((".keras", ".h5")):
         try:
-            model = keras.models.load_model(path, compile=False, safe_mode=not config.unsafe_load)
+            with _paths.local_copy(path) as local:
+                if path.endswith(".keras") and not zipfile.is_zipfile(local):
+                    raise ValueError(f"--model {path} is not a Keras file (a .keras file is a "
+                                     "zip archive written by model.save)")
+                model = keras.models.load_model(local, compile=False,
+                                                safe_mode=not config.unsafe_load)
         except ValueError as error:
             if "safe_mode" in str(error) or "unsafe" in str(error).lower():
                 raise ValueError(f"{path} contains Python code (e.g. a Lambda layer); pass "
@@ -118,7 +123,7 @@ def method_settings(config, names) -> dict:
             if value in (None, ()):
                 value = None if default is options.REQUIRED else default
             if option.files and value:
-                value = [os.path.realpath(v) if os.path.exists(v) else v for v in value]
+                value = [_paths.absolute(v) if _paths.exists(v) else v for v in value]
             recorded[f"{name}.{setting}"] = list(value) if isinstance(value, tuple) else value
     return recorded
 
@@ -198,12 +203,12 @@ def _settings(mode, config, metric_names, metric_settings) -> dict:
     methods = ["smooth_taylor"] if mode == "adapt" else list(dict.fromkeys(config.method))
     settings.update(method_settings(config, methods))
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
-    settings["images"] = [os.path.realpath(path) for path in config.images]
+    settings["images"] = [_paths.absolute(path) for path in config.images]
     for key in ("image_folder", "manual_dir"):
         if settings[key]:
-            settings[key] = os.path.realpath(settings[key])
-    if os.path.exists(config.model):
-        settings["model"] = os.path.realpath(config.model)
+            settings[key] = _paths.absolute(settings[key])
+    if _paths.exists(config.model):
+        settings["model"] = _paths.absolute(config.model)
     settings.update(mode=mode, metrics=list(metric_names), metric_options=metric_settings)
     return settings
 

@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor import _checks, _paths
 from tf_smoothtaylor.inputs import IMAGE_EXTENSIONS
 
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -92,14 +92,16 @@ def from_files(files: Union[str, Sequence[str]], *, size: Size = 224,
     """
     size, resize, batch_size = _settings(size, resize, batch_size)
     if isinstance(files, str):                   # a glob keeps image files
-        paths = [p for p in sorted(globlib.glob(files, recursive=True))
+        matched = (_paths.glob(files) if _paths.is_remote(files)
+                   else sorted(globlib.glob(files, recursive=True)))
+        paths = [p for p in matched
                  if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS]
     else:
         paths = list(files)
     if not paths:
         raise ValueError(f"Expected `files` to match image files ({', '.join(IMAGE_EXTENSIONS)}). "
                          f"Received: files={files!r} matching none")
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [p for p in paths if not _paths.isfile(p)]
     if missing:
         raise ValueError(f"Expected readable image files. Received missing: {missing[:3]}")
     names = tf.constant(paths)

@@ -22,7 +22,6 @@ sort after the others); any other change of the inputs is refused in one line.
 """
 
 import dataclasses
-import glob as globlib
 import os
 import re
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -50,13 +49,18 @@ def _is_pattern(text: str) -> bool:
 
 
 def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
-                local: bool = True) -> List[str]:
+                local: Optional[bool] = None) -> List[str]:
     """The files of ``--images`` patterns, in run order (see the module docstring).
 
     Raises ``ValueError`` in one line for a pattern that matches no image, a
-    directory, or (``local``) a file that does not exist.
+    directory, or (``local``) a file that does not exist. ``glob``: how patterns
+    expand (default: ``_paths.glob``, any file system TensorFlow reads); ``local``:
+    whether files are checked here (default: unless a pattern is remote).
     """
-    glob = glob or (lambda pattern: sorted(globlib.glob(pattern)))
+    from tf_smoothtaylor import _paths
+    glob = glob or _paths.glob
+    if local is None:
+        local = not any(_paths.is_remote(pattern) for pattern in patterns)
     files = []
     for pattern in patterns:
         if _is_pattern(pattern):
@@ -66,15 +70,15 @@ def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
                 raise ValueError(f"no image matches {pattern!r} ({', '.join(IMAGE_EXTENSIONS)})")
             files.extend(matched)
             continue
-        if local and os.path.isdir(pattern):
+        if local and _paths.isdir(pattern):
             raise ValueError(f"--images {pattern} is a directory; use "
                              f"'{os.path.join(pattern, '*.jpg')}' (quoted) or --image_folder")
-        if local and not os.path.isfile(pattern):
+        if local and not _paths.isfile(pattern):
             raise ValueError(f"image not found: {pattern}")
         files.append(pattern)
     seen, unique = set(), []
     for path in files:
-        key = os.path.realpath(path) if local else path
+        key = _paths.absolute(path) if local else path
         if key not in seen:
             seen.add(key)
             unique.append(path)
@@ -114,7 +118,7 @@ def _imagenet_entries(config: RunConfig) -> List[Entry]:
 
 
 def list_entries(config: RunConfig, *, glob: Optional[Callable] = None,
-                 local: bool = True) -> List[Entry]:
+                 local: Optional[bool] = None) -> List[Entry]:
     """Every image of the run, in order, with its id (see the module docstring).
 
     ``glob`` and ``local``: how patterns are expanded and whether files are
@@ -143,7 +147,8 @@ def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
 def recorded(entries: Sequence[Entry], *, local: bool = True) -> List[str]:
     """The inputs as ``run.json`` records them: absolute paths of local files (two
     spellings of one file are one input), else the sources as given."""
-    return [os.path.realpath(e.source) if local and e.position < 0 and os.path.exists(e.source)
+    from tf_smoothtaylor import _paths
+    return [_paths.absolute(e.source) if local and e.position < 0 and _paths.exists(e.source)
             else e.source for e in entries]
 
 
