@@ -18,6 +18,7 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
+        "matplotlib>=3.5",          # the run's figures (grid, convergence) and tf_smoothtaylor.plot
     ],
     package_data={"tf_smoothtaylor": ["demo/assets/*"]},
     include_package_data=True,
@@ -31,7 +32,7 @@ setup(
         # Beam's DataflowRunner (Google Cloud clients).
         "dataflow": ["apache-beam[gcp]>=2.60"],
         "test": ["pytest", "pytest-xdist", "scikit-image", "scipy", "tensorboard",
-                 "apache-beam[dask]>=2.60"],
+                 "apache-beam[dask]>=2.60", "nbclient", "nbformat", "ipykernel"],
     },
     license="Apache-2.0",
 )

@@ -69,9 +69,13 @@ def test_fit_with_both_callbacks(tmp_path, training_data):
     images = [(step, value) for path, step, value in events(log_dir)
               if value.tag == "attributions"]
     assert sorted(step for step, _ in images) == [0, 1]
-    encoded = images[0][1].tensor.string_val                     # [width, height, png, png]
-    assert len(encoded) == 4
-    assert tf.io.decode_png(encoded[2]).shape == (32, 32, 3)
+    encoded = images[0][1].tensor.string_val                     # [width, height, png]
+    assert len(encoded) == 3
+    # One figure per epoch: 2 images (rows) × (image, map) at 2.6 in and 100 dpi each,
+    # with colour bars and titles drawn (not a blank sheet).
+    figure = tf.io.decode_png(encoded[2]).numpy()
+    assert figure.shape == (520, 520, 3)
+    assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 100
 
 
 def test_metrics_follow_training_and_skipped_epochs_log_nan(training_data):

@@ -49,7 +49,17 @@ def test_explain_writes_maps_pngs_and_index(tmp_path):
         for column in ("heatmap_png", "overlay_png"):
             png = tf.io.decode_png(tf.io.read_file(str(tmp_path / row[column])))
             assert png.shape == (64, 64, 3)
-    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "grid.png"))).shape[-1] == 3
+    # grid.png: every image (3 rows) × (image + 2 methods), 2.6 in at 100 dpi each.
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "grid.png"))).shape[:2] == (780, 780)
+    # The same figure from the run directory: the saved maps, titled with the targets.
+    from tf_smoothtaylor import plot
+    figure = plot.run(str(tmp_path), max_images=2)
+    grid = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    assert [axis.get_title() for axis in grid[:3]] == [
+        rows[0]["target"], "gradient", "integrated_gradients"]
+    shown = grid[1].get_images()[-1].get_array()
+    np.testing.assert_allclose(shown, np.load(tmp_path / rows[0]["npy"]).sum(-1), rtol=1e-5,
+                               atol=1e-8)
     # The saved map is what the library computes for the same image and class.
     spec = demo.load()
     pixels = demo.samples()[0][:1]
@@ -193,10 +203,10 @@ def test_bad_flags_exit_with_one_clear_line(tmp_path, capsys, args, message):
 
 
 def test_killed_evaluate_resumes_without_recomputing(tmp_path, capsys):
-    args = ["evaluate", "--images_per_step", "1", "--num_roots", "100", "--limit", "6",
+    args = ["evaluate", "--images_per_step", "1", "--num_roots", "48", "--limit", "6",
             "--method", "smooth_taylor", "--metric", "autvc", "--metric", "relevance_mass"]
     with flagsaver.flagsaver(output_dir=str(tmp_path / "whole"), images_per_step=1,
-                             num_roots=100, limit=6, method=["smooth_taylor"],
+                             num_roots=48, limit=6, method=["smooth_taylor"],
                              metric=["autvc", "relevance_mass"]):
         cli.main(["tf-smoothtaylor", "evaluate"])          # the reference, in this process
     interrupted = tmp_path / "interrupted"
@@ -214,7 +224,7 @@ def test_killed_evaluate_resumes_without_recomputing(tmp_path, capsys):
     before = {p: p.read_bytes() for p in interrupted.rglob("*") if p.is_file()
               and any(p.name.startswith(f.stem) for f in finished)}
     capsys.readouterr()
-    with flagsaver.flagsaver(output_dir=str(interrupted), images_per_step=1, num_roots=100,
+    with flagsaver.flagsaver(output_dir=str(interrupted), images_per_step=1, num_roots=48,
                              limit=6, method=["smooth_taylor"],
                              metric=["autvc", "relevance_mass"]):
         cli.main(["tf-smoothtaylor", "evaluate"])        # the rerun, in this process
@@ -636,3 +646,15 @@ def test_model_weights_references_and_images_on_another_file_system(tmp_path):
                                           weights=remote + "/m.weights.h5", size=32))
     for mine, theirs in zip(loaded.model.weights, built.model.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_grid_images_and_figure_format_flags(tmp_path, capsys):
+    """--grid_images picks how many images the grid shows (and the output says so);
+    --figure_format svg writes an SVG that parses."""
+    import xml.etree.ElementTree as ElementTree
+    with flagsaver.flagsaver(output_dir=str(tmp_path), method=["gradient"], limit=3,
+                             grid_images=2, figure_format="svg"):
+        cli.main(["tf-smoothtaylor", "explain"])
+    assert "2 of 3 images; --grid_images to change" in capsys.readouterr().out
+    root = ElementTree.parse(tmp_path / "grid.svg").getroot()
+    assert root.tag.endswith("svg") and not (tmp_path / "grid.png").exists()

@@ -34,8 +34,8 @@ _NAMES = {
     "SmoothTaylor": "tf_smoothtaylor.methods",
     "quadrature": "tf_smoothtaylor._quadrature",
 }
-_MODULES = ("beam", "callbacks", "charts", "config", "convergence", "data", "demo",
-            "distribute", "metrics", "models", "serving", "visualize")
+_MODULES = ("beam", "callbacks", "config", "convergence", "data", "demo", "distribute",
+            "metrics", "models", "plot", "serving", "visualize")
 
 __all__ = sorted(_NAMES) + list(_MODULES) + ["__version__"]
 

@@ -3,9 +3,9 @@
 Attribution over a dataset is independent per image, so past one machine the
 command line runs as a Beam pipeline (``tf-smoothtaylor MODE ... --runner=NAME``;
 the ``[beam]`` extra): locally on the DirectRunner or Prism, at scale on a Dask
-cluster (``[dask]``), Dataflow (``[dataflow]``), Flink or Spark. The pipeline writes exactly the files of an
-in-process run (``runs``), through Beam's file systems so ``gs://``-style output
-paths work:
+cluster (``[dask]``), Dataflow (``[dataflow]``), Flink or Spark. The pipeline
+writes exactly the files of an in-process run (``runs``), through Beam's file
+systems so ``gs://``-style output paths work:
 
 1. the driver lists the images (``inputs.list_entries``: ``--images`` patterns,
    ``--image_folder``, ``--manual_dir`` for tfds ``imagenet2012`` validation, or
@@ -292,8 +292,9 @@ class ExplainImages(beam.DoFn):
 class WriteTables(beam.DoFn):
     """index.csv, metrics.csv, summary.md and grid.png from the gathered records."""
 
-    def __init__(self, output_dir: str, metric_names: List[str]):
-        self.output_dir, self.metric_names = output_dir, metric_names
+    def __init__(self, config: RunConfig, metric_names: List[str],
+                 class_names: Optional[List[str]] = None):
+        self.config, self.metric_names, self.class_names = config, metric_names, class_names
 
     def process(self, gathered):
         from tf_smoothtaylor import runs
@@ -303,9 +304,10 @@ class WriteTables(beam.DoFn):
             (records if kind == FINISHED else failures).append(value)
         records.sort(key=lambda record: record["id"])
         failures.sort(key=lambda failure: failure["id"])
-        out = runs.OutputDir(self.output_dir, files=BeamFiles())
+        out = runs.OutputDir(self.config.output_dir, files=BeamFiles())
         runs.write_tables(out, records, self.metric_names, failures=failures)
-        runs.write_grid(out, records)
+        runs.write_grid(out, records, self.config.grid_images or None,
+                        self.config.figure_format, self.class_names)
         yield len(records), len(failures)
 
 
@@ -321,7 +323,8 @@ def _groups(entries: List[Entry], size: int) -> List[List[Entry]]:
 
 
 def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
-          size: Tuple[int, int], resize: Optional[int], metric_names: List[str]):
+          size: Tuple[int, int], resize: Optional[int], metric_names: List[str],
+          class_names: Optional[List[str]] = None):
     """Adds the run's transforms to ``pipeline``; returns the (records, failures)
     counts' PCollection."""
     read = (pipeline
@@ -339,7 +342,7 @@ def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
             # (a CombineFn's accumulators reach extract_output in another shape on Dask).
             | "Key" >> beam.Map(lambda item: (None, item))
             | "Gather" >> beam.GroupByKey()
-            | "Tables" >> beam.ParDo(WriteTables(config.output_dir, metric_names)))
+            | "Tables" >> beam.ParDo(WriteTables(config, metric_names, class_names)))
 
 
 # Runners Beam does not list among its known names, and the module that defines each
@@ -421,7 +424,7 @@ def run(mode: str, config: RunConfig) -> None:
     size, resize = inputs.input_size(config, job.spec)
     with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
         build(pipeline, mode, config, entries, size=size, resize=resize,
-              metric_names=job.metric_names)
+              metric_names=job.metric_names, class_names=commands.own_class_names(job.spec))
         result = pipeline.run()
         try:
             result.wait_until_finish()

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, visualize
+from tf_smoothtaylor import _checks
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
@@ -188,10 +188,21 @@ class AttributionImages(keras.callbacks.Callback):
         pixels = np.clip(np.asarray(pixels, np.float32), 0.0, 1.0)
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-        pictures = visualize.overlay(pixels, maps)
+        from tf_smoothtaylor import plot, tables
+        # The explained class of each image and its logit, over the image.
+        logits = np.asarray(self.explainer._engine.predict(
+            tf.convert_to_tensor(images, tf.float32)))
+        classes = logits.argmax(axis=-1)
+        if targets is not None and not callable(targets):
+            classes = np.broadcast_to(np.asarray(targets, np.int64), classes.shape)
+        names = getattr(self.explainer.spec, "_class_names", None)
+        figure = plot.attributions(
+            pixels, {type(self.explainer).__name__: maps}, labels=classes.tolist(),
+            scores=logits[np.arange(len(classes)), classes], score_name="logit",
+            class_names=names)
+        picture = tf.io.decode_png(tables.figure_bytes(figure), channels=3)
         with self._writer.as_default():
-            tf.summary.image("attributions", pictures, step=epoch,
-                             max_outputs=self.max_images)
+            tf.summary.image("attributions", picture[None], step=epoch)
         self._writer.flush()
 
     def on_train_end(self, logs=None):

@@ -158,9 +158,14 @@ flags.DEFINE_integer("num_copies", None, "AUPC copies P (default 50; 20 for the 
                      lower_bound=1)
 flags.DEFINE_integer("min_size", None, "AUTVC smallest pyramid side (default 30; 10 for the "
                      "demo).", lower_bound=2)
-flags.DEFINE_bool("convergence", False, "evaluate: also write convergence.png, the "
+flags.DEFINE_bool("convergence", False, "evaluate: also write convergence.png (or "
+                  "--figure_format), the "
                   "relative error and AUTVC of the first 3 images' maps against the number "
                   "of draws (Monte Carlo methods).")
+flags.DEFINE_integer("grid_images", 16, "How many images grid.png shows (0: every image of "
+                     "the run); the output says how many it shows.", lower_bound=0)
+flags.DEFINE_enum("figure_format", "png", ["png", "pdf", "svg"], "Format of the run's "
+                  "figures, grid and convergence (pdf or svg for papers).")
 flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
 flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
 flags.DEFINE_integer("top_k", 5, "export: classes returned per image.", lower_bound=1)

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _paths, convergence, data, demo, distribute, inputs, models, runs
+from tf_smoothtaylor import (_paths, convergence, data, demo, distribute, inputs, models,
+                             plot, runs)
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME, options
@@ -298,10 +299,17 @@ def run(mode: str, config: RunConfig) -> None:
                            metrics=job.metrics, masks=job.masks, total=len(entries),
                            ids={entry.source: entry.id for entry in entries})
     failures = inputs.unreadable(entries, [record["id"] for record in records], config, spec)
-    report(out, records, job.metric_names, failures)
+    report(out, records, job.metric_names, failures, config, own_class_names(spec))
     if config.convergence and mode == "evaluate" and records:
         print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
     report_failures(failures, len(entries), out)
+
+
+def own_class_names(spec) -> Optional[List[str]]:
+    """The class names a model was given with (the demo's; a ModelSpec's own), not
+    ImageNet's guessed for any model."""
+    names = getattr(spec, "_class_names", None)
+    return list(names) if names else None
 
 
 def start(mode: str, config: RunConfig, entries: List[inputs.Entry], *,
@@ -368,11 +376,13 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
     x = tf.convert_to_tensor(spec.preprocess(pixels), tf.float32)
     targets = np.array([record["target"] for record in chosen], np.int32)
     keys = np.array([runs.id_key(record["id"]) for record in chosen], np.int64)
-    tables = {}
+    tables, target_errors = {}, []
     for name in dict.fromkeys(config.method):
         explainer = BY_NAME[name](spec, **method_options(config, name, spec))
         if not explainer.independent_points:
             continue
+        if explainer.scheme.target_error is not None:
+            target_errors.append(explainer.scheme.target_error)
         largest = getattr(explainer, explainer.draw_setting)
         if largest == "auto":
             largest = max(int(record["methods"][name]["num_points"]) for record in chosen)
@@ -384,16 +394,22 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
     if not tables:
         raise ValueError("--convergence needs a Monte Carlo method with at least 2 draws "
                          f"({MONTE_CARLO_NAMES})")
-    out.write("convergence.png", tf.io.encode_png(convergence.plot(
-        tables, [record["id"] for record in chosen])).numpy())
-    return out.files.join(out.path, "convergence.png")
+    name = f"convergence.{config.figure_format}"
+    figure = plot.convergence(tables, labels=[record["id"] for record in chosen],
+                              target=min(target_errors) if target_errors else None)
+    out.write(name, runs.figure_bytes(figure, config.figure_format))
+    return out.files.join(out.path, name)
 
 
 def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],
-           failures: Optional[List[dict]] = None) -> None:
+           failures: Optional[List[dict]] = None, config: Optional[RunConfig] = None,
+           class_names: Optional[List[str]] = None) -> None:
     """Writes the run's tables and grid, and prints where they are."""
+    config = config or RunConfig(output_dir=out.path)
     summary = runs.write_tables(out, records, metric_names, failures=failures)
-    grid = runs.write_grid(out, records)
-    print(f"{len(records)} images -> {out.path} (grid: {grid})")
+    grid, shown = runs.write_grid(out, records, config.grid_images or None,
+                                  config.figure_format, class_names)
+    print(f"{len(records)} images -> {out.path} (grid: {grid}, {shown} of {len(records)} "
+          "images; --grid_images to change)")
     if summary:
         print(summary)

@@ -53,6 +53,8 @@ class RunConfig:
     include_error: bool = False
     strategy: str = "default"
     convergence: bool = False
+    grid_images: int = 16
+    figure_format: str = "png"
     runner: Optional[str] = None
     beam_args: Tuple[str, ...] = ()
     verbosity: int = -1

@@ -12,7 +12,6 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from tf_smoothtaylor import charts
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.autvc import autvc
@@ -58,14 +57,3 @@ def curves(explainer: Explainer, images, targets=None, *, counts: Sequence[int],
         noise.append(np.asarray(autvc(heatmap(estimate.attributions), **(autvc_options or {}))))
     return {"counts": np.array(counts), "relative_error": np.stack(relative),
             "autvc": np.stack(noise)}
-
-
-def plot(curves_by_method: Dict[str, Dict[str, np.ndarray]], labels: Sequence[str]) -> np.ndarray:
-    """convergence.png: per method a row of two panels (relative error, AUTVC
-    against the number of draws, log scale), one line per image (``labels``)."""
-    rows = []
-    for method, table in curves_by_method.items():
-        rows.append([charts.panel(f"{method}: {name.replace('_', ' ')}", table["counts"],
-                                  np.asarray(table[name]).T, x_label="draws")
-                     for name in ("relative_error", "autvc")])
-    return charts.figure(rows, legend=labels)

@@ -5,12 +5,10 @@ precision, the images that could not be processed) and grid.png."""
 import csv
 import io
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
-from tf_smoothtaylor import visualize
 from tf_smoothtaylor.rundir import OutputDir
 
 LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
@@ -109,21 +107,37 @@ def failure_lines(failures: List[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_grid(out: OutputDir, records: List[dict], max_images: int = 6,
-               min_tile: int = 160) -> str:
-    """grid.png: the first images, each with one overlay per method, titled."""
+GRID_IMAGES = 16
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def figure_bytes(figure, figure_format: str = "png") -> bytes:
+    """A matplotlib figure encoded as PNG (100 dpi), PDF or SVG."""
+    if figure_format not in FIGURE_FORMATS:
+        raise ValueError(f"Expected a figure format among {FIGURE_FORMATS}. "
+                         f"Received: {figure_format!r}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=figure_format, dpi=100)
+    return buffer.getvalue()
+
+
+def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = GRID_IMAGES,
+               figure_format: str = "png",
+               class_names: Optional[Sequence[str]] = None) -> Tuple[str, int]:
+    """grid.<format>: the first ``max_images`` images (None: all), each with one
+    overlay per method (``plot.attributions``: diverging colours, a colour bar per
+    map, the class (its name, given ``class_names``) and logit over each image, the
+    run's scores under each title).
+    Returns the file's path and how many images it shows."""
     if not records:
-        return ""
-    methods = list(records[0]["methods"])
-
-    def tile(relative):
-        image = tf.io.decode_png(out.read(relative), channels=3).numpy()
-        factor = max(1, -(-min_tile // image.shape[0]))           # nearest-neighbour upscale
-        return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-    rows = [[tile(record["input_png"])]
-            + [tile(record["methods"][m]["files"]["overlay_png"]) for m in methods]
-            for record in records[:max_images]]
-    out.write("grid.png", tf.io.encode_png(visualize.grid(rows, titles=["image"] + methods))
-              .numpy())
-    return out.files.join(out.path, "grid.png")
+        return "", 0
+    from tf_smoothtaylor import plot
+    shown = records[:max_images] if max_images else records
+    images, maps, _, metrics = plot.run_arrays(out, shown)
+    figure = plot.attributions(
+        images, maps, labels=[class_names[r["target"]] if class_names else f"class {r['target']}"
+                              for r in shown],
+        scores=[r["target_logit"] for r in shown], score_name="logit", metrics=metrics)
+    name = f"grid.{figure_format}"
+    out.write(name, figure_bytes(figure, figure_format))
+    return out.files.join(out.path, name), len(shown)
