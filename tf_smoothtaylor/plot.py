@@ -272,13 +272,12 @@ def noise_search(result, *, labels: Optional[Sequence[str]] = None):
     for b in range(sigmas.shape[1]):
         kept = np.isfinite(sigmas[:, b]) & np.isfinite(scores[:, b])
         label = labels[b] if labels is not None else f"image {b}"
-        (line,) = axis.plot(sigmas[kept, b], scores[kept, b], marker="o", markersize=3,
-                            label=label)
+        (line,) = axis.plot(sigmas[kept, b], scores[kept, b], marker="o", markersize=4,
+                            linewidth=0.8, alpha=0.8, label=label)
         axis.axvline(chosen[b], color=line.get_color(), linestyle=":", linewidth=1)
     axis.set_xlabel("σ (noise scale)")
     axis.set_ylabel("objective")
-    axis.set_title("adaptive noising: objective along the search (dotted: chosen σ)",
-                   fontsize=9)
+    axis.set_title("adaptive noising, in search order (dotted: the σ chosen)", fontsize=9)
     axis.legend(fontsize=8)
     return figure
 
