@@ -77,6 +77,9 @@ def test_dask_cluster_runs_explain_and_evaluate_like_this_process_and_survives_a
         FLAGS.mark_as_parsed()
     cluster = Cluster(tmp_path)
     dask = [f"--dask_client_address={cluster.address}"]
+    # Bounded in time: should a run hang, the cluster is stopped and the run fails.
+    watchdog = threading.Timer(240, cluster.stop)
+    watchdog.start()
     try:
         # evaluate: maps, tables and summary equal the in-process run's.
         _run("evaluate", tmp_path / "reference", **SETTINGS)
@@ -124,5 +127,6 @@ def test_dask_cluster_runs_explain_and_evaluate_like_this_process_and_survives_a
         assert not list(output.rglob(".tmp-*"))
         _assert_same_run(output, tmp_path / "reference")
     finally:
+        watchdog.cancel()
         cluster.stop()
     capfd.readouterr()

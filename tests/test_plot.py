@@ -108,3 +108,27 @@ def test_convergence_and_noise_search_plot_their_values():
     lines = figure.axes[0].get_lines()
     np.testing.assert_allclose(lines[0].get_xdata(), [0.1, 0.3])       # NaN: stopped
     np.testing.assert_allclose(lines[0].get_ydata(), [2.0, 1.5])
+
+
+def test_one_map_into_the_callers_axes():
+    from matplotlib.figure import Figure
+    figure = Figure()
+    left, right = figure.subplots(1, 2)
+    maps = _maps()["smooth_taylor"][:1]
+    pixels = np.full((1, 12, 16, 3), 0.5)
+    assert plot.attributions(pixels, {"st": maps}, ax=right, colorbar=False) is figure
+    assert right.get_title() == "st" and not left.get_images()
+    np.testing.assert_array_equal(right.get_images()[-1].get_array(), maps[0])
+    with pytest.raises(ValueError, match="one image and one method"):
+        plot.attributions(None, _maps(), ax=left)
+
+
+def test_the_plotted_curve_is_the_metrics_curve():
+    """plot.curves of an AUPC result draws that result's mean curve."""
+    import tf_smoothtaylor as tst
+    spec = tst.demo.load()
+    x = spec.preprocess(tst.demo.samples()[0][:2])
+    maps = tst.heatmap(tst.Gradient(spec)(x))
+    result = tst.metrics.aupc(spec, x, maps, window=8, num_regions=4, num_copies=2)
+    (line,) = plot.curves({"gradient": result}).axes[0].get_lines()
+    np.testing.assert_allclose(line.get_ydata(), np.asarray(result.curves).mean(axis=0))

@@ -86,7 +86,7 @@ def attributions(images, maps, *, methods: Optional[Sequence[str]] = None, label
                  metrics: Optional[Mapping[str, Mapping[str, Sequence]]] = None,
                  sign: str = "all", overlay: bool = True, cmap: Optional[str] = None,
                  clip_percentile: float = 99.5, colorbar: bool = True,
-                 share_scale: bool = False, alpha: float = 0.75):
+                 share_scale: bool = False, alpha: float = 0.75, ax=None):
     """One row per image: the image, then one map per method, each with a colour bar.
 
     Args:
@@ -110,10 +110,12 @@ def attributions(images, maps, *, methods: Optional[Sequence[str]] = None, label
       colorbar: A colour bar per map.
       share_scale: One ``v`` per image (row), the largest of its methods.
       alpha: Largest opacity of an overlaid map.
+      ax: A matplotlib ``Axes`` to draw one map into (one image, one method; over
+        the image when ``images`` is given), e.g. a panel of the caller's figure.
 
     Returns:
       A ``matplotlib.figure.Figure`` with ``B × (1 + M)`` axes (``B × M`` without
-      images), titled.
+      images), titled; with ``ax``, the figure ``ax`` belongs to.
     """
     if sign not in SIGNS:
         raise ValueError(f"Expected `sign` to be one of {SIGNS}. Received: sign={sign!r}")
@@ -142,6 +144,18 @@ def attributions(images, maps, *, methods: Optional[Sequence[str]] = None, label
             pixels = np.repeat(pixels, 3, axis=-1)
     colormap = cmap or (DIVERGING if sign == "all" else SEQUENTIAL)
     lower = -1.0 if sign == "all" else 0.0
+    if ax is not None:
+        if count != 1 or len(methods) != 1:
+            raise ValueError("Expected one image and one method with `ax`. Received: "
+                             f"{count} images, methods {methods}")
+        view = signed_view(drawn[methods[0]][0], sign)
+        _draw(ax.figure, ax, view, scale_of(view, clip_percentile), lower, colormap,
+              None if pixels is None else pixels[0], overlay, alpha, colorbar,
+              label=sign == "all")
+        ax.set_title(_title(methods[0], 0, metrics), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax.figure
     first = 1 if pixels is not None else 0
     figure, axes = _figure(count, first + len(methods))
     for i in range(count):
@@ -156,27 +170,35 @@ def attributions(images, maps, *, methods: Optional[Sequence[str]] = None, label
                            fontsize=9)
         for j, name in enumerate(methods):
             axis = axes[i, first + j]
-            v = limits[name]
-            if pixels is not None and overlay:
-                axis.imshow(pixels[i].mean(axis=-1), cmap="gray", vmin=0, vmax=1,
-                            interpolation="nearest")
-                opacity = alpha * np.clip(np.abs(views[name]) / v, 0.0, 1.0)
-                shown = axis.imshow(views[name], cmap=colormap, vmin=lower * v, vmax=v,
-                                    alpha=opacity, interpolation="nearest")
-            else:
-                shown = axis.imshow(views[name], cmap=colormap, vmin=lower * v, vmax=v,
-                                    interpolation="nearest")
+            _draw(figure, axis, views[name], limits[name], lower, colormap,
+                  None if pixels is None else pixels[i], overlay, alpha, colorbar,
+                  label=sign == "all" and j == len(methods) - 1)
             axis.set_title(_title(name, i, metrics), fontsize=9)
-            if colorbar:
-                bar = figure.colorbar(shown, ax=axis, shrink=0.8, aspect=15)
-                bar.solids.set_alpha(1.0)
-                bar.ax.tick_params(labelsize=7)
-                if sign == "all" and j == len(methods) - 1:
-                    bar.set_label("− against · for +", fontsize=7)
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
     return figure
+
+
+def _draw(figure, axis, view, v, lower, colormap, pixels, overlay, alpha, colorbar, *,
+          label: bool):
+    """One map on ``axis``: over the image in grey (opacity ``alpha·|h|/v``) or alone,
+    colour limits ``[lower·v, v]``, with its colour bar (and the sign convention)."""
+    if pixels is not None and overlay:
+        axis.imshow(pixels.mean(axis=-1), cmap="gray", vmin=0, vmax=1,
+                    interpolation="nearest")
+        opacity = alpha * np.clip(np.abs(view) / v, 0.0, 1.0)
+        shown = axis.imshow(view, cmap=colormap, vmin=lower * v, vmax=v, alpha=opacity,
+                            interpolation="nearest")
+    else:
+        shown = axis.imshow(view, cmap=colormap, vmin=lower * v, vmax=v,
+                            interpolation="nearest")
+    if colorbar:
+        bar = figure.colorbar(shown, ax=axis, shrink=0.8, aspect=15)
+        bar.solids.set_alpha(1.0)
+        bar.ax.tick_params(labelsize=7)
+        if label:
+            bar.set_label("− against · for +", fontsize=7)
 
 
 def _image_title(i, labels, scores, score_name, class_names) -> str:
