@@ -22,7 +22,12 @@ SIGNS = ("all", "positive", "negative", "absolute")
 DIVERGING, SEQUENTIAL = "RdBu_r", "inferno"
 
 
-def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6):
+def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6,
+            grid: bool = False):
+    """A figure of ``rows × columns`` axes, each ``width × height`` inches. ``grid``:
+    fixed margins in inches (room for three title lines over each map and a colour
+    bar beside it) instead of matplotlib's constrained layout, whose cost grows with
+    the number of axes (a 12-image grid: 1.4 s of layout)."""
     from matplotlib.figure import Figure
 
     class Shown(Figure):
@@ -34,8 +39,17 @@ def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6)
             self.savefig(buffer, format="png", dpi=100)
             return buffer.getvalue()
 
-    figure = Shown(figsize=(columns * width, rows * height), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
+    if not grid:
+        figure = Shown(figsize=(columns * width, rows * height), layout="constrained")
+        return figure, figure.subplots(rows, columns, squeeze=False)
+    title, gap, left, right, between = 0.62, 0.1, 0.1, 0.6, 0.65     # inches
+    figure = Shown(figsize=(columns * width, rows * height))
+    cell_height = (rows * height - title - gap - (rows - 1) * (title + gap)) / rows
+    cell_width = (columns * width - left - right - (columns - 1) * between) / columns
+    axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw=dict(
+        left=left / (columns * width), right=1 - right / (columns * width),
+        top=1 - title / (rows * height), bottom=gap / (rows * height),
+        hspace=(title + gap) / cell_height, wspace=between / cell_width))
     return figure, axes
 
 
@@ -157,7 +171,7 @@ def attributions(images, maps, *, methods: Optional[Sequence[str]] = None, label
         ax.set_yticks([])
         return ax.figure
     first = 1 if pixels is not None else 0
-    figure, axes = _figure(count, first + len(methods))
+    figure, axes = _figure(count, first + len(methods), grid=True)
     for i in range(count):
         views = {name: signed_view(drawn[name][i], sign) for name in methods}
         limits = {name: scale_of(view, clip_percentile) for name, view in views.items()}
@@ -194,7 +208,7 @@ def _draw(figure, axis, view, v, lower, colormap, pixels, overlay, alpha, colorb
         shown = axis.imshow(view, cmap=colormap, vmin=lower * v, vmax=v,
                             interpolation="nearest")
     if colorbar:
-        bar = figure.colorbar(shown, ax=axis, shrink=0.8, aspect=15)
+        bar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.03, shrink=0.9)
         bar.solids.set_alpha(1.0)
         bar.ax.tick_params(labelsize=7)
         if label:

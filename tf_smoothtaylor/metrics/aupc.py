@@ -181,7 +181,10 @@ class AUPC:
                 region = regions[:, step]
 
                 def chunk_body(chunk, values):
-                    flat = tf.minimum(chunk * size + tf.range(size), total - 1)
+                    # Exactly the copies left, up to batch_size: the last chunk of a step
+                    # is not padded (no forward pass is thrown away).
+                    first = chunk * size
+                    flat = first + tf.range(tf.minimum(size, total - first))
                     image = flat // copies
                     batch_pixels = perturb(tf.gather(current, image), tf.gather(region, image),
                                            keys.gather(image), step, flat % copies)
