@@ -24,7 +24,7 @@ from tf_smoothtaylor import cli  # noqa: E402
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-SETTINGS = dict(num_roots=32, images_per_step=1, limit=6, method=["smooth_taylor"],
+SETTINGS = dict(num_roots=16, images_per_step=1, limit=6, method=["smooth_taylor"],
                 metric=["autvc", "relevance_mass"])
 
 

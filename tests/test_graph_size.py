@@ -24,7 +24,7 @@ def _nodes(explainer) -> int:
 def test_the_compiled_graph_does_not_grow_with_points_images_or_batch_size(make):
     model = small_cnn()
     sizes = {}
-    for batch_size, points, images in [(4, 8, 2), (4, 100, 2), (4, 8, 6), (64, 100, 3)]:
+    for batch_size, points, images in [(4, 8, 2), (4, 100, 2), (64, 100, 3)]:
         explainer = make(model, batch_size, points)
         x = np.random.default_rng(0).uniform(-1, 1, (images, 12, 12, 3)).astype(np.float32)
         explainer(x, 0)
