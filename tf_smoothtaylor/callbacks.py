@@ -188,7 +188,7 @@ class AttributionImages(keras.callbacks.Callback):
         pixels = np.clip(np.asarray(pixels, np.float32), 0.0, 1.0)
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-        from tf_smoothtaylor import plot, tables
+        from tf_smoothtaylor import plot
         # The explained class of each image and its logit, over the image.
         logits = np.asarray(self.explainer._engine.predict(
             tf.convert_to_tensor(images, tf.float32)))
@@ -200,7 +200,7 @@ class AttributionImages(keras.callbacks.Callback):
             pixels, {type(self.explainer).__name__: maps}, labels=classes.tolist(),
             scores=logits[np.arange(len(classes)), classes], score_name="logit",
             class_names=names)
-        picture = tf.io.decode_png(tables.figure_bytes(figure), channels=3)
+        picture = tf.io.decode_png(plot.to_bytes(figure), channels=3)
         with self._writer.as_default():
             tf.summary.image("attributions", picture[None], step=epoch)
         self._writer.flush()

@@ -397,15 +397,14 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
     name = f"convergence.{config.figure_format}"
     figure = plot.convergence(tables, labels=[record["id"] for record in chosen],
                               target=min(target_errors) if target_errors else None)
-    out.write(name, runs.figure_bytes(figure, config.figure_format))
+    out.write(name, plot.to_bytes(figure, config.figure_format))
     return out.files.join(out.path, name)
 
 
 def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],
-           failures: Optional[List[dict]] = None, config: Optional[RunConfig] = None,
+           failures: Optional[List[dict]], config: RunConfig,
            class_names: Optional[List[str]] = None) -> None:
     """Writes the run's tables and grid, and prints where they are."""
-    config = config or RunConfig(output_dir=out.path)
     summary = runs.write_tables(out, records, metric_names, failures=failures)
     grid, shown = runs.write_grid(out, records, config.grid_images or None,
                                   config.figure_format, class_names)

@@ -14,12 +14,33 @@ colours compare; otherwise each map has its own. The colour bar of each map show
 its scale in the map's own units (attribution per pixel, summed over channels).
 """
 
+import functools
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 SIGNS = ("all", "positive", "negative", "absolute")
 DIVERGING, SEQUENTIAL = "RdBu_r", "inferno"
+FORMATS = ("png", "pdf", "svg")
+
+
+def to_bytes(figure, figure_format: str = "png") -> bytes:
+    """A figure encoded as PNG (100 dpi), PDF or SVG."""
+    if figure_format not in FORMATS:
+        raise ValueError(f"Expected a figure format among {FORMATS}. "
+                         f"Received: {figure_format!r}")
+    import io
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=figure_format, dpi=100)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=None)
+def _figure_class():
+    """``Figure`` that a notebook displays as PNG without pyplot (made once; matplotlib
+    is imported on the first figure, not with this module)."""
+    from matplotlib.figure import Figure
+    return type("Figure", (Figure,), {"_repr_png_": lambda self: to_bytes(self)})
 
 
 def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6,
@@ -28,17 +49,7 @@ def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6,
     fixed margins in inches (room for three title lines over each map and a colour
     bar beside it) instead of matplotlib's constrained layout, whose cost grows with
     the number of axes (a 12-image grid: 1.4 s of layout)."""
-    from matplotlib.figure import Figure
-
-    class Shown(Figure):
-        """A figure a notebook displays as PNG without pyplot."""
-
-        def _repr_png_(self):
-            import io
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=100)
-            return buffer.getvalue()
-
+    Shown = _figure_class()
     if not grid:
         figure = Shown(figsize=(columns * width, rows * height), layout="constrained")
         return figure, figure.subplots(rows, columns, squeeze=False)

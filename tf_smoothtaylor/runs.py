@@ -24,12 +24,12 @@ from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 from tf_smoothtaylor.metrics.localisation import relevance_mass
 from tf_smoothtaylor.rundir import LocalFiles, OutputDir, atomic_write, id_key, image_id
 from tf_smoothtaylor.tables import (LOWER_IS_BETTER, failure_lines, markdown, precision_lines,
-                                    summarize, write_grid, write_tables, figure_bytes)
+                                    summarize, write_grid, write_tables)
 
 __all__ = ["LOWER_IS_BETTER", "LocalFiles", "OutputDir", "Progress", "atomic_write",
            "failure_lines", "id_key", "image_id", "markdown", "metric_functions",
            "precision_lines", "process", "process_batch", "score_finished", "summarize",
-           "write_grid", "write_tables", "figure_bytes"]
+           "write_grid", "write_tables"]
 
 
 class Progress:

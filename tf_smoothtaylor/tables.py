@@ -108,17 +108,6 @@ def failure_lines(failures: List[dict]) -> str:
 
 
 GRID_IMAGES = 16
-FIGURE_FORMATS = ("png", "pdf", "svg")
-
-
-def figure_bytes(figure, figure_format: str = "png") -> bytes:
-    """A matplotlib figure encoded as PNG (100 dpi), PDF or SVG."""
-    if figure_format not in FIGURE_FORMATS:
-        raise ValueError(f"Expected a figure format among {FIGURE_FORMATS}. "
-                         f"Received: {figure_format!r}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=figure_format, dpi=100)
-    return buffer.getvalue()
 
 
 def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = GRID_IMAGES,
@@ -139,5 +128,5 @@ def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = 
                               for r in shown],
         scores=[r["target_logit"] for r in shown], score_name="logit", metrics=metrics)
     name = f"grid.{figure_format}"
-    out.write(name, figure_bytes(figure, figure_format))
+    out.write(name, plot.to_bytes(figure, figure_format))
     return out.files.join(out.path, name), len(shown)
