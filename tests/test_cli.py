@@ -169,7 +169,7 @@ def test_a_run_that_finished_no_image_can_be_rerun_with_new_settings(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["explain", "--output_dir", "{tmp}/o", "--method", "lrp"], "--method=lrp"),
+    (["explain", "--output_dir", "{tmp}/o", "--method", "deconvnet"], "--method=deconvnet"),
     (["explain", "--output_dir", "{tmp}/o", "--num_roots=-3"], "--num_roots=-3"),
     (["explain", "--output_dir", "{tmp}/o", "--model", "mobilenet_v2", "--weights", "none",
       "--size", "32"], "missing input"),
@@ -189,7 +189,7 @@ def test_bad_flags_exit_with_one_clear_line(tmp_path, capsys, args, message):
     (tmp_path / "bad.png").write_text("not an image")
     (tmp_path / "file").write_text("a file, not a directory")
     args = [a.format(tmp=tmp_path) for a in args]
-    if message == "--method=lrp":
+    if message == "--method=deconvnet":
         result = run_cli(*args)
         code, stderr = result.returncode, result.stderr
     else:

@@ -307,7 +307,8 @@ def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
 
 def test_tracing_converts_no_python_source(monkeypatch, cnn, images):
     """Every compiled function of the package is traced as written: AutoGraph's source
-    conversion (most of a first call's time) never runs, for explainers or metrics."""
+    conversion (most of a first call's time) never runs, for explainers (LRP's rule
+    gradients too) or metrics."""
     from tensorflow.python.autograph.impl import api
     converted = []
     original = api.converted_call
@@ -316,6 +317,7 @@ def test_tracing_converts_no_python_source(monkeypatch, cnn, images):
     pixels = (images + 1) / 2
     tst.SmoothTaylor(cnn, num_roots=3)(pixels, return_error=True)
     tst.IntegratedGradients(cnn, steps=3, baseline="uniform", num_baselines=2)(pixels)
+    tst.LRP(cnn)(pixels)
     tst.metrics.AUPC(cnn, window=4, num_regions=2, num_copies=2)(
         pixels, tst.heatmap(tst.Gradient(cnn)(pixels)))
     assert converted == []

@@ -28,6 +28,7 @@ _NAMES = {
     "Gradient": "tf_smoothtaylor.methods",
     "GradientXInput": "tf_smoothtaylor.methods",
     "IntegratedGradients": "tf_smoothtaylor.methods",
+    "LRP": "tf_smoothtaylor.methods",
     "Occlusion": "tf_smoothtaylor.methods",
     "RISE": "tf_smoothtaylor.methods",
     "SmoothGrad": "tf_smoothtaylor.methods",
@@ -35,7 +36,7 @@ _NAMES = {
     "quadrature": "tf_smoothtaylor._quadrature",
 }
 _MODULES = ("beam", "callbacks", "config", "convergence", "data", "demo", "distribute",
-            "metrics", "models", "plot", "serving", "visualize")
+            "lrp", "metrics", "models", "plot", "serving", "visualize")
 
 __all__ = sorted(_NAMES) + list(_MODULES) + ["__version__"]
 

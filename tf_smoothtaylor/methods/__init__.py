@@ -7,6 +7,7 @@ from tf_smoothtaylor.methods.expected_gradients import ExpectedGradients
 from tf_smoothtaylor.methods.grad_cam import GradCAM, GradCAMPlusPlus
 from tf_smoothtaylor.methods.gradient import Gradient, GradientXInput
 from tf_smoothtaylor.methods.integrated_gradients import IntegratedGradients
+from tf_smoothtaylor.methods.lrp import LRP
 from tf_smoothtaylor.methods.occlusion import Occlusion
 from tf_smoothtaylor.methods.rise import RISE
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
@@ -16,8 +17,8 @@ BY_NAME = {"smooth_taylor": SmoothTaylor, "integrated_gradients": IntegratedGrad
            "smoothgrad": SmoothGrad, "gradient": Gradient, "gradient_x_input": GradientXInput,
            "grad_cam": GradCAM, "grad_cam_plus_plus": GradCAMPlusPlus, "rise": RISE,
            "occlusion": Occlusion, "blur_ig": BlurIntegratedGradients,
-           "expected_gradients": ExpectedGradients}
+           "expected_gradients": ExpectedGradients, "lrp": LRP}
 
 __all__ = ["BY_NAME", "BlurIntegratedGradients", "ExpectedGradients", "Explainer", "GradCAM",
-           "GradCAMPlusPlus", "Gradient", "GradientXInput", "IntegratedGradients", "Occlusion",
+           "GradCAMPlusPlus", "Gradient", "GradientXInput", "IntegratedGradients", "LRP", "Occlusion",
            "RISE", "SmoothGrad", "SmoothTaylor"]

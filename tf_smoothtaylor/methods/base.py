@@ -107,6 +107,11 @@ class Explainer:
         """The engine's view of this method, from its settings (see ``_scheme``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define its scheme")
 
+    def engine_model(self) -> LogitModel:
+        """The function the engine differentiates: the model's logits (LRP: with its
+        rules as their gradient)."""
+        return self._logits
+
     @functools.cached_property
     def scheme(self) -> Scheme:
         """The points, multipliers and weights the engine evaluates (made once, eagerly
@@ -117,7 +122,7 @@ class Explainer:
     @functools.cached_property
     def _engine(self) -> Engine:
         with tf.init_scope():
-            return Engine(self._logits, self.scheme, batch_size=self.batch_size,
+            return Engine(self.engine_model(), self.scheme, batch_size=self.batch_size,
                           seed=self.seed, jit_compile=self.jit_compile)
 
     @property

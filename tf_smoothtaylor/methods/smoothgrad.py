@@ -152,6 +152,12 @@ class SmoothGrad(Explainer):
         # Monte Carlo error. (With an explainer base a sample spans several points.)
         return self.statistic == "mean" and not isinstance(self.base, Explainer)
 
+    def engine_model(self):
+        # Noise over an explainer base differentiates what the base does (LRP's rules).
+        if isinstance(self.base, Explainer):
+            return self.base.engine_model()
+        return self._logits
+
     def make_scheme(self) -> Scheme:
         base = self.base.scheme if isinstance(self.base, Explainer) else self.base
         return SmoothGradScheme(

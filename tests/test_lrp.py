@@ -1,0 +1,257 @@
+"""LRP and Deep Taylor decomposition against hand-computed answers, conservation
+and the model's own computation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from tf_smoothtaylor.lrp import (AlphaBeta, Box, Composite, Epsilon, Gamma, RelevanceFunction,
+                                 Zero, ZPlus)
+
+L = keras.layers
+
+
+def relevance(model, composite, x, target, **kwargs):
+    """Eager relevance of ``x`` for class ``target`` (the rewritten model's gradient)."""
+    function = RelevanceFunction(model, composite, **kwargs)
+    x = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = function(x)[:, target]
+    return tape.gradient(value, x).numpy(), value.numpy()
+
+
+def dense_model(*kernels, biases=None, activation="relu"):
+    """Dense layers with the given kernels (ReLU between them, logits out)."""
+    inputs = keras.Input((kernels[0].shape[0],))
+    x = inputs
+    for index, kernel in enumerate(kernels):
+        last = index == len(kernels) - 1
+        layer = L.Dense(kernel.shape[1], activation=None if last else activation,
+                        use_bias=biases is not None)
+        x = layer(x)
+        layer.set_weights([kernel] + ([biases[index]] if biases is not None else []))
+    return keras.Model(inputs, x)
+
+
+def bias_free_cnn(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 2)),
+        L.Conv2D(4, 3, activation="relu", use_bias=False),
+        L.MaxPooling2D(),
+        L.Conv2D(5, 2, activation="relu", use_bias=False),
+        L.Flatten(),
+        L.Dense(3, use_bias=False)])
+
+
+def test_lrp_0_on_a_bias_free_relu_network_is_gradient_times_input_and_conserves():
+    model = bias_free_cnn()
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 2)).astype(np.float32)
+    lrp = tst.LRP(model, composite="zero")(x, targets=1).numpy()
+    np.testing.assert_allclose(lrp, tst.GradientXInput(model)(x, targets=1).numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(lrp.sum(axis=(1, 2, 3)), model(x).numpy()[:, 1], rtol=1e-5)
+    near_zero, _ = relevance(model, Composite(Epsilon(1e-9), Epsilon(1e-9)), x, 1)
+    np.testing.assert_allclose(near_zero.sum(axis=(1, 2, 3)), model(x).numpy()[:, 1],
+                               rtol=1e-4)
+
+
+def test_epsilon_rule_of_a_linear_model_is_weight_times_input_shrunk_by_epsilon():
+    w = np.array([[1.0, -2.0], [0.5, 1.0], [-3.0, 0.25]], np.float32)
+    model = dense_model(w)
+    x = np.array([[0.2, -1.0, 0.7], [1.0, 1.0, 1.0]], np.float32)
+    got, _ = relevance(model, Composite(Epsilon(0.5), Epsilon(0.5)), x, 0)
+    z = x @ w[:, 0]
+    np.testing.assert_allclose(got, x * w[:, 0] * (z / (z + 0.5 * np.sign(z)))[:, None],
+                               rtol=1e-6)
+    tiny, _ = relevance(model, Composite(Epsilon(1e-9), Epsilon(1e-9)), x, 0)
+    np.testing.assert_allclose(tiny, x * w[:, 0], rtol=1e-5)
+
+
+def test_alpha1_beta0_is_z_plus_by_hand_and_conserves_on_nonnegative_inputs():
+    rng = np.random.default_rng(3)
+    kernels = [rng.normal(size=(4, 6)).astype(np.float32),
+               rng.normal(size=(6, 2)).astype(np.float32)]
+    biases = [rng.normal(size=6).astype(np.float32), rng.normal(size=2).astype(np.float32)]
+    kernels[0][0] = np.abs(kernels[0][0]) + 0.1      # every output has a positive weight
+    kernels[1][0, 0] = abs(kernels[1][0, 0]) + 0.1
+    model = dense_model(*kernels, biases=biases)
+    x = rng.uniform(0.1, 1, (5, 4)).astype(np.float32)
+    # With biases in the forward pass, the hand formula needs the same activations.
+    hidden = np.maximum(x @ kernels[0] + biases[0], 0)
+    logit = hidden @ kernels[1][:, 0] + biases[1][0]
+    r_hidden = hidden * ((logit[:, None] / (hidden @ np.maximum(kernels[1][:, :1], 0)))
+                         @ np.maximum(kernels[1][:, :1], 0).T)
+    positive = np.maximum(kernels[0], 0)
+    expected = x * ((r_hidden / (x @ positive)) @ positive.T)
+    for composite in (Composite(AlphaBeta(1, 0), AlphaBeta(1, 0)), Composite(ZPlus(), ZPlus())):
+        got, value = relevance(model, composite, x, 0)
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(got.sum(axis=1), value, rtol=1e-4)
+
+
+def test_gamma_rule_by_hand_for_a_positive_and_a_negative_output():
+    w = np.array([[1.0, -1.0], [-2.0, 0.5], [0.5, -1.0]], np.float32)
+    b = np.array([0.25, -0.5], np.float32)
+    model = dense_model(w, biases=[b])
+    x = np.array([[1.0, 0.25, 2.0]], np.float32)
+    z = x @ w + b                                  # [1.75, -3.375]: one of each sign
+    assert z[0, 0] > 0 > z[0, 1]
+    gamma = 0.5
+    for j in (0, 1):
+        contributions = x[0] * w[:, j]
+        favoured = np.maximum(contributions, 0) if z[0, j] > 0 else np.minimum(contributions, 0)
+        bias = max(b[j], 0) if z[0, j] > 0 else min(b[j], 0)
+        denominator = z[0, j] + gamma * (favoured.sum() + bias)
+        expected = (contributions + gamma * favoured) / denominator * z[0, j]
+        got, _ = relevance(model, Composite(Gamma(gamma), Gamma(gamma)), x, j)
+        np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+
+
+def test_box_rule_by_hand_on_a_two_layer_network():
+    w1 = np.array([[1.0, -0.5], [-1.0, 2.0], [0.5, 1.0]], np.float32)
+    w2 = np.array([[1.5], [-0.5]], np.float32)
+    model = dense_model(w1, w2)
+    x = np.array([[0.9, 0.1, 0.4]], np.float32)
+    low, high = -np.ones(3, np.float32), 2 * np.ones(3, np.float32)
+    got, value = relevance(model, Composite(Zero(), Zero(), first=Box()), x, 0,
+                           bounds=lambda t: (low + 0 * t, high + 0 * t))
+    h = np.maximum(x @ w1, 0)
+    r_hidden = h * w2[:, 0]                          # LRP-0 of the top (bias-free) layer
+    q = x[0][:, None] * w1 - low[:, None] * np.maximum(w1, 0) - high[:, None] * np.minimum(w1, 0)
+    expected = (q / q.sum(axis=0)) @ r_hidden[0]
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(got.sum(), value[0], rtol=1e-5)
+
+
+def _conv_bn(canonical):
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6, 6, 2))
+    x = L.Conv2D(3, 3, name="conv")(inputs)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU()(x)
+    x = L.GlobalAveragePooling2D()(x)
+    outputs = L.Dense(2, name="head")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(5)
+    model.get_layer("bn").set_weights([rng.uniform(0.5, 2, 3), rng.normal(size=3),
+                                       rng.normal(size=3), rng.uniform(0.5, 2, 3)])
+    gamma, beta, mean, variance = model.get_layer("bn").get_weights()
+    kernel, bias = model.get_layer("conv").get_weights()
+    scale = gamma / np.sqrt(variance + model.get_layer("bn").epsilon)
+    folded = keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(3, 3), L.ReLU(),
+                               L.GlobalAveragePooling2D(), L.Dense(2)])
+    folded.layers[0].set_weights([kernel * scale, (bias - mean) * scale + beta])
+    folded.layers[-1].set_weights(model.get_layer("head").get_weights())
+    return model, folded
+
+
+def test_the_batch_norm_canonizer_equals_the_model_with_bn_folded_by_hand():
+    model, folded = _conv_bn(True)
+    x = np.random.default_rng(6).uniform(0, 1, (3, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(model(x), folded(x), rtol=1e-5, atol=1e-5)
+    for name in ("epsilon_gamma_box", "epsilon"):
+        np.testing.assert_allclose(tst.LRP(model, composite=name)(x, 0),
+                                   tst.LRP(folded, composite=name)(x, 0), rtol=1e-4, atol=1e-6)
+    # Without the canonizer the BN passes relevance through and the ε rule sees the
+    # convolution's own bias: another map.
+    plain = tst.LRP(model, composite="epsilon", canonize=False)(x, 0).numpy()
+    assert np.abs(plain - tst.LRP(folded, composite="epsilon")(x, 0).numpy()).max() > 1e-4
+
+
+def test_a_residual_block_conserves_relevance():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, padding="same", use_bias=False, activation="relu")(inputs)
+    branch = L.Conv2D(4, 3, padding="same", use_bias=False, activation="relu")(x)
+    branch = L.Conv2D(4, 3, padding="same", use_bias=False)(branch)
+    x = L.ReLU()(L.Add()([x, branch]))
+    outputs = L.Dense(3, use_bias=False)(L.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(4).uniform(0, 1, (3, 6, 6, 2)).astype(np.float32)
+    logits = model(x).numpy()
+    for name in ("zero", "deep_taylor", "alpha1_beta0"):
+        maps = tst.LRP(model, composite=name, epsilon=0.0)(x, targets=2).numpy()
+        np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), logits[:, 2], rtol=1e-4)
+
+
+def residual_se_model(seed=0):
+    """Residual block, a squeeze-and-excitation gate, concatenation, BN, depthwise
+    and separable convolutions, padding, pooling, a nested model, and a softmax."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((10, 10, 3))
+    x = L.Rescaling(2.0, offset=-1.0)(inputs)
+    x = L.ZeroPadding2D(1)(x)
+    x = L.Conv2D(6, 3, use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU(6.0)(x)
+    branch = L.DepthwiseConv2D(3, padding="same")(x)
+    branch = L.BatchNormalization()(branch)
+    branch = L.Activation("relu")(branch)
+    branch = L.SeparableConv2D(6, 3, padding="same", activation="relu")(branch)
+    x = L.Add()([x, branch])
+    squeeze = L.GlobalAveragePooling2D(keepdims=True)(x)
+    squeeze = L.Conv2D(6, 1, activation="sigmoid")(squeeze)
+    x = L.Multiply()([x, squeeze])
+    x = L.Concatenate()([L.MaxPooling2D()(x), L.AveragePooling2D(2)(x)])
+    inner = keras.Sequential([keras.Input((5, 5, 12)), L.Conv2D(4, 1, activation="relu"),
+                              L.Dropout(0.5), L.Flatten()])
+    x = inner(x)
+    outputs = L.Dense(3, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_model_with_every_kind_of_layer_keeps_its_outputs_and_conserves_under_z_plus():
+    model = residual_se_model()
+    weights = [w.copy() for w in model.get_weights()]
+    x = np.random.default_rng(7).uniform(0, 1, (4, 10, 10, 3)).astype(np.float32)
+    logits = tst.LRP(model)._relevance(tf.constant(x)).numpy()
+    trunk = keras.Model(model.input, model.layers[-1].input)
+    expected = trunk(x).numpy() @ model.layers[-1].kernel.numpy() + model.layers[-1].bias.numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)   # softmax removed
+    for name in ("deep_taylor", "epsilon_plus_flat", "alpha1_beta0"):
+        maps = tst.LRP(model, composite=name, epsilon=0.0)(x, targets=1).numpy()
+        assert np.isfinite(maps).all() and maps.std() > 0
+        if name != "epsilon_plus_flat":          # the ε top layer gives its bias a share
+            # Conserved but for the outputs with no positive contribution (a 3×3
+            # depthwise window can have none): under 1 % here.
+            np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), expected[:, 1], rtol=1e-2)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    assert model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_batch_composition_order_and_chunk_size_do_not_change_relevance():
+    model = residual_se_model(seed=1)
+    x = np.random.default_rng(8).uniform(0, 1, (5, 10, 10, 3)).astype(np.float32)
+    reference = tst.LRP(model, batch_size=64)(x).numpy()
+    order = np.array([3, 0, 4, 1, 2])
+    np.testing.assert_allclose(tst.LRP(model, batch_size=2)(x[order]).numpy(),
+                               reference[order], atol=1e-6)
+
+
+def test_smoothgrad_over_lrp_averages_lrp_maps_of_noisy_images():
+    model = bias_free_cnn(seed=2)
+    x = np.random.default_rng(9).uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
+    lrp = tst.LRP(model, composite="epsilon_plus")
+    smooth = tst.SmoothGrad(model, base=lrp, noise_scale=1e-30, num_samples=2)
+    np.testing.assert_allclose(smooth(x, 0), lrp(x, 0), atol=1e-6)
+    noisy = tst.SmoothGrad(model, base=lrp, noise_scale=0.3, num_samples=4)(x, 0).numpy()
+    assert np.abs(noisy - lrp(x, 0).numpy()).max() > 1e-4
+
+
+def test_unsupported_layers_and_inputs_are_named():
+    inputs = keras.Input((6, 4))
+    outputs = L.Dense(2)(L.LSTM(3)(inputs))
+    with pytest.raises(ValueError, match="'lstm'.*LSTM"):
+        tst.LRP(keras.Model(inputs, outputs))
+    model = bias_free_cnn()
+    with pytest.raises(ValueError, match="box rule's bounds"):
+        tst.LRP(model)(np.full((1, 8, 8, 2), 3.0, np.float32))
+    with pytest.raises(ValueError, match="composite"):
+        tst.LRP(model, composite="epsilon_gamma")
+    with pytest.raises(ValueError, match="beta"):
+        AlphaBeta(2, 0)

@@ -1,0 +1,281 @@
+"""A Keras model's forward pass re-run layer by layer with relevance rules as its
+gradients.
+
+``RelevanceFunction(model, composite)`` is called like the model and returns the
+same outputs (a BatchNormalization merged into the linear layer before it gives
+them to float round-off); the gradient of an output with respect to the input is
+the output's *relevance* at the input. Each layer's backward pass is replaced by
+its kind's rule (``layers``): relevance travels backwards in the gradient, so one
+backward pass gives the map. The outputs' own gradient seeds relevance with the
+outputs' values: the gradient of ``Σ_c g_c · f_c`` starts as ``g ⊙ f`` (a class
+logit, for a one-hot ``g``).
+
+The user's model is read, never changed: the rules and the merged weights live
+in the rewritten pass only.
+"""
+
+import collections
+import math
+from typing import Callable, Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from tf_smoothtaylor.lrp import layers as kinds
+from tf_smoothtaylor.lrp.composites import Composite
+from tf_smoothtaylor.lrp.rules import STABILIZER, stabilize
+
+_PROBABILITIES = ("softmax", "softmax_v2", "sigmoid", "log_softmax")
+UNBOUNDED = ()          # an input-side tensor without known bounds
+
+
+def with_backward(forward, backward, *inputs):
+    """``forward(*inputs)`` whose gradient is ``backward(inputs, outputs, dy)`` (a
+    list, one per input)."""
+
+    @tf.custom_gradient
+    def function(*xs):
+        out = forward(*xs)
+
+        def grad(dy, variables=None):
+            grads = backward(xs, out, dy)
+            return (grads, [None] * len(variables)) if variables else grads
+
+        return out, grad
+
+    return function(*inputs)
+
+
+def _functional(model):
+    """The functional graph of a functional or Sequential model."""
+    graph = getattr(model, "_functional", model) if isinstance(
+        model, keras.Sequential) else model
+    if graph is None or not hasattr(graph, "_nodes_by_depth"):
+        raise TypeError(
+            "Expected a functional or Sequential Keras model (built, with inputs) for LRP: "
+            "relevance rules rewrite the model's graph of layers. Received: model "
+            f"{model.name!r} of type {type(model).__name__}, which has no such graph")
+    return graph
+
+
+class RelevanceFunction:
+    """``inputs -> outputs`` of ``model`` whose gradient is relevance (module docstring).
+
+    Args:
+      model: A functional or Sequential Keras model.
+      composite: The rules of the linear layers.
+      canonize: Merge a BatchNormalization that follows a linear layer (without
+        activation) into that layer's weights; other BatchNormalizations pass
+        relevance through unchanged.
+      strip: Drop a softmax or sigmoid producing a model output (explain logits).
+      bounds: ``inputs -> (low, high)``, the lowest and highest values the
+        explained input can take, shaped like it (for the box rule); or None.
+      input_index: Which of the model's (flattened) inputs is explained.
+    """
+
+    def __init__(self, model, composite: Composite, *, canonize: bool = True,
+                 strip: bool = True, bounds: Optional[Callable] = None, input_index: int = 0):
+        self.model, self.composite = model, composite
+        self.canonize, self.strip, self.bounds = canonize, strip, bounds
+        self.input_index = input_index
+        self.check(model)
+
+    def check(self, model) -> None:
+        """Raises a ``ValueError`` naming the first layer LRP does not support (in
+        nested models too), and when a rule needs bounds no one gave."""
+        for node in self._nodes(_functional(model)):
+            layer = node.operation
+            kind = kinds.kind(layer)
+            if kind is None:
+                raise ValueError(
+                    f"Expected layers that LRP supports ({kinds.SUPPORTED}). Received: layer "
+                    f"{layer.name!r} of type {type(layer).__name__} in model {model.name!r}")
+            if kind == "model":
+                self.check(layer)
+        needs = any(rule is not None and rule.needs_bounds
+                    for rule in (self.composite.first, self.composite.dense,
+                                 self.composite.conv))
+        if needs and self.bounds is None:
+            raise ValueError("Expected the input's bounds (low, high) for the box rule. "
+                             "Received: none")
+
+    @staticmethod
+    def _nodes(graph):
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[depth]:
+                if node.operation is not None and not node.is_input:
+                    yield node
+
+    def __call__(self, inputs):
+        flat = tf.nest.flatten(inputs)
+        sides = [self.bounds(x) if self.bounds is not None and i == self.input_index
+                 else UNBOUNDED for i, x in enumerate(flat)]
+        outputs = self._run(self.model, flat, sides, at_output=True)
+        seeded = [with_backward(tf.identity, lambda xs, out, dy: [dy * out], y)
+                  for y in outputs]
+        return tf.nest.pack_sequence_as(_functional(self.model)._outputs_struct, seeded)
+
+    # -- one model's graph -----------------------------------------------------
+    def _run(self, model, inputs, sides, *, at_output: bool):
+        """The outputs of ``model`` (a list) for ``inputs``; ``sides``, per input: None,
+        or — for an input on the model's input side (no linear layer before it) — its
+        bounds ``(low, high)`` or ``UNBOUNDED``."""
+        graph = _functional(model)
+        values = {id(t): x for t, x in zip(graph.inputs, inputs)}
+        # The tensors on the input side (before the first linear layer): their bounds.
+        near = {id(t): side for t, side in zip(graph.inputs, sides) if side is not None}
+        nonnegative = set()                  # ids of tensors known to be ≥ 0
+        uses = collections.Counter(id(t) for node in self._nodes(graph)
+                                   for t in node.input_tensors)
+        outputs = {id(t) for t in graph.outputs}
+        folds = self._folds(graph, uses, outputs) if self.canonize else {}
+        folded = {id(bn) for bn in folds.values()}
+        for node in self._nodes(graph):
+            if any(id(t) not in values for t in node.input_tensors):
+                continue
+            layer = node.operation
+            args, kwargs = node.arguments.fill_in(values)
+            xs = [values[id(t)] for t in node.input_tensors]
+            last = at_output and all(id(t) in outputs for t in node.outputs)
+            side = [near.get(id(t)) for t in node.input_tensors]
+            kind = kinds.kind(layer)
+            if id(layer) in folded:
+                result = xs[0]                       # already applied by the linear layer
+            elif kind in ("dense", "conv"):
+                result = self._linear(layer, xs[0], folds.get(id(layer)),
+                                      first=side[0] is not None,
+                                      bounds=side[0] or None, last=last,
+                                      nonnegative=id(node.input_tensors[0]) in nonnegative)
+            elif kind == "model":
+                result = self._run(layer, xs, side, at_output=last)
+                result = result[0] if len(result) == 1 else result
+            elif kind == "proportional":
+                result = _proportional(layer, xs)
+            elif kind == "gate":
+                result = _gate(layer, node, xs)
+            elif kind == "pass":
+                result = self._pass(layer, xs[0], last)
+            else:                                    # route: the plain gradient
+                result = layer(*args, **_inference(layer, kwargs))
+            produced = tf.nest.flatten(result)
+            for t, y in zip(node.outputs, produced):
+                values[id(t)] = y
+            if kinds.keeps_sign(layer, [id(t) in nonnegative for t in node.input_tensors],
+                                kind):
+                nonnegative.update(id(t) for t in node.outputs)
+            if (isinstance(layer, kinds.INPUT_SIDE) and len(xs) == 1
+                    and id(node.input_tensors[0]) in near):
+                near[id(node.outputs[0])] = _carry(layer, side[0])
+        return [values[id(t)] for t in graph.outputs]
+
+    @staticmethod
+    def _folds(graph, uses, outputs) -> Dict[int, object]:
+        """``id(linear layer) -> the BatchNormalization merged into it``."""
+        folds = {}
+        for node in RelevanceFunction._nodes(graph):
+            bn = node.operation
+            if not isinstance(bn, keras.layers.BatchNormalization):
+                continue
+            tensor = node.input_tensors[0]
+            producer = tensor._keras_history.operation
+            if (uses[id(tensor)] == 1 and id(tensor) not in outputs
+                    and len(getattr(producer, "_inbound_nodes", [])) == 1
+                    and len(getattr(bn, "_inbound_nodes", [])) == 1
+                    and kinds.folds_into(producer, bn, len(tensor.shape))):
+                folds[id(producer)] = bn
+        return folds
+
+    def _linear(self, layer, x, fold, *, first: bool, bounds, last: bool,
+                nonnegative: bool):
+        dtype = tf.as_dtype(layer.compute_dtype)
+        x = tf.cast(x, dtype)
+        kind = kinds.kind(layer)
+        for index, step in enumerate(kinds.steps(layer, dtype, x.shape.rank, fold)):
+            rule = self.composite.rule_for(kind, first and index == 0)
+            if rule.needs_bounds and (bounds is None or index > 0):
+                raise ValueError(
+                    f"Expected the box rule only on a first layer (one that sees the model's "
+                    f"input). Received: it on layer {layer.name!r}, which does not")
+            options = dict(bounds=bounds, nonnegative=nonnegative) if index == 0 else {}
+            x = with_backward(
+                step, lambda xs, z, r, step=step, rule=rule, options=options:
+                [rule.propagate(step, xs[0], z, r, **options)], x)
+        name = kinds.activation_name(layer)
+        if name == "linear" or (last and self.strip and name in _PROBABILITIES):
+            return x
+        return _passed(layer.activation, x)
+
+    def _pass(self, layer, x, last: bool):
+        if last and self.strip and kinds.activation_name(layer) in _PROBABILITIES or (
+                last and self.strip and isinstance(layer, keras.layers.Softmax)):
+            return x
+        if isinstance(layer, keras.layers.Softmax) or kinds.activation_name(
+                layer) in ("softmax", "softmax_v2", "log_softmax"):
+            raise ValueError(
+                "Expected a softmax only as the model's last layer for LRP (it is removed "
+                f"there). Received: layer {layer.name!r} inside the model")
+        return _passed(lambda v: layer(v, training=False) if _has_training(layer)
+                       else layer(v), x)
+
+
+def _has_training(layer) -> bool:
+    return bool(getattr(layer, "_call_has_training_arg", False))
+
+
+def _inference(layer, kwargs):
+    if _has_training(layer):
+        return {**kwargs, "training": False}
+    return kwargs
+
+
+def _passed(function, x):
+    """``function(x)`` (elementwise) passing relevance through unchanged."""
+    return with_backward(function, lambda xs, out, dy: [tf.cast(dy, xs[0].dtype)], x)
+
+
+def _proportional(layer, xs):
+    """A weight-free linear layer: ``R_i = x_i ⊙ ∇_{x_i}⟨layer(x), R / stab(layer(x))⟩``."""
+    def backward(inputs, out, r):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            again = layer(list(inputs)) if len(inputs) > 1 else layer(inputs[0])
+        s = r / stabilize(tf.cast(out, r.dtype), STABILIZER)
+        grads = tape.gradient(again, list(inputs), output_gradients=tf.cast(s, again.dtype))
+        return [x * tf.cast(g, x.dtype) for x, g in zip(inputs, grads)]
+
+    return with_backward(lambda *v: layer(list(v)) if len(v) > 1 else layer(v[0]),
+                         backward, *xs)
+
+
+def _gate(layer, node, xs):
+    """Multiply with gates: the one other input takes all the relevance."""
+    sources = [t._keras_history.operation for t in node.input_tensors]
+    sizes = [math.prod(d or 0 for d in t.shape[1:]) for t in node.input_tensors]
+    gated = [kinds.activation_name(op) in kinds.SIGMOIDS for op in sources]
+    if sum(gated) != len(xs) - 1:
+        gated = [size < max(sizes) for size in sizes]
+    if sum(gated) != len(xs) - 1:
+        raise ValueError(
+            "Expected Multiply to gate one input by the others (a sigmoid-family output, or "
+            f"a smaller tensor broadcast over it). Received: layer {layer.name!r} with inputs "
+            f"of shapes {[tuple(t.shape) for t in node.input_tensors]}")
+    keep = gated.index(False)
+
+    def backward(inputs, out, r):
+        return [tf.cast(r, x.dtype) if i == keep else tf.zeros_like(x)
+                for i, x in enumerate(inputs)]
+
+    return with_backward(lambda *v: layer(list(v)), backward, *xs)
+
+
+def _carry(layer, bounds):
+    """The bounds after an input-side layer (monotone maps: the lower and upper of the
+    images of the two bounds)."""
+    if not bounds:
+        return bounds
+    low, high = (layer(b, training=False) if _has_training(layer) else layer(b)
+                 for b in bounds)
+    return tf.minimum(low, high), tf.maximum(low, high)
+
+
+__all__ = ["RelevanceFunction", "with_backward"]

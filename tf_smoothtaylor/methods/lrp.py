@@ -1,0 +1,157 @@
+"""Layer-wise relevance propagation (Bach et al., PLoS ONE 2015) and Deep Taylor
+decomposition (Montavon et al., Pattern Recognition 2017).
+
+The target logit ``f_t(x)`` is redistributed backwards, layer by layer, by each
+layer's rule until it reaches the input:
+
+    R^(L) = f_t(x) at the target,   R_i = Σ_j q_ij / Σ_i' q_i'j · R_j,
+
+with ``q_ij`` the contribution of input i to output j as the layer's rule counts
+it (``lrp.rules``); a composite (``lrp.composites``) picks the rule of each
+layer. Relevance is the gradient of the model rewritten with those rules
+(``lrp.graph``), so an LRP map is one point per image on the shared engine:
+batched, chunked, one rule-modified backward pass.
+"""
+
+import copy
+from typing import Callable, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_smoothtaylor import _checks
+from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.engine import Scheme
+from tf_smoothtaylor.lrp.composites import PRESETS, Composite, preset
+from tf_smoothtaylor.lrp.graph import RelevanceFunction
+from tf_smoothtaylor.methods import _baselines
+from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.gradient import GradientScheme
+from tf_smoothtaylor.methods.options import Option
+
+# How far inputs may stray outside the box rule's bounds (round-off of preprocess).
+BOUNDS_TOLERANCE = 1e-3
+
+
+class LRP(Explainer):
+    """Layer-wise relevance propagation with a composite of rules.
+
+    Relevance is conserved by the z⁺, αβ, box and flat rules and by every
+    non-linear layer (``Σ_i R_i = f_t(x)`` up to outputs with no contribution of
+    the rule's kind, e.g. a positive output made by its bias alone under z⁺); the
+    ε and γ rules give a share to biases (none on bias-free layers, ε → 0). Which
+    layers are supported and how each passes relevance: ``lrp.layers``.
+
+    Args:
+      model: A functional or Sequential Keras model (explained on its logits).
+      composite: A preset (``lrp.composites.PRESETS``: "epsilon_gamma_box",
+        "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1",
+        "deep_taylor", ... ) or an ``lrp.Composite``.
+      epsilon: ε of the presets' ε rule.
+      gamma: γ of the presets' γ rule.
+      canonize: Merge each BatchNormalization that follows a linear layer into
+        that layer's weights (``W·s``, ``(b − μ)·s + β``) so the rule sees the
+        layer the model computes; other BatchNormalizations pass relevance
+        through unchanged.
+      preprocess: Pixels in [0, 1] -> model inputs; the box rule's bounds are
+        ``preprocess(0)`` and ``preprocess(1)`` (the model's own when it is a
+        ``models.ModelSpec``; without one, inputs are pixels in [0, 1]).
+      batch_size, seed, jit_compile: see ``Explainer``.
+
+    Raises:
+      ValueError: for a layer LRP does not support (naming it), and, with a box
+        rule, for inputs outside its bounds.
+
+    Example:
+      >>> lrp = LRP(spec, composite="epsilon_gamma_box")
+      >>> relevance = lrp.explain(images)            # sums to about each logit
+      >>> dtd = LRP(spec, composite="deep_taylor")   # Deep Taylor decomposition
+    """
+
+    options = {
+        "composite": Option("The rules by layer type and position (a preset; in Python "
+                            "also an lrp.Composite)", flag="lrp_composite", choices=PRESETS),
+        "epsilon": Option("ε of the ε rule", flag="lrp_epsilon", kind=float, lower=0),
+        "gamma": Option("γ of the γ rule", flag="lrp_gamma", kind=float, lower=0),
+        "canonize": Option("Merge each BatchNormalization into the linear layer before it",
+                           flag="lrp_canonize"),
+        "preprocess": Option("Pixels in [0, 1] -> model inputs, for the box rule's bounds "
+                             "(the model's own when it is a ModelSpec)", flag=None),
+    }
+
+    def __init__(self, model, *, composite: Union[str, Composite] = "epsilon_gamma_box",
+                 epsilon: float = 1e-6, gamma: float = 0.25, canonize: bool = True,
+                 preprocess: Optional[Callable] = None, batch_size: int = 64, seed: int = 0,
+                 jit_compile: bool = False):
+        self.epsilon = _checks.finite_number("epsilon", epsilon)
+        self.gamma = _checks.finite_number("gamma", gamma)
+        for name, value in (("epsilon", self.epsilon), ("gamma", self.gamma)):
+            if value < 0:
+                raise ValueError(f"Expected `{name}` to be ≥ 0. Received: {name}={value}")
+        if isinstance(composite, str):
+            self._composite = preset(composite, epsilon=self.epsilon, gamma=self.gamma)
+        elif isinstance(composite, Composite):
+            self._composite = composite
+        else:
+            raise TypeError("Expected `composite` to be a preset name or an lrp.Composite. "
+                            f"Received: composite of type {type(composite).__name__}")
+        self.composite = composite
+        if not isinstance(canonize, bool):
+            raise TypeError(f"Expected `canonize` to be a bool. Received: canonize={canonize!r}")
+        self.canonize = canonize
+        self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
+            model, preprocess)
+        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        self._relevance = self._make_relevance()      # checks every layer now
+
+    def _make_relevance(self) -> LogitModel:
+        logits = self._logits
+        function = RelevanceFunction(
+            logits.model, self._composite, canonize=self.canonize, strip=logits.stripped,
+            bounds=self.bounds if self.needs_bounds else None,
+            input_index=logits.input_index)
+        relevance = copy.copy(logits)
+        relevance._fn = function
+        relevance._forward = None
+        return relevance
+
+    @property
+    def needs_bounds(self) -> bool:
+        """Whether the composite has a box rule."""
+        rules = (self._composite.first, self._composite.dense, self._composite.conv)
+        return any(rule is not None and rule.needs_bounds for rule in rules)
+
+    def bounds(self, images: tf.Tensor):
+        """The box rule's ``(low, high)``, shaped like ``images``: the model inputs of
+        black and of white pixels."""
+        low = _baselines.black(images, self.preprocess)
+        high = tf.ones_like(images)
+        if self.preprocess is not None:
+            high = tf.broadcast_to(tf.cast(self.preprocess(high), tf.float32), tf.shape(images))
+        return tf.minimum(low, high), tf.maximum(low, high)
+
+    def engine_model(self) -> LogitModel:
+        return self._relevance
+
+    def make_scheme(self) -> Scheme:
+        return GradientScheme(times_input=False)
+
+    def explain(self, images, targets=None, *, keys=None, return_error: bool = False):
+        if self.needs_bounds and not isinstance(images, dict):
+            self._check_bounds(tf.convert_to_tensor(images, tf.float32))
+        return super().explain(images, targets, keys=keys, return_error=return_error)
+
+    __call__ = explain
+
+    def _check_bounds(self, images: tf.Tensor) -> None:
+        if images.shape.rank is None or images.shape.rank < 2 or not images.shape[0]:
+            return
+        low, high = self.bounds(images)
+        below = float(tf.reduce_max(low - images))
+        above = float(tf.reduce_max(images - high))
+        if max(below, above) > BOUNDS_TOLERANCE or not np.isfinite(below + above):
+            raise ValueError(
+                "Expected model inputs within the box rule's bounds, the model inputs of "
+                "black and white pixels (set `preprocess` to the model's pixel transform, "
+                "or choose a composite without a box rule). Received: inputs up to "
+                f"{max(below, above):.4g} outside them")
