@@ -499,11 +499,14 @@ def test_auto_flags_are_checked_when_parsed(argv, message):
 
 def test_every_method_runs_from_the_command_line_and_is_scored(tmp_path):
     references = [demo.sample_paths()[i] for i in (3, 4)]
-    methods = ["grad_cam", "occlusion", "rise", "expected_gradients", "blur_ig"]
+    methods = ["grad_cam", "occlusion", "rise", "expected_gradients", "blur_ig", "lrp"]
     with flagsaver.flagsaver(output_dir=str(tmp_path / "all"), limit=2, images_per_step=2,
                              method=methods, references=references, num_masks=64, steps=8,
-                             num_samples=8, occlusion_window=16, metric=["autvc"]):
+                             num_samples=8, occlusion_window=16, metric=["autvc"],
+                             lrp_composite="deep_taylor"):
         cli.main(["tf-smoothtaylor", "evaluate"])
+    settings = json.loads((tmp_path / "all" / "run.json").read_text())
+    assert "deep_taylor" in json.dumps(settings)
     with open(tmp_path / "all" / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted({row["method"] for row in rows}) == sorted(methods)

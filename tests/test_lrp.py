@@ -255,3 +255,73 @@ def test_unsupported_layers_and_inputs_are_named():
         tst.LRP(model, composite="epsilon_gamma")
     with pytest.raises(ValueError, match="beta"):
         AlphaBeta(2, 0)
+
+
+def test_lrp_served_from_a_saved_model_and_under_tf_distribute(tmp_path):
+    """The SavedModel's map (loaded the way TF Serving loads it) and
+    ``distribute.explain_dataset`` equal ``explain``."""
+    from tf_smoothtaylor import distribute, serving
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(4, 3, activation="relu"),
+                              L.BatchNormalization(), L.GlobalAveragePooling2D(), L.Dense(3)])
+    spec = tst.models.wrap(model, preprocess=lambda p: 2.0 * p - 1.0,
+                           deprocess=lambda x: (x + 1.0) / 2.0)
+    explainer = tst.LRP(spec, composite="epsilon_gamma_box")
+    pixels = np.random.default_rng(10).uniform(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    expected = explainer(spec.preprocess(pixels), [0, 2, 1]).numpy()
+    loaded = tf.saved_model.load(serving.export(explainer, str(tmp_path / "model")))
+    out = loaded.signatures["explain_pixels"](pixels=tf.constant(pixels),
+                                              target=tf.constant([0, 2, 1], tf.int32))
+    np.testing.assert_allclose(out["heatmap"], tst.heatmap(expected), atol=1e-5)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (spec.preprocess(pixels), np.arange(3))).batch(2)
+    result = distribute.explain_dataset(explainer, dataset)
+    np.testing.assert_allclose(result["attributions"], explainer(spec.preprocess(pixels)),
+                               atol=1e-6)
+
+
+def test_gamma_skips_the_negative_outputs_only_where_a_relu_silences_them(monkeypatch):
+    """Outputs that a ReLU follows carry no relevance when negative: the γ rule's
+    shortcut there (one transpose fewer) gives the full rule's relevance."""
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((7, 7, 3))
+    x = L.Conv2D(5, 3, activation="relu")(inputs)
+    x = L.BatchNormalization()(L.Conv2D(6, 3)(x))
+    x = L.ReLU()(x)
+    x = L.Add()([L.Conv2D(6, 1)(x), x])                  # not followed by a ReLU
+    outputs = L.Dense(3)(L.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(11).normal(size=(2, 7, 7, 3)).astype(np.float32)
+    composite = Composite(Gamma(0.5), Gamma(0.5))
+    seen = []
+    original = RelevanceFunction._rectified
+    monkeypatch.setattr(RelevanceFunction, "_rectified",
+                        lambda *a: seen.append(original(*a)) or seen[-1])
+    fast, _ = relevance(model, composite, x, 1)
+    assert seen == [True, True, False, False]
+    monkeypatch.setattr(RelevanceFunction, "_rectified", lambda *a: False)
+    full, _ = relevance(model, composite, x, 1)
+    np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-7)
+    assert np.abs(full).max() > 0
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_one_and_three_dimensional_convolutions_keep_the_outputs_and_lrp_0_is_gradient_x_input(
+        rank):
+    keras.utils.set_random_seed(9)
+    shape = (9, 3) if rank == 1 else (5, 5, 5, 2)
+    conv = {1: L.Conv1D, 3: L.Conv3D}[rank]
+    layers = [keras.Input(shape), conv(4, 3, activation="relu", use_bias=False)]
+    if rank == 1:
+        layers += [L.DepthwiseConv1D(3, activation="relu", use_bias=False),
+                   L.SeparableConv1D(3, 2, activation="relu", use_bias=False)]
+    model = keras.Sequential(layers + [L.Flatten(), L.Dense(2, use_bias=False)])
+    x = np.random.default_rng(12).normal(size=(2,) + shape).astype(np.float32)
+    got, value = relevance(model, Composite(Zero(), Zero()), x, 1)
+    np.testing.assert_allclose(value, model(x).numpy()[:, 1], rtol=1e-5)
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        logit = model(inputs)[:, 1]
+    np.testing.assert_allclose(got, (tape.gradient(logit, inputs) * inputs).numpy(),
+                               atol=1e-6)

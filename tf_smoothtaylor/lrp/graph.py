@@ -130,6 +130,10 @@ class RelevanceFunction:
         outputs = {id(t) for t in graph.outputs}
         folds = self._folds(graph, uses, outputs) if self.canonize else {}
         folded = {id(bn) for bn in folds.values()}
+        readers = collections.defaultdict(list)               # tensor id -> layers
+        for node in self._nodes(graph):
+            for t in node.input_tensors:
+                readers[id(t)].append(node.operation)
         for node in self._nodes(graph):
             if any(id(t) not in values for t in node.input_tensors):
                 continue
@@ -145,7 +149,9 @@ class RelevanceFunction:
                 result = self._linear(layer, xs[0], folds.get(id(layer)),
                                       first=side[0] is not None,
                                       bounds=side[0] or None, last=last,
-                                      nonnegative=id(node.input_tensors[0]) in nonnegative)
+                                      nonnegative=id(node.input_tensors[0]) in nonnegative,
+                                      rectified=self._rectified(layer, node, folds, readers,
+                                                                outputs))
             elif kind == "model":
                 result = self._run(layer, xs, side, at_output=last)
                 result = result[0] if len(result) == 1 else result
@@ -185,18 +191,38 @@ class RelevanceFunction:
                 folds[id(producer)] = bn
         return folds
 
+    def _rectified(self, layer, node, folds, readers, outputs) -> bool:
+        """Whether the layer's negative outputs carry no relevance: a ReLU follows (its
+        own activation, or the only reader of its output, after a merged BN) and every
+        rule gives zero inputs none."""
+        if not all(rule is None or rule.silent_on_zeros for rule in
+                   (self.composite.dense, self.composite.conv)):
+            return False
+        if kinds.activation_name(layer) in kinds.RECTIFIERS:
+            return True
+        tensor = node.outputs[0]
+        if id(layer) in folds:
+            bn = folds[id(layer)]
+            tensor = bn._inbound_nodes[0].outputs[0]
+        after = readers.get(id(tensor), [])
+        return (id(tensor) not in outputs and len(after) == 1
+                and kinds.rectifies(after[0]))
+
     def _linear(self, layer, x, fold, *, first: bool, bounds, last: bool,
-                nonnegative: bool):
+                nonnegative: bool, rectified: bool):
         dtype = tf.as_dtype(layer.compute_dtype)
         x = tf.cast(x, dtype)
         kind = kinds.kind(layer)
-        for index, step in enumerate(kinds.steps(layer, dtype, x.shape.rank, fold)):
+        steps = kinds.steps(layer, dtype, x.shape.rank, fold)
+        for index, step in enumerate(steps):
             rule = self.composite.rule_for(kind, first and index == 0)
             if rule.needs_bounds and (bounds is None or index > 0):
                 raise ValueError(
                     f"Expected the box rule only on a first layer (one that sees the model's "
                     f"input). Received: it on layer {layer.name!r}, which does not")
             options = dict(bounds=bounds, nonnegative=nonnegative) if index == 0 else {}
+            if index == len(steps) - 1:
+                options["rectified"] = rectified
             x = with_backward(
                 step, lambda xs, z, r, step=step, rule=rule, options=options:
                 [rule.propagate(step, xs[0], z, r, **options)], x)

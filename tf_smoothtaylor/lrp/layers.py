@@ -79,13 +79,21 @@ SUPPORTED = ("Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, "
 
 
 NONNEGATIVE_ACTIVATIONS = ("relu", "relu6", "sigmoid", "hard_sigmoid", "softmax", "softplus")
+RECTIFIERS = ("relu", "relu6")
+
+
+def rectifies(layer) -> bool:
+    """Whether the layer is a ReLU (maps every negative input to 0)."""
+    if isinstance(layer, L.ReLU):
+        return not layer.negative_slope and layer.threshold == 0
+    return isinstance(layer, L.Activation) and activation_name(layer) in RECTIFIERS
 
 
 def keeps_sign(layer, nonnegative_inputs, layer_kind) -> bool:
     """Whether the layer's outputs are known to be ≥ 0: a non-negative activation, or
     a routing, pooling or summing layer of inputs that all are."""
     if isinstance(layer, L.ReLU):
-        return not layer.negative_slope and layer.threshold >= 0
+        return rectifies(layer)
     if layer_kind in ("dense", "conv") or isinstance(layer, L.Activation):
         return activation_name(layer) in NONNEGATIVE_ACTIVATIONS
     if layer_kind in ("route", "proportional") or isinstance(layer, L.Multiply):

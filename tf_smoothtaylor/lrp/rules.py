@@ -52,7 +52,8 @@ class Step:
 
 def stabilize(z: tf.Tensor, epsilon: float) -> tf.Tensor:
     """``z + ε · sign(z)``, with ``sign(0) = 1``."""
-    return z + epsilon * tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+    epsilon = tf.constant(epsilon, z.dtype)
+    return z + tf.where(z >= 0, epsilon, -epsilon)
 
 
 def transpose(step: Step, a: tf.Tensor, kernel: tf.Tensor, s: tf.Tensor) -> tf.Tensor:
@@ -69,9 +70,11 @@ class Rule:
 
     #: Whether the rule needs the input's bounds (the box rule).
     needs_bounds = False
+    #: Whether an input of value 0 gets no relevance (every rule that weighs by ``a``).
+    silent_on_zeros = True
 
     def propagate(self, step: Step, a: tf.Tensor, z: tf.Tensor, r: tf.Tensor, *,
-                  bounds=None, nonnegative: bool = False) -> tf.Tensor:
+                  bounds=None, nonnegative: bool = False, rectified: bool = False) -> tf.Tensor:
         """Relevance ``R_i`` of the inputs ``a`` from ``r = R_j`` of the outputs ``z``.
 
         Args:
@@ -80,6 +83,8 @@ class Rule:
           r: The outputs' relevance.
           bounds: ``(low, high)`` shaped like ``a`` (the box rule).
           nonnegative: Whether ``a ≥ 0`` is known (the graph: after a ReLU).
+          rectified: Whether outputs ``z_j < 0`` are known to carry no relevance (a
+            ReLU follows and every later rule gives a zero input none).
         """
         raise NotImplementedError
 
@@ -122,7 +127,7 @@ class Zero(Rule):
     everywhere equals Gradient × Input.
     """
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         return a * transpose(step, a, step.kernel, tf.math.divide_no_nan(r, z))
 
 
@@ -139,7 +144,7 @@ class Epsilon(Rule):
             raise ValueError(f"Expected `epsilon` ≥ 0. Received: epsilon={epsilon}")
         self.epsilon = float(epsilon)
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         return a * transpose(step, a, step.kernel, r / stabilize(z, self.epsilon))
 
 
@@ -158,7 +163,7 @@ class Gamma(Rule):
             raise ValueError(f"Expected `gamma` ≥ 0. Received: gamma={gamma}")
         self.gamma = float(gamma)
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         w_plus, w_minus = _signs(step.kernel)
         up = step.kernel + self.gamma * w_plus           # contributions of z ≥ 0
         down = step.kernel + self.gamma * w_minus        # contributions of z < 0
@@ -168,6 +173,11 @@ class Gamma(Rule):
         extra = tf.where(rising, positive + tf.nn.relu(bias),
                          (z - bias - positive) - tf.nn.relu(-bias))
         s = r / stabilize(z + self.gamma * extra, STABILIZER)
+        if rectified:                                    # only z ≥ 0 carries relevance
+            if nonnegative:
+                return a * transpose(step, a, up, s)
+            pos, neg = _signs(a)
+            return pos * transpose(step, pos, up, s) + neg * transpose(step, neg, down, s)
         zero = tf.zeros_like(s)
         s_up, s_down = tf.where(rising, s, zero), tf.where(rising, zero, s)
         if nonnegative:
@@ -187,7 +197,7 @@ class ZPlus(Rule):
     contribution.
     """
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         w_plus, w_minus = _signs(step.kernel)
         s = r / stabilize(_parts_sum(step, a, w_plus, w_minus, nonnegative), STABILIZER)
         return _by_parts(step, a, w_plus, w_minus, s, nonnegative)
@@ -207,7 +217,7 @@ class AlphaBeta(Rule):
                              f"conserves relevance). Received: alpha={alpha}, beta={beta}")
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         w_plus, w_minus = _signs(step.kernel)
         s = self.alpha * r / stabilize(_parts_sum(step, a, w_plus, w_minus, nonnegative),
                                        STABILIZER)
@@ -230,7 +240,7 @@ class Box(Rule):
 
     needs_bounds = True
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         low, high = bounds
         w_plus, w_minus = _signs(step.kernel)
         denominator = (step.op(a, step.kernel) - step.op(low, w_plus)
@@ -244,7 +254,9 @@ class Flat(Rule):
     """Flat (Lapuschkin et al., Nature Communications 2019): every input of an
     output's receptive field gets an equal share, ``R_i = Σ_j 1 / Σ_i' 1 · R_j``."""
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    silent_on_zeros = False
+
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         ones, kernel = tf.ones_like(a), tf.ones_like(step.kernel)
         s = r / stabilize(step.op(ones, kernel), STABILIZER)
         return transpose(step, ones, kernel, s)
@@ -254,7 +266,9 @@ class WSquare(Rule):
     """w² (Montavon et al. 2017): ``R_i = Σ_j w_ij² / Σ_i' w_i'j² · R_j``, independent
     of the input (for a first layer of unbounded inputs)."""
 
-    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False):
+    silent_on_zeros = False
+
+    def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         ones, kernel = tf.ones_like(a), tf.square(step.kernel)
         s = r / stabilize(step.op(ones, kernel), STABILIZER)
         return transpose(step, ones, kernel, s)
