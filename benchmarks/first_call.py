@@ -1,13 +1,15 @@
 """First-call latency: what tracing the compiled function costs.
 
-Prints, for SmoothTaylor, IG, SmoothGrad and AUPC on one model, the first call
-of a new explainer (trace + run), the median of the following calls, and the
-first call divided by the steady one. TensorFlow is warmed up first by a bare
-gradient call, so every method's first call pays only for its own tracing.
+Prints, for SmoothTaylor, IG, SmoothGrad, LRP and AUPC on one model, the first
+call of a new explainer (trace + run), the median of the following calls, the
+first call divided by the steady one, and the *overhead* (first − steady)
+divided by that of a new bare ``tf.function`` gradient of the same model and
+batch traced right before it (target ≤ 1.3). TensorFlow is warmed up first by a
+bare gradient call, so every first call pays only for its own tracing.
 Compare two versions by running the script with each on ``PYTHONPATH``.
 
 Usage:
-  python benchmarks/first_call.py [--model mobilenet_v2] [--points 16] [--repeats 3]
+  python benchmarks/first_call.py [--model mobilenet_v2] [--points 16] [--images 2]
 """
 
 import os
@@ -39,24 +41,39 @@ def main():
     parser = _common.parser(__doc__)
     parser.add_argument("--points", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=2)
     args = parser.parse_args()
     model = _common.build_model(args.model, args.size)
-    x = (_common.images(2, args.size) + 1) / 2          # pixels in [0, 1], for AUPC
-    _common.bare_gradient_loop(model)(tf.constant(x), tf.constant([0, 0])).numpy()  # warm-up
+    x = (_common.images(args.images, args.size) + 1) / 2     # pixels in [0, 1], for AUPC
+    chunk = tf.constant(_common.images(16, args.size))
+    zeros = tf.zeros([16], tf.int32)
+    _common.bare_gradient_loop(model)(chunk, zeros).numpy()  # warm-up
+
+    def bare_overhead():
+        """First − steady of a new bare gradient function (a chunk of 16)."""
+        fresh = _common.bare_gradient_loop(model)
+        first, steady = first_and_steady(lambda: fresh(chunk, zeros), args.repeats)
+        return first - steady
+
     points = dict(batch_size=16)
     makers = {
         "SmoothTaylor": lambda: tst.SmoothTaylor(model, num_roots=args.points, **points),
         "IntegratedGradients": lambda: tst.IntegratedGradients(model, steps=args.points,
                                                                **points),
         "SmoothGrad": lambda: tst.SmoothGrad(model, num_samples=args.points, **points),
+        "LRP": lambda: tst.LRP(model, **points),
     }
     print(f"{tst.__file__}\nmodel={args.model} size={args.size} points/image={args.points} "
-          f"images=2 repeats={args.repeats}")
+          f"images={args.images} repeats={args.repeats}")
     for name, make in makers.items():
+        if name == "LRP" and not hasattr(tst, "LRP"):
+            continue
+        bare = bare_overhead()
         explainer = make()
-        first, steady = first_and_steady(lambda: explainer(x, targets=0), args.repeats)
+        first, steady = first_and_steady(lambda: explainer(x), args.repeats)
         print(f"{name:20s} first {first:6.2f} s  steady {steady:6.2f} s  "
-              f"first ÷ steady {first / steady:5.1f}")
+              f"first ÷ steady {first / steady:5.1f}  overhead {first - steady:5.2f} s "
+              f"÷ bare's {bare:5.2f} s = {(first - steady) / bare:4.2f}")
     maps = tst.heatmap(tst.Gradient(model)(x, targets=0))
     aupc = tst.metrics.AUPC(model, window=max(2, args.size // 14), num_regions=4,  # 16 at 224
                             num_copies=16, batch_size=16)

@@ -250,7 +250,7 @@ def test_unsupported_layers_and_inputs_are_named():
         tst.LRP(keras.Model(inputs, outputs))
     model = bias_free_cnn()
     with pytest.raises(ValueError, match="box rule's bounds"):
-        tst.LRP(model)(np.full((1, 8, 8, 2), 3.0, np.float32))
+        tst.LRP(model, composite="deep_taylor")(np.full((1, 8, 8, 2), 3.0, np.float32))
     with pytest.raises(ValueError, match="composite"):
         tst.LRP(model, composite="epsilon_gamma")
     with pytest.raises(ValueError, match="beta"):
@@ -325,3 +325,36 @@ def test_one_and_three_dimensional_convolutions_keep_the_outputs_and_lrp_0_is_gr
         logit = model(inputs)[:, 1]
     np.testing.assert_allclose(got, (tape.gradient(logit, inputs) * inputs).numpy(),
                                atol=1e-6)
+
+
+def test_every_composite_on_the_keras_applications():
+    """MobileNetV2, ResNet50, DenseNet121, VGG16 and EfficientNetB0 (weights=None, 64 px,
+    BatchNormalization statistics of one batch; about 6 minutes): opt in with
+    TST_ALL_MODELS=1. Every composite gives finite maps that are not constant; z⁺, α1β0
+    and Deep Taylor conserve relevance to 1e-3 on the ReLU networks (ResNet50,
+    DenseNet121, VGG16). The figures: benchmarks/lrp.py models."""
+    import os
+    from tf_smoothtaylor.lrp import PRESETS
+    if os.environ.get("TST_ALL_MODELS") != "1":
+        pytest.skip("builds five Keras Applications and traces nine composites on each "
+                    "(about 6 minutes); run with TST_ALL_MODELS=1")
+    for name in ("MobileNetV2", "ResNet50", "DenseNet121", "VGG16", "EfficientNetB0"):
+        keras.utils.set_random_seed(0)
+        spec = tst.models.load(name, weights=None, input_size=64)
+        norms = [layer for layer in spec.model._flatten_layers()
+                 if isinstance(layer, L.BatchNormalization)]
+        for layer in norms:
+            layer.momentum = 0.0
+        spec.model(spec.preprocess(tf.random.stateless_uniform((16, 64, 64, 3), (3, 4))),
+                   training=True)
+        x = spec.preprocess(tf.random.stateless_uniform((2, 64, 64, 3), (1, 2)))
+        top = spec.model(x).numpy().max(axis=1)
+        for composite in PRESETS:
+            maps = tst.LRP(spec, composite=composite, batch_size=2)(x).numpy()
+            assert np.isfinite(maps).all(), (name, composite)
+            assert (maps.reshape(2, -1).std(axis=1) > 0).all(), (name, composite)
+            if name in ("ResNet50", "DenseNet121", "VGG16") and composite in (
+                    "alpha1_beta0", "epsilon_plus", "deep_taylor"):
+                np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), top, rtol=1e-3,
+                                           err_msg=f"{name} {composite}")
+        keras.backend.clear_session()

@@ -164,16 +164,20 @@ class LogitModel:
     def predict(self, images, batch_size: int, context=()) -> np.ndarray:
         """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``.
 
-        One compiled function per instance, with a ``None`` batch axis.
+        One compiled function per Keras model and explained input, with a ``None``
+        batch axis, shared by every explainer and metric of that model (traced once).
         """
-        if getattr(self, "_forward", None) is None:
-            self._forward = graph_function(
-                lambda x, c: self(x, c), input_signature=[
+        forwards = _forwards(self.model)
+        forward = forwards.get(self.input_index)
+        if forward is None:
+            fn = self._fn
+            forward = forwards[self.input_index] = graph_function(
+                lambda x, c: _as_float32(fn(self.inputs_of(x, c))), input_signature=[
                     tf.TensorSpec((None,) + self.input_shape, tf.float32),
                     tuple(tf.TensorSpec((None,) + shape, dtype)
                           for _, shape, dtype in self.context)])
         images = tf.convert_to_tensor(images, tf.float32)
-        chunks = [self._forward(images[i:i + batch_size],
+        chunks = [forward(images[i:i + batch_size],
                                 tuple(c[i:i + batch_size] for c in context)).numpy()
                   for i in range(0, int(images.shape[0]), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
@@ -221,8 +225,7 @@ class LogitModel:
         return tf.nest.pack_sequence_as(self._structure, flat)
 
     def __call__(self, z: tf.Tensor, context=()):
-        outputs = self._fn(self.inputs_of(z, context))
-        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+        return _as_float32(self._fn(self.inputs_of(z, context)))
 
     def check_outputs(self, target_is_callable: bool) -> None:
         """Raises unless outputs are (batch, classes) or the target is callable."""
@@ -251,6 +254,22 @@ class LogitModel:
                 "attributions will explain probabilities, not logits. Build the "
                 "model with a linear last layer to explain logits.",
                 stacklevel=3)
+
+
+def _as_float32(outputs):
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+
+def _forwards(model) -> dict:
+    """The model's compiled forward passes, per explained input (see ``predict``). Kept
+    on the model itself, outside Keras's attribute tracking (saving and weights never
+    see it), so they live exactly as long as the model: a cache beside the model would
+    keep it alive through the functions' references to it."""
+    forwards = model.__dict__.get("_tst_forwards")
+    if forwards is None:
+        forwards = {}
+        object.__setattr__(model, "_tst_forwards", forwards)
+    return forwards
 
 
 def select_target(outputs, targets, target_fn: Optional[Callable]) -> tf.Tensor:

@@ -13,7 +13,6 @@ layer. Relevance is the gradient of the model rewritten with those rules
 batched, chunked, one rule-modified backward pass.
 """
 
-import copy
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -33,6 +32,22 @@ from tf_smoothtaylor.methods.options import Option
 BOUNDS_TOLERANCE = 1e-3
 
 
+class RelevanceLogits:
+    """The logits of a model whose gradient is relevance: called like ``LogitModel``
+    (the engine differentiates this call); everything else — ``predict`` for the
+    top-1 classes, shapes, checks — is the model's own ``LogitModel``."""
+
+    def __init__(self, logits: LogitModel, function: RelevanceFunction):
+        self._logits, self._function = logits, function
+
+    def __getattr__(self, name):
+        return getattr(self._logits, name)
+
+    def __call__(self, z: tf.Tensor, context=()):
+        outputs = self._function(self._logits.inputs_of(z, context))
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+
 class LRP(Explainer):
     """Layer-wise relevance propagation with a composite of rules.
 
@@ -44,8 +59,9 @@ class LRP(Explainer):
 
     Args:
       model: A functional or Sequential Keras model (explained on its logits).
-      composite: A preset (``lrp.composites.PRESETS``: "epsilon_gamma_box",
-        "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1",
+      composite: A preset (``lrp.composites.PRESETS``: "epsilon_plus" — ε for
+        dense layers, z⁺ for convolutions: one backward pass and a bit —,
+        "epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1",
         "deep_taylor", ... ) or an ``lrp.Composite``.
       epsilon: ε of the presets' ε rule.
       gamma: γ of the presets' γ rule.
@@ -79,7 +95,7 @@ class LRP(Explainer):
                              "(the model's own when it is a ModelSpec)", flag=None),
     }
 
-    def __init__(self, model, *, composite: Union[str, Composite] = "epsilon_gamma_box",
+    def __init__(self, model, *, composite: Union[str, Composite] = "epsilon_plus",
                  epsilon: float = 1e-6, gamma: float = 0.25, canonize: bool = True,
                  preprocess: Optional[Callable] = None, batch_size: int = 64, seed: int = 0,
                  jit_compile: bool = False):
@@ -104,16 +120,13 @@ class LRP(Explainer):
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
         self._relevance = self._make_relevance()      # checks every layer now
 
-    def _make_relevance(self) -> LogitModel:
+    def _make_relevance(self) -> "RelevanceLogits":
         logits = self._logits
         function = RelevanceFunction(
             logits.model, self._composite, canonize=self.canonize, strip=logits.stripped,
             bounds=self.bounds if self.needs_bounds else None,
             input_index=logits.input_index)
-        relevance = copy.copy(logits)
-        relevance._fn = function
-        relevance._forward = None
-        return relevance
+        return RelevanceLogits(logits, function)
 
     @property
     def needs_bounds(self) -> bool:
@@ -130,7 +143,7 @@ class LRP(Explainer):
             high = tf.broadcast_to(tf.cast(self.preprocess(high), tf.float32), tf.shape(images))
         return tf.minimum(low, high), tf.maximum(low, high)
 
-    def engine_model(self) -> LogitModel:
+    def engine_model(self) -> "RelevanceLogits":
         return self._relevance
 
     def make_scheme(self) -> Scheme:
