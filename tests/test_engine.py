@@ -321,6 +321,22 @@ def test_tracing_converts_no_python_source(monkeypatch, cnn, images):
     tst.metrics.AUPC(cnn, window=4, num_regions=2, num_copies=2)(
         pixels, tst.heatmap(tst.Gradient(cnn)(pixels)))
     assert converted == []
+    # The top-1 forward pass is compiled once per model, whichever explainer or metric
+    # asks first.
+    forwards = cnn.__dict__["_tst_forwards"]
+    assert [f.experimental_get_tracing_count() for f in forwards.values()] == [1]
+
+
+def test_the_shared_forward_pass_lives_as_long_as_its_model(images):
+    import gc
+    import weakref
+    model = small_cnn(seed=7)
+    tst.Gradient(model)(images)
+    assert list(model.__dict__["_tst_forwards"]) == [0]
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
 
 
 def test_with_model_rebuilds_the_same_method_and_settings(cnn, images):
@@ -343,22 +359,3 @@ def test_with_model_rebuilds_the_same_method_and_settings(cnn, images):
         atol=1e-6)
     smooth_ig = tst.SmoothGrad(cnn, num_samples=2, base=tst.IntegratedGradients(cnn, steps=3))
     assert smooth_ig.with_model(other).base.model is other
-
-
-def test_explainers_and_metrics_of_one_model_share_its_traced_forward_pass(images):
-    """The top-1 forward pass is compiled once per model, whichever explainer or metric
-    asks first, and lives as long as the model (no cache keeps it alive)."""
-    import gc
-    import weakref
-    model = small_cnn(seed=7)
-    pixels = (images + 1) / 2
-    tst.SmoothTaylor(model, num_roots=3)(pixels)
-    tst.IntegratedGradients(model, steps=3)(pixels)
-    tst.metrics.AUPC(model, window=4, num_regions=2, num_copies=2)(
-        pixels, tst.heatmap(tst.LRP(model)(pixels)))
-    forwards = model.__dict__["_tst_forwards"]
-    assert [f.experimental_get_tracing_count() for f in forwards.values()] == [1]
-    alive = weakref.ref(model)
-    del model, forwards
-    gc.collect()
-    assert alive() is None

@@ -153,13 +153,17 @@ def test_the_batch_norm_canonizer_equals_the_model_with_bn_folded_by_hand():
     model, folded = _conv_bn(True)
     x = np.random.default_rng(6).uniform(0, 1, (3, 6, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(model(x), folded(x), rtol=1e-5, atol=1e-5)
+    bounds = dict(bounds=lambda t: (tf.zeros_like(t), tf.ones_like(t)))
     for name in ("epsilon_gamma_box", "epsilon"):
-        np.testing.assert_allclose(tst.LRP(model, composite=name)(x, 0),
-                                   tst.LRP(folded, composite=name)(x, 0), rtol=1e-4, atol=1e-6)
+        composite = tst.lrp.preset(name, epsilon=1e-6, gamma=0.25)
+        np.testing.assert_allclose(relevance(model, composite, x, 0, **bounds)[0],
+                                   relevance(folded, composite, x, 0, **bounds)[0],
+                                   rtol=1e-4, atol=1e-6)
     # Without the canonizer the BN passes relevance through and the ε rule sees the
     # convolution's own bias: another map.
-    plain = tst.LRP(model, composite="epsilon", canonize=False)(x, 0).numpy()
-    assert np.abs(plain - tst.LRP(folded, composite="epsilon")(x, 0).numpy()).max() > 1e-4
+    epsilon = Composite(Epsilon(1e-6), Epsilon(1e-6))
+    plain, _ = relevance(model, epsilon, x, 0, canonize=False)
+    assert np.abs(plain - relevance(folded, epsilon, x, 0)[0]).max() > 1e-4
 
 
 def test_a_residual_block_conserves_relevance():
@@ -174,7 +178,8 @@ def test_a_residual_block_conserves_relevance():
     x = np.random.default_rng(4).uniform(0, 1, (3, 6, 6, 2)).astype(np.float32)
     logits = model(x).numpy()
     for name in ("zero", "deep_taylor", "alpha1_beta0"):
-        maps = tst.LRP(model, composite=name, epsilon=0.0)(x, targets=2).numpy()
+        maps, _ = relevance(model, tst.lrp.preset(name, epsilon=0.0, gamma=0.25), x, 2,
+                            bounds=lambda t: (tf.zeros_like(t), tf.ones_like(t)))
         np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), logits[:, 2], rtol=1e-4)
 
 
@@ -213,7 +218,8 @@ def test_a_model_with_every_kind_of_layer_keeps_its_outputs_and_conserves_under_
     expected = trunk(x).numpy() @ model.layers[-1].kernel.numpy() + model.layers[-1].bias.numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)   # softmax removed
     for name in ("deep_taylor", "epsilon_plus_flat", "alpha1_beta0"):
-        maps = tst.LRP(model, composite=name, epsilon=0.0)(x, targets=1).numpy()
+        maps, _ = relevance(model, tst.lrp.preset(name, epsilon=0.0, gamma=0.25), x, 1,
+                            bounds=lambda t: (tf.zeros_like(t), tf.ones_like(t)))
         assert np.isfinite(maps).all() and maps.std() > 0
         if name != "epsilon_plus_flat":          # the ε top layer gives its bias a share
             # Conserved but for the outputs with no positive contribution (a 3×3

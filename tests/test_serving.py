@@ -141,7 +141,7 @@ def test_bad_export_arguments(tmp_path):
     with pytest.raises(TypeError, match="ModelSpec"):
         serving.export(demo.load().model, str(tmp_path / "a"))
     with pytest.raises(ValueError, match="method"):
-        serving.export(demo.load(), str(tmp_path / "b"), method="lrp")
+        serving.export(demo.load(), str(tmp_path / "b"), method="deconvnet")
     with pytest.raises(ValueError, match=r"no method settings.*\['num_roots'\]"):
         spec = demo.load()
         serving.export(spec, str(tmp_path / "d"), method=tst.SmoothTaylor(spec), num_roots=5)
