@@ -364,3 +364,16 @@ def test_every_composite_on_the_keras_applications():
                 np.testing.assert_allclose(maps.sum(axis=(1, 2, 3)), top, rtol=1e-3,
                                            err_msg=f"{name} {composite}")
         keras.backend.clear_session()
+
+
+def test_the_compiled_rules_read_the_weights_live_as_training_changes_them():
+    """One trace, and the weights (and merged BatchNorm statistics) are read at each
+    call: doubling the last layer's kernel doubles LRP-0's relevance."""
+    model = bias_free_cnn(seed=4)
+    x = np.random.default_rng(13).uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
+    explainer = tst.LRP(model, composite="zero")
+    before = explainer(x, 1).numpy()
+    head = model.layers[-1]
+    head.kernel.assign(2.0 * head.kernel)
+    np.testing.assert_allclose(explainer(x, 1).numpy(), 2.0 * before, rtol=1e-5, atol=1e-7)
+    assert explainer.trace_count == 1
