@@ -25,6 +25,19 @@ class Quadratic(keras.layers.Layer):
         return keras.ops.expand_dims(value, -1)
 
 
+# The tests that run other processes for tens of seconds (a Dask cluster, a notebook
+# kernel, Beam workers, the examples, killed and resumed runs): collected first, so that
+# in a parallel run they start early and no long test is left running alone at the end.
+LONG = ("test_dask.py::", "test_notebook.py::", "test_beam.py::test_beam_run_with_two_workers",
+        "test_examples.py::test_reproduce_paper", "test_examples.py::test_train_",
+        "test_cli.py::test_killed_evaluate", "test_cli.py::test_every_method_runs",
+        "test_distribute.py::test_mirrored_strategy")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not any(name in item.nodeid for name in LONG))
+
+
 def small_cnn(activation=None, seed=0, shape=(12, 12, 3), classes=5):
     """A ReLU CNN with biases; logits output unless `activation` is given."""
     keras.utils.set_random_seed(seed)
