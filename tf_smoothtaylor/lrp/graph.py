@@ -125,15 +125,13 @@ class RelevanceFunction:
         # The tensors on the input side (before the first linear layer): their bounds.
         near = {id(t): side for t, side in zip(graph.inputs, sides) if side is not None}
         nonnegative = set()                  # ids of tensors known to be ≥ 0
-        uses = collections.Counter(id(t) for node in self._nodes(graph)
-                                   for t in node.input_tensors)
-        outputs = {id(t) for t in graph.outputs}
-        folds = self._folds(graph, uses, outputs) if self.canonize else {}
-        folded = {id(bn) for bn in folds.values()}
         readers = collections.defaultdict(list)               # tensor id -> layers
         for node in self._nodes(graph):
             for t in node.input_tensors:
                 readers[id(t)].append(node.operation)
+        outputs = {id(t) for t in graph.outputs}
+        folds = self._folds(graph, readers, outputs) if self.canonize else {}
+        folded = {id(bn) for bn in folds.values()}
         for node in self._nodes(graph):
             if any(id(t) not in values for t in node.input_tensors):
                 continue
@@ -175,7 +173,7 @@ class RelevanceFunction:
         return [values[id(t)] for t in graph.outputs]
 
     @staticmethod
-    def _folds(graph, uses, outputs) -> Dict[int, object]:
+    def _folds(graph, readers, outputs) -> Dict[int, object]:
         """``id(linear layer) -> the BatchNormalization merged into it``."""
         folds = {}
         for node in RelevanceFunction._nodes(graph):
@@ -184,7 +182,7 @@ class RelevanceFunction:
                 continue
             tensor = node.input_tensors[0]
             producer = tensor._keras_history.operation
-            if (uses[id(tensor)] == 1 and id(tensor) not in outputs
+            if (len(readers[id(tensor)]) == 1 and id(tensor) not in outputs
                     and len(getattr(producer, "_inbound_nodes", [])) == 1
                     and len(getattr(bn, "_inbound_nodes", [])) == 1
                     and kinds.folds_into(producer, bn, len(tensor.shape))):
