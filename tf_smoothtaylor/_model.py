@@ -172,7 +172,7 @@ class LogitModel:
         if forward is None:
             fn = self._fn
             forward = forwards[self.input_index] = graph_function(
-                lambda x, c: _as_float32(fn(self.inputs_of(x, c))), input_signature=[
+                lambda x, c: as_float32(fn(self.inputs_of(x, c))), input_signature=[
                     tf.TensorSpec((None,) + self.input_shape, tf.float32),
                     tuple(tf.TensorSpec((None,) + shape, dtype)
                           for _, shape, dtype in self.context)])
@@ -225,7 +225,7 @@ class LogitModel:
         return tf.nest.pack_sequence_as(self._structure, flat)
 
     def __call__(self, z: tf.Tensor, context=()):
-        return _as_float32(self._fn(self.inputs_of(z, context)))
+        return as_float32(self._fn(self.inputs_of(z, context)))
 
     def check_outputs(self, target_is_callable: bool) -> None:
         """Raises unless outputs are (batch, classes) or the target is callable."""
@@ -256,7 +256,7 @@ class LogitModel:
                 stacklevel=3)
 
 
-def _as_float32(outputs):
+def as_float32(outputs):
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
 
 

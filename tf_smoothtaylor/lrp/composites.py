@@ -27,8 +27,7 @@ Pattern Recognition 2017): z⁺ in the hidden layers, z^B at the input.
 import dataclasses
 from typing import Dict, Optional
 
-from tf_smoothtaylor.lrp.rules import (AlphaBeta, Box, Epsilon, Flat, Gamma, Rule, WSquare,
-                                       Zero, ZPlus)
+from tf_smoothtaylor.lrp.rules import AlphaBeta, Box, Epsilon, Flat, Gamma, Rule, Zero, ZPlus
 
 __all__ = ["Composite", "PRESETS", "preset"]
 
@@ -80,7 +79,3 @@ def preset(name: str, *, epsilon: float, gamma: float) -> Composite:
                          f"Composite. Received: composite={name!r}")
     return table[name]
 
-
-# Kept importable for users composing their own.
-RULES = {"zero": Zero, "epsilon": Epsilon, "gamma": Gamma, "zplus": ZPlus,
-         "alpha_beta": AlphaBeta, "box": Box, "flat": Flat, "w_square": WSquare}

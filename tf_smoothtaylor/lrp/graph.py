@@ -144,7 +144,7 @@ class RelevanceFunction:
             if id(layer) in folded:
                 result = xs[0]                       # already applied by the linear layer
             elif kind in ("dense", "conv"):
-                result = self._linear(layer, xs[0], folds.get(id(layer)),
+                result = self._linear(layer, kind, xs[0], folds.get(id(layer)),
                                       first=side[0] is not None,
                                       bounds=side[0] or None, last=last,
                                       nonnegative=id(node.input_tensors[0]) in nonnegative,
@@ -206,11 +206,10 @@ class RelevanceFunction:
         return (id(tensor) not in outputs and len(after) == 1
                 and kinds.rectifies(after[0]))
 
-    def _linear(self, layer, x, fold, *, first: bool, bounds, last: bool,
+    def _linear(self, layer, kind, x, fold, *, first: bool, bounds, last: bool,
                 nonnegative: bool, rectified: bool):
         dtype = tf.as_dtype(layer.compute_dtype)
         x = tf.cast(x, dtype)
-        kind = kinds.kind(layer)
         steps = kinds.steps(layer, dtype, x.shape.rank, fold)
         for index, step in enumerate(steps):
             rule = self.composite.rule_for(kind, first and index == 0)
@@ -230,11 +229,12 @@ class RelevanceFunction:
         return _passed(layer.activation, x)
 
     def _pass(self, layer, x, last: bool):
-        if last and self.strip and kinds.activation_name(layer) in _PROBABILITIES or (
-                last and self.strip and isinstance(layer, keras.layers.Softmax)):
+        name = kinds.activation_name(layer)
+        softmax = isinstance(layer, keras.layers.Softmax) or name in (
+            "softmax", "softmax_v2", "log_softmax")
+        if last and self.strip and (softmax or name in _PROBABILITIES):
             return x
-        if isinstance(layer, keras.layers.Softmax) or kinds.activation_name(
-                layer) in ("softmax", "softmax_v2", "log_softmax"):
+        if softmax:
             raise ValueError(
                 "Expected a softmax only as the model's last layer for LRP (it is removed "
                 f"there). Received: layer {layer.name!r} inside the model")

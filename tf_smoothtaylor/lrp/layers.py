@@ -104,8 +104,6 @@ def keeps_sign(layer, nonnegative_inputs, layer_kind) -> bool:
 def activation_name(layer) -> str:
     """The name of a layer's activation function ("linear" when it has none)."""
     function = getattr(layer, "activation", None)
-    if isinstance(layer, L.Activation):
-        function = layer.activation
     if function is None:
         return "linear"
     return getattr(function, "__name__", type(function).__name__)

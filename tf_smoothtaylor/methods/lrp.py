@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor._model import LogitModel, as_float32
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.lrp.composites import PRESETS, Composite, preset
 from tf_smoothtaylor.lrp.graph import RelevanceFunction
@@ -44,8 +44,7 @@ class RelevanceLogits:
         return getattr(self._logits, name)
 
     def __call__(self, z: tf.Tensor, context=()):
-        outputs = self._function(self._logits.inputs_of(z, context))
-        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+        return as_float32(self._function(self._logits.inputs_of(z, context)))
 
 
 class LRP(Explainer):
