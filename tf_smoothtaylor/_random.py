@@ -164,18 +164,15 @@ def _runs(owner, index):
     return unique, row_of, starts, ends
 
 
-def _uniform_rows(keys: Keys, stream: int, index, length, draw) -> tf.Tensor:
-    """(n, length) U[0, 1) floats; row i keyed by (keys[i], stream, draw[i], index[i]).
-
-    ``draw`` must be the same for rows of one owner."""
-    n = tf.shape(keys.value)[0]
-    index = tf.broadcast_to(tf.cast(index, tf.int32), [n])
-    draw = tf.broadcast_to(tf.cast(draw, tf.int64), [n])
-    lanes = (tf.cast(length, tf.int32) + 3) // 4                   # counters per row
+def _uniform_rows_graph(values, owner, stream, index, length, draw) -> tf.Tensor:
+    """:func:`_uniform_rows` on tensors, rows ``4·⌈length/4⌉`` wide (compiled once)."""
+    n = tf.shape(values)[0]
+    lanes = (length + 3) // 4                                     # counters per row
     width = 4 * lanes
-    unique, row_of, starts, ends = _runs(keys.owner, index)
-    key_words = tf.bitcast(tf.gather(keys.value, unique), tf.uint64)
-    high = tf.bitcast(tf.gather(draw, unique), tf.uint64) + _const(stream << 56)
+    unique, row_of, starts, ends = _runs(owner, index)
+    key_words = tf.bitcast(tf.gather(values, unique), tf.uint64)
+    high = (tf.bitcast(tf.gather(draw, unique), tf.uint64)
+            + tf.bitwise.left_shift(tf.cast(stream, tf.uint64), _const(56)))
     low = tf.cast(tf.gather(index, unique), tf.uint64) * tf.cast(lanes, tf.uint64)
 
     def run_values(run, count):
@@ -202,10 +199,31 @@ def _uniform_rows(keys: Keys, stream: int, index, length, draw) -> tf.Tensor:
     with tf.device("/cpu:0"):
         single = tf.logical_and(tf.equal(tf.shape(starts)[0], 1),
                                 tf.equal(tf.shape(unique)[0], n))
-    values = tf.cond(single, one_call, by_run)
-    if isinstance(length, int) and length % 4 == 0:
-        return tf.ensure_shape(values, [None, length])
-    return values[:, :length]
+    return tf.cond(single, one_call, by_run)
+
+
+# Compiled once per process and called from every explainer's and metric's graph: its
+# branches and loop are traced once, not again in each of them.
+_compiled_uniform_rows = graph_function(_uniform_rows_graph, input_signature=[
+    tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([], tf.int32), tf.TensorSpec([None], tf.int64)])
+
+
+def _uniform_rows(keys: Keys, stream: int, index, length, draw) -> tf.Tensor:
+    """(n, length) U[0, 1) floats; row i keyed by (keys[i], stream, draw[i], index[i]).
+
+    ``draw`` must be the same for rows of one owner."""
+    n = tf.shape(keys.value)[0]
+    index = tf.broadcast_to(tf.cast(index, tf.int32), [n])
+    draw = tf.broadcast_to(tf.cast(draw, tf.int64), [n])
+    values = _compiled_uniform_rows(keys.value, tf.cast(keys.owner, tf.int32),
+                                    tf.constant(stream, tf.int64), index,
+                                    tf.cast(length, tf.int32), draw)
+    if not isinstance(length, int):
+        return values[:, :length]
+    values = tf.ensure_shape(values, [None, 4 * ((length + 3) // 4)])
+    return values if length % 4 == 0 else values[:, :length]
 
 
 def row_shape(x: tf.Tensor):
