@@ -66,7 +66,7 @@ def test_modes_match_keras_preprocess_input():
 
 
 def test_spec_is_accepted_as_a_model_by_explainers_and_metrics():
-    spec = models.load("mobilenet_v2", weights=None, input_size=32)
+    spec = models.load("vgg16", weights=None, input_size=32)     # "caffe" pixels
     pixels = np.random.default_rng(2).uniform(size=(1, 32, 32, 3)).astype(np.float32)
     x = spec.preprocess(pixels)
     ig = tst.IntegratedGradients(spec, steps=4)
