@@ -296,7 +296,7 @@ def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
     logger = logging.getLogger("tensorflow")
     logger.addHandler(handler)
     try:
-        for _ in range(5):             # TensorFlow warns from the 5th trace of a code
+        for _ in range(3):             # 6 traces: TensorFlow warns from the 5th of a code
             tst.SmoothTaylor(cnn, num_roots=2)(images[:1])
             # With errors, the top-1 classes come from the model's compiled forward pass.
             tst.SmoothTaylor(cnn, num_roots=2)(images[:1], return_error=True)
