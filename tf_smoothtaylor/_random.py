@@ -21,7 +21,9 @@ row's counter; rows that repeat the previous row's index (e.g. one baseline
 shared by the steps of an IG path) are generated once. The bookkeeping that
 finds those runs uses only the rows' owners and indices, small int32 tensors
 derived from loop counters, so it stays on the host and never waits for the
-device.
+device. That generator, bookkeeping included, is one function compiled once per
+process and called from every explainer's and metric's graph, so its branch and
+loop are traced once rather than once per compiled function.
 
 Image keys are computed on the device as well: a 64-bit hash of the float bits
 of every element, mixed with its position and summed with wrap-around (integer
