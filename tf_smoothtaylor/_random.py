@@ -219,7 +219,7 @@ def _uniform_rows(keys: Keys, stream: int, index, length, draw) -> tf.Tensor:
     n = tf.shape(keys.value)[0]
     index = tf.broadcast_to(tf.cast(index, tf.int32), [n])
     draw = tf.broadcast_to(tf.cast(draw, tf.int64), [n])
-    values = _compiled_uniform_rows(keys.value, tf.cast(keys.owner, tf.int32),
+    values = _compiled_uniform_rows(keys.value, keys.owner,
                                     tf.constant(stream, tf.int64), index,
                                     tf.cast(length, tf.int32), draw)
     if not isinstance(length, int):

@@ -25,7 +25,8 @@ from tf_smoothtaylor.lrp import layers as kinds
 from tf_smoothtaylor.lrp.composites import Composite
 from tf_smoothtaylor.lrp.rules import STABILIZER, stabilize
 
-_PROBABILITIES = ("softmax", "softmax_v2", "sigmoid", "log_softmax")
+_SOFTMAX = ("softmax", "softmax_v2", "log_softmax")
+_PROBABILITIES = _SOFTMAX + ("sigmoid",)
 UNBOUNDED = ()          # an input-side tensor without known bounds
 
 
@@ -230,8 +231,7 @@ class RelevanceFunction:
 
     def _pass(self, layer, x, last: bool):
         name = kinds.activation_name(layer)
-        softmax = isinstance(layer, keras.layers.Softmax) or name in (
-            "softmax", "softmax_v2", "log_softmax")
+        softmax = isinstance(layer, keras.layers.Softmax) or name in _SOFTMAX
         if last and self.strip and (softmax or name in _PROBABILITIES):
             return x
         if softmax:
