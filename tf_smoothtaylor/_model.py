@@ -290,7 +290,10 @@ def select_target(outputs, targets, target_fn: Optional[Callable]) -> tf.Tensor:
                 "Expected the callable `targets` to return one scalar per "
                 f"example, shape (batch,). Received: shape {value.shape}")
         return value
-    return tf.gather(outputs, targets, batch_dims=1)
+    # gather_nd, not gather(..., batch_dims=1): the same values, and a gradient of a
+    # few ops (a scatter) instead of about a hundred of shape bookkeeping.
+    rows = tf.range(tf.shape(targets, out_type=targets.dtype)[0])
+    return tf.gather_nd(outputs, tf.stack([rows, targets], axis=1))
 
 
 def resolve_targets(targets, batch: int, num_classes: Optional[int],
