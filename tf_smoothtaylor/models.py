@@ -81,11 +81,10 @@ def _check_pixels(pixels: tf.Tensor) -> tf.Tensor:
                 raise ValueError("Expected pixels in [0, 1] (divide 8-bit images by 255). "
                                  f"Received: pixels in [{low:.4g}, {high:.4g}]")
     else:
-        checks = [tf.debugging.assert_greater_equal(pixels, -_TOLERANCE,
-                                                    message="pixels must lie in [0, 1]"),
-                  tf.debugging.assert_less_equal(pixels, 1 + _TOLERANCE,
-                                                 message="pixels must lie in [0, 1]")]
-        with tf.control_dependencies(checks):
+        # One reduction and one Assert: a quarter of the two assert_* ops' graph.
+        inside = tf.reduce_all((pixels >= -_TOLERANCE) & (pixels <= 1 + _TOLERANCE))
+        with tf.control_dependencies([tf.debugging.Assert(
+                inside, ["pixels must lie in [0, 1]"])]):
             pixels = tf.identity(pixels)
     return tf.clip_by_value(pixels, 0.0, 1.0)
 
