@@ -31,7 +31,7 @@ class Quadratic(keras.layers.Layer):
 LONG = ("test_dask.py::", "test_notebook.py::", "test_beam.py::test_beam_run_with_two_workers",
         "test_examples.py::test_reproduce_paper", "test_examples.py::test_train_",
         "test_cli.py::test_killed_evaluate", "test_cli.py::test_every_method_runs",
-        "test_distribute.py::test_mirrored_strategy")
+        "test_distribute.py::test_imports_start_no_runtime")
 
 
 def pytest_collection_modifyitems(items):
