@@ -161,11 +161,14 @@ class LogitModel:
             self.stripped = True
             self.output_dtype = tf.as_dtype(getattr(last, "compute_dtype", below.dtype))
 
-    def predict(self, images, batch_size: int, context=()) -> np.ndarray:
-        """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``.
+    def compiled(self):
+        """The model's compiled forward pass for the explained input: ``(images,
+        context) -> float32 outputs``, with a ``None`` batch axis.
 
-        One compiled function per Keras model and explained input, with a ``None``
-        batch axis, shared by every explainer and metric of that model (traced once).
+        One per Keras model and explained input, shared by every explainer and metric
+        of that model: their graphs call it, so the model is traced once (and its
+        gradient built once) however many explainers use it. TensorFlow inlines the
+        call when it runs a graph, so the computation is the same as a direct call.
         """
         forwards = _forwards(self.model)
         forward = forwards.get(self.input_index)
@@ -176,9 +179,15 @@ class LogitModel:
                     tf.TensorSpec((None,) + self.input_shape, tf.float32),
                     tuple(tf.TensorSpec((None,) + shape, dtype)
                           for _, shape, dtype in self.context)])
+        return forward
+
+    def predict(self, images, batch_size: int, context=()) -> np.ndarray:
+        """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``
+        (through :meth:`compiled`)."""
+        forward = self.compiled()
         images = tf.convert_to_tensor(images, tf.float32)
         chunks = [forward(images[i:i + batch_size],
-                                tuple(c[i:i + batch_size] for c in context)).numpy()
+                          tuple(c[i:i + batch_size] for c in context)).numpy()
                   for i in range(0, int(images.shape[0]), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros([0, 0], np.float32)
 
@@ -225,6 +234,14 @@ class LogitModel:
         return tf.nest.pack_sequence_as(self._structure, flat)
 
     def __call__(self, z: tf.Tensor, context=()):
+        """Float32 outputs of ``z``; inside a graph, a call of :meth:`compiled`."""
+        if tf.executing_eagerly():
+            return self.traced(z, context)
+        return self.compiled()(tf.cast(z, tf.float32), tuple(context))
+
+    def traced(self, z: tf.Tensor, context=()):
+        """Float32 outputs of ``z``, the model's layers called here (in a graph: traced
+        into it, so that a layer's own outputs can be reached, as Grad-CAM does)."""
         return as_float32(self._fn(self.inputs_of(z, context)))
 
     def check_outputs(self, target_is_callable: bool) -> None:

@@ -175,7 +175,7 @@ class GradCAM(Explainer):
         with tf.GradientTape() as tape:
             layer.call = recording             # only while tracing: records A
             try:
-                logits = self._logits(images)
+                logits = self._logits.traced(images)
                 classes = graph_classes(logits, targets) if top1 else targets
                 score = select_target(logits, classes, target_fn)
             finally:
