@@ -294,7 +294,7 @@ def test_dense_with_tf_nn_softmax_and_nested_softmax_models_are_stripped(images)
         np.testing.assert_allclose(got, reference, atol=1e-5)
 
 
-def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
+def test_many_explainers_and_models_raise_no_retracing_warning(cnn, images):
     import logging
     seen = []
 
@@ -306,10 +306,11 @@ def test_many_explainers_on_one_model_raise_no_retracing_warning(cnn, images):
     logger = logging.getLogger("tensorflow")
     logger.addHandler(handler)
     try:
-        for _ in range(3):             # 6 traces: TensorFlow warns from the 5th of a code
-            tst.SmoothTaylor(cnn, num_roots=2)(images[:1])
-            # With errors, the top-1 classes come from the model's compiled forward pass.
-            tst.SmoothTaylor(cnn, num_roots=2)(images[:1], return_error=True)
+        # TensorFlow warns from the 5th trace of one code: 7 explainers' functions, and
+        # the compiled forward pass of 5 models (each model's is traced once, and every
+        # explainer's graph calls it).
+        for model in [cnn, cnn, cnn] + [small_cnn(seed=seed) for seed in range(11, 15)]:
+            tst.SmoothTaylor(model, num_roots=2)(images[:1], return_error=model is not cnn)
     finally:
         logger.removeHandler(handler)
     assert not [message for message in seen if "retracing" in message]
