@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
+from tf_smoothtaylor._model import select_target
 from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.data import decode_and_crop
 from tf_smoothtaylor.methods import BY_NAME as METHODS
@@ -118,7 +119,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
             attributions, _, relative_error = attributions
         scores, top = tf.math.top_k(tf.nn.softmax(logits), k=min(top_k, logits.shape[-1]))
         outputs = {"classes": top, "scores": scores, "target": classes,
-                   "target_logit": tf.gather(logits, classes, batch_dims=1),
+                   "target_logit": select_target(logits, classes, None),
                    "heatmap": tf.reduce_sum(attributions, axis=-1)}
         if include_attributions:
             outputs["attributions"] = attributions

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor import _random
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor._model import LogitModel, select_target
 from tf_smoothtaylor._tracing import graph_function
 
 
@@ -62,7 +62,7 @@ class VariantScorer:
                     tf.gather(images, image),
                     {name: tf.gather(value, image) for name, value in params.items()},
                     keys.gather(image), flat % variants)
-                value = tf.gather(model(inputs), tf.gather(targets, image), batch_dims=1)
+                value = select_target(model(inputs), tf.gather(targets, image), None)
                 index = flat[:, None]
                 scores = tf.tensor_scatter_nd_update(scores, index, value)
                 if extra is not None:

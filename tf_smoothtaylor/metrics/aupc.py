@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor._model import LogitModel, select_target
 from tf_smoothtaylor._tracing import graph_function
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
@@ -175,7 +175,7 @@ class AUPC:
             batch = tf.shape(images)[0]
             total = batch * copies
             keys = _random.image_keys(pixels, self.seed)
-            start = tf.gather(logits(images), targets, batch_dims=1)
+            start = select_target(logits(images), targets, None)
 
             def step_body(step, current, means):
                 region = regions[:, step]
@@ -189,7 +189,7 @@ class AUPC:
                     batch_pixels = perturb(tf.gather(current, image), tf.gather(region, image),
                                            keys.gather(image), step, flat % copies)
                     out = logits(tf.cast(self.preprocess(batch_pixels), tf.float32))
-                    value = tf.gather(out, tf.gather(targets, image), batch_dims=1)
+                    value = select_target(out, tf.gather(targets, image), None)
                     return chunk + 1, tf.tensor_scatter_nd_update(values, flat[:, None], value)
 
                 _, values = tf.while_loop(
