@@ -247,6 +247,37 @@ class _CountingLayer(keras.layers.Layer):
         return x
 
 
+class _PythonCallsLayer(keras.layers.Layer):
+    """Identity that counts how often Python runs its ``call``: once per trace of a
+    graph holding it, once per eager call."""
+
+    def __init__(self):
+        super().__init__()
+        self.python_calls = 0
+
+    def call(self, x):
+        self.python_calls += 1
+        return x
+
+
+@pytest.mark.parametrize("targets", [None, 1])
+def test_later_explainers_of_a_model_neither_trace_nor_run_it_eagerly(targets):
+    layer = _PythonCallsLayer()
+    model = keras.Sequential([keras.Input((12, 12, 3)), layer, keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    x = np.random.default_rng(0).uniform(size=(2, 12, 12, 3)).astype(np.float32)
+    built = layer.python_calls                                # Keras's own build
+    first = tst.SmoothTaylor(model, num_roots=4, batch_size=4)(x, targets=targets)
+    assert layer.python_calls == built + 1       # one trace: the compiled forward pass
+    for make in (lambda: tst.SmoothTaylor(model, num_roots=4, batch_size=4),
+                 lambda: tst.IntegratedGradients(model, steps=4, batch_size=4),
+                 lambda: tst.SmoothGrad(model, num_samples=4, batch_size=3)):
+        make()(x, targets=targets)
+    assert layer.python_calls == built + 1
+    again = tst.SmoothTaylor(model, num_roots=4, batch_size=4)(x, targets=targets)
+    np.testing.assert_array_equal(again.numpy(), first.numpy())
+
+
 @pytest.mark.parametrize("images_count,points,batch_size", [(1, 50, 16), (3, 150, 64), (5, 7, 16)])
 def test_exactly_one_gradient_per_point_packed_across_images(images_count, points, batch_size):
     counter = _CountingLayer()
@@ -254,7 +285,7 @@ def test_exactly_one_gradient_per_point_packed_across_images(images_count, point
                               keras.layers.Dense(3)])
     x = np.random.default_rng(0).uniform(size=(images_count, 12, 12, 3)).astype(np.float32)
     explainer = tst.SmoothTaylor(model, num_roots=points, batch_size=batch_size)
-    explainer(x, targets=0)                       # first call: one eager forward check too
+    explainer(x, targets=0)                       # first call: one forward check too
     counter.seen.assign(0.0)
     explainer(x, targets=0)
     assert float(counter.seen.numpy()) == images_count * points

@@ -85,9 +85,11 @@ class Engine(InputChecks):
             return
         self._probabilities_checked = True
         if logits is None:
-            # Once per explainer, eagerly: no extra compiled function to trace.
-            logits = self.model(images[: self.batch_size],
-                                tuple(c[: self.batch_size] for c in context)).numpy()
+            # Once per explainer, through the model's compiled forward pass (traced once
+            # per model, as every explainer's graph calls it): an eager call would run
+            # the layers one op at a time, ~10x slower than the call.
+            logits = self.predict(images[: self.batch_size],
+                                  tuple(c[: self.batch_size] for c in context))
         self.model.warn_if_probabilities(logits)
 
     # -- attribution -----------------------------------------------------------
