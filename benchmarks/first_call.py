@@ -90,9 +90,10 @@ def floor_design(model, size: int, images: int, points: int):
     return call
 
 
-def first_of_process(args, makers) -> dict:
-    """This process's first explainer of ``args.first_of_process``: its overhead and
-    that of a new bare gradient before and after it."""
+def warmed_up(args):
+    """``(model, x, bare_overhead)`` after a warm-up gradient call: ``x`` pixels in
+    [0, 1] (for AUPC), ``bare_overhead()`` the first − steady seconds of a new bare
+    gradient function on a chunk of 16."""
     model = _common.build_model(args.model, args.size)
     x = (_common.images(args.images, args.size) + 1) / 2
     chunk = tf.constant(_common.images(16, args.size))
@@ -104,6 +105,13 @@ def first_of_process(args, makers) -> dict:
         first, steady = first_and_steady(lambda: fresh(chunk, zeros), args.repeats)
         return first - steady
 
+    return model, x, bare_overhead
+
+
+def first_of_process(args, makers) -> dict:
+    """This process's first explainer of ``args.first_of_process``: its overhead and
+    that of a new bare gradient before and after it."""
+    model, x, bare_overhead = warmed_up(args)
     before = bare_overhead()
     if args.first_of_process == "floor":
         call = floor_design(model, args.size, args.images, args.points)
@@ -159,18 +167,7 @@ def main():
     if args.processes:
         per_process(args, ["SmoothTaylor", "IntegratedGradients", "SmoothGrad"])
         return
-    model = _common.build_model(args.model, args.size)
-    x = (_common.images(args.images, args.size) + 1) / 2     # pixels in [0, 1], for AUPC
-    chunk = tf.constant(_common.images(16, args.size))
-    zeros = tf.zeros([16], tf.int32)
-    _common.bare_gradient_loop(model)(chunk, zeros).numpy()  # warm-up
-
-    def bare_overhead():
-        """First − steady of a new bare gradient function (a chunk of 16)."""
-        fresh = _common.bare_gradient_loop(model)
-        first, steady = first_and_steady(lambda: fresh(chunk, zeros), args.repeats)
-        return first - steady
-
+    model, x, bare_overhead = warmed_up(args)
     makers = {name: (lambda make=make: make(model)) for name, make in by_model.items()}
     print(f"{tst.__file__}\nmodel={args.model} size={args.size} points/image={args.points} "
           f"images={args.images} repeats={args.repeats} rounds={args.rounds}")
