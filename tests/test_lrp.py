@@ -71,6 +71,33 @@ def test_epsilon_rule_of_a_linear_model_is_weight_times_input_shrunk_by_epsilon(
     np.testing.assert_allclose(tiny, x * w[:, 0], rtol=1e-5)
 
 
+def test_lrp_explainers_share_one_rewritten_pass_per_model_and_rules_and_no_more():
+    """Explainers of one model with equal rules call one compiled rewritten pass
+    (traced once); other rules, and the box rule (bounds from each explainer's own
+    preprocess), get their own. Each explainer still gives its rules' closed form."""
+    w = np.array([[1.0, -2.0], [0.5, 1.0], [-3.0, 0.25]], np.float32)
+    model = dense_model(w)
+    x = np.array([[0.2, -1.0, 0.7], [1.0, 1.0, 1.0]], np.float32)
+    z = x @ w[:, 0]
+
+    def expected(eps):
+        return x * w[:, 0] * (z / (z + eps * np.sign(z)))[:, None]
+
+    for eps in (0.5, 2.0, 0.5, 2.0, 0.5):
+        got = tst.LRP(model, composite="epsilon", epsilon=eps, batch_size=3)(x, 0).numpy()
+        np.testing.assert_allclose(got, expected(eps), rtol=1e-5)
+    functions = model.__dict__["_tst_forwards"]
+    rewritten = [key for key in functions if isinstance(key, tuple) and key[0] == "lrp"]
+    assert len(rewritten) == 2                                  # ε = 0.5 and ε = 2
+    assert [functions[key].experimental_get_tracing_count() for key in rewritten] == [1, 1]
+    # Box-rule explainers trace their own pass, with their own bounds.
+    for low in (0.0, -1.0):
+        box = tst.LRP(model, composite=Composite(Epsilon(0.5), Epsilon(0.5), Box()),
+                      preprocess=lambda p, low=low: low + (1.0 - low) * p)
+        box((x + 1.0) / 2.0, 0)
+    assert len([key for key in functions if isinstance(key, tuple)]) == 2
+
+
 def test_alpha1_beta0_is_z_plus_by_hand_and_conserves_on_nonnegative_inputs():
     rng = np.random.default_rng(3)
     kernels = [rng.normal(size=(4, 6)).astype(np.float32),

@@ -170,16 +170,22 @@ class LogitModel:
         gradient built once) however many explainers use it. TensorFlow inlines the
         call when it runs a graph, so the computation is the same as a direct call.
         """
-        forwards = _forwards(self.model)
-        forward = forwards.get(self.input_index)
-        if forward is None:
-            fn = self._fn
-            forward = forwards[self.input_index] = graph_function(
+        return self.shared(self.input_index, self._fn)
+
+    def shared(self, key, fn: Callable):
+        """The compiled ``(images, context) -> float32 fn(model inputs)``, kept on the
+        Keras model under ``key`` (hashable, naming everything ``fn`` computes with):
+        the first caller's ``fn`` is traced once and every later caller with the same
+        key calls that function. :meth:`compiled` is the model's own forward pass."""
+        functions = _forwards(self.model)
+        function = functions.get(key)
+        if function is None:
+            function = functions[key] = graph_function(
                 lambda x, c: as_float32(fn(self.inputs_of(x, c))), input_signature=[
                     tf.TensorSpec((None,) + self.input_shape, tf.float32),
                     tuple(tf.TensorSpec((None,) + shape, dtype)
                           for _, shape, dtype in self.context)])
-        return forward
+        return function
 
     def predict(self, images, batch_size: int, context=()) -> np.ndarray:
         """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``

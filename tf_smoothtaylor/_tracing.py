@@ -18,7 +18,7 @@ import logging
 from typing import Callable, Optional
 
 _OWN_FUNCTIONS = ("build.<locals>.attribute", "LogitModel.__call__",
-                  "LogitModel.compiled.<locals>.<lambda>",
+                  "LogitModel.shared.<locals>.<lambda>",
                   "AUPC._build.<locals>.curve", "VariantScorer._build.<locals>.run",
                   "_step.<locals>.step", "GradCAM._function.<locals>.<lambda>")
 

@@ -35,16 +35,23 @@ BOUNDS_TOLERANCE = 1e-3
 class RelevanceLogits:
     """The logits of a model whose gradient is relevance: called like ``LogitModel``
     (the engine differentiates this call); everything else — ``predict`` for the
-    top-1 classes, shapes, checks — is the model's own ``LogitModel``."""
+    top-1 classes, shapes, checks — is the model's own ``LogitModel``.
 
-    def __init__(self, logits: LogitModel, function: RelevanceFunction):
-        self._logits, self._function = logits, function
+    With a ``key`` (everything the rewritten pass depends on), graphs call one
+    compiled function per Keras model and key (``LogitModel.shared``): every LRP
+    explainer of a model with the same rules traces the rewritten pass once."""
+
+    def __init__(self, logits: LogitModel, function: RelevanceFunction, key=None):
+        self._logits, self._function, self._key = logits, function, key
 
     def __getattr__(self, name):
         return getattr(self._logits, name)
 
     def __call__(self, z: tf.Tensor, context=()):
-        return as_float32(self._function(self._logits.inputs_of(z, context)))
+        if self._key is None or tf.executing_eagerly():
+            return as_float32(self._function(self._logits.inputs_of(z, context)))
+        shared = self._logits.shared(self._key, self._function)
+        return shared(tf.cast(z, tf.float32), tuple(context))
 
 
 class LRP(Explainer):
@@ -125,7 +132,17 @@ class LRP(Explainer):
             logits.model, self._composite, canonize=self.canonize, strip=logits.stripped,
             bounds=self.bounds if self.needs_bounds else None,
             input_index=logits.input_index)
-        return RelevanceLogits(logits, function)
+        # Shared across explainers only when the pass depends on nothing else: the
+        # box rule's bounds come from this explainer's `preprocess`.
+        key = None
+        if not self.needs_bounds:
+            key = ("lrp", logits.input_index, self._composite, self.canonize,
+                   logits.stripped)
+            try:
+                hash(key)
+            except TypeError:                   # a user's rule that is not hashable
+                key = None
+        return RelevanceLogits(logits, function, key)
 
     @property
     def needs_bounds(self) -> bool:
