@@ -284,7 +284,8 @@ def as_float32(outputs):
 
 
 def _forwards(model) -> dict:
-    """The model's compiled forward passes, per explained input (see ``compiled``). Kept
+    """The model's compiled functions by key (see ``shared``): its forward pass per
+    explained input, LRP's rewritten passes per rules. Kept
     on the model itself, outside Keras's attribute tracking (saving and weights never
     see it), so they live exactly as long as the model: a cache beside the model would
     keep it alive through the functions' references to it."""

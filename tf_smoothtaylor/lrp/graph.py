@@ -81,6 +81,21 @@ class RelevanceFunction:
         self.input_index = input_index
         self.check(model)
 
+    @property
+    def key(self):
+        """What the rewritten pass computes with besides the model, hashable — so one
+        compiled pass serves every function with the same key — or None when it
+        cannot be shared: box-rule bounds (a caller's own callable) or a user's rule
+        that is not hashable."""
+        if self.bounds is not None:
+            return None
+        key = ("lrp", self.input_index, self.composite, self.canonize, self.strip)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
     def check(self, model) -> None:
         """Raises a ``ValueError`` naming the first layer LRP does not support (in
         nested models too), and when a rule needs bounds no one gave."""

@@ -37,12 +37,12 @@ class RelevanceLogits:
     (the engine differentiates this call); everything else — ``predict`` for the
     top-1 classes, shapes, checks — is the model's own ``LogitModel``.
 
-    With a ``key`` (everything the rewritten pass depends on), graphs call one
+    When the rewritten pass has a ``key`` (``RelevanceFunction.key``), graphs call one
     compiled function per Keras model and key (``LogitModel.shared``): every LRP
     explainer of a model with the same rules traces the rewritten pass once."""
 
-    def __init__(self, logits: LogitModel, function: RelevanceFunction, key=None):
-        self._logits, self._function, self._key = logits, function, key
+    def __init__(self, logits: LogitModel, function: RelevanceFunction):
+        self._logits, self._function, self._key = logits, function, function.key
 
     def __getattr__(self, name):
         return getattr(self._logits, name)
@@ -132,17 +132,7 @@ class LRP(Explainer):
             logits.model, self._composite, canonize=self.canonize, strip=logits.stripped,
             bounds=self.bounds if self.needs_bounds else None,
             input_index=logits.input_index)
-        # Shared across explainers only when the pass depends on nothing else: the
-        # box rule's bounds come from this explainer's `preprocess`.
-        key = None
-        if not self.needs_bounds:
-            key = ("lrp", logits.input_index, self._composite, self.canonize,
-                   logits.stripped)
-            try:
-                hash(key)
-            except TypeError:                   # a user's rule that is not hashable
-                key = None
-        return RelevanceLogits(logits, function, key)
+        return RelevanceLogits(logits, function)
 
     @property
     def needs_bounds(self) -> bool:
