@@ -393,6 +393,32 @@ def test_every_composite_on_the_keras_applications():
         keras.backend.clear_session()
 
 
+def test_an_untrained_mobilenet_v2_at_224_px_warns_and_keeps_its_relevance_when_relative():
+    """MobileNetV2 as ``models.load`` gives it (weights=None, BatchNormalization statistics
+    untouched) on random 224 px images: its logits are ~1e-11, below every stabiliser, so
+    the maps of ``epsilon_plus``, ``epsilon``, ``alpha1_beta0`` and ``zero`` vanish and a
+    warning says so; with ``relative_epsilon=True`` they are finite, not constant, hold
+    the logit's scale, and no warning is raised (about 1 minute: opt in with
+    TST_ALL_MODELS=1)."""
+    import os
+    import warnings
+    if os.environ.get("TST_ALL_MODELS") != "1":
+        pytest.skip("builds MobileNetV2 at 224 px and traces eight LRP passes (about 1 "
+                    "minute); run with TST_ALL_MODELS=1")
+    keras.utils.set_random_seed(0)
+    spec = tst.models.load("mobilenet_v2", weights=None)
+    x = tf.random.stateless_uniform((2, 224, 224, 3), (1, 2))
+    for composite in ("epsilon_plus", "epsilon", "alpha1_beta0", "zero"):
+        with pytest.warns(UserWarning, match=r"vanished for images 0, 1 \(of 2\)"):
+            tst.LRP(spec, composite=composite, batch_size=2)(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            maps = tst.LRP(spec, composite=composite, batch_size=2,
+                           relative_epsilon=True)(x).numpy()
+        assert np.isfinite(maps).all(), composite
+        assert (maps.reshape(2, -1).std(axis=1) > 0).all(), composite
+
+
 def test_the_compiled_rules_read_the_weights_live_as_training_changes_them():
     """One trace, and the weights (and merged BatchNorm statistics) are read at each
     call: doubling the last layer's kernel doubles LRP-0's relevance."""
@@ -404,3 +430,79 @@ def test_the_compiled_rules_read_the_weights_live_as_training_changes_them():
     head.kernel.assign(2.0 * head.kernel)
     np.testing.assert_allclose(explainer(x, 1).numpy(), 2.0 * before, rtol=1e-5, atol=1e-7)
     assert explainer.trace_count == 1
+
+
+def scaled_cnn(scale, seed=0):
+    """``bias_free_cnn`` with its first kernel times ``scale``: a bias-free ReLU network,
+    so every activation and logit is ``scale`` times the original's."""
+    model = bias_free_cnn(seed)
+    first = model.layers[0]
+    first.kernel.assign(scale * first.kernel)
+    return model
+
+
+def test_relevance_that_vanishes_below_the_stabiliser_is_reported_naming_the_images():
+    """Logits of ~1e-12 sit far below ε = 1e-6: the maps are (nearly) zero and a
+    warning names every image; the same model at its normal scale warns of nothing."""
+    import warnings
+    x = np.random.default_rng(20).uniform(0, 1, (3, 8, 8, 2)).astype(np.float32)
+    tiny = scaled_cnn(1e-12)
+    for composite in ("epsilon_plus", "epsilon", "alpha1_beta0"):
+        with pytest.warns(UserWarning, match=r"vanished for images 0, 1, 2 \(of 3\)"
+                                             r".*relative_epsilon=True") as caught:
+            maps = tst.LRP(tiny, composite=composite)(x, targets=1).numpy()
+        assert np.abs(maps).sum(axis=(1, 2, 3)).max() < 1e-3 * np.abs(
+            tiny(x).numpy()[:, 1]).min(), composite
+        assert len([w for w in caught if "vanished" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tst.LRP(scaled_cnn(1.0), composite="epsilon_plus")(x, targets=1)
+
+
+def test_relative_epsilon_scales_with_the_activations_and_conserves_under_z_plus():
+    """With stabilisers relative to each layer's outputs, a model whose activations are
+    all c times larger gives c times the relevance (c = 1e-12: nothing vanishes), and
+    z⁺ on a bias-free ReLU network still conserves: Σ R = f_t(x)."""
+    import warnings
+    x = np.random.default_rng(21).uniform(0, 1, (3, 8, 8, 2)).astype(np.float32)
+    scale = 1e-12
+    tiny, normal = scaled_cnn(scale), scaled_cnn(1.0)
+    for composite in ("epsilon_plus", "epsilon", "alpha1_beta0", "zero"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            small = tst.LRP(tiny, composite=composite, relative_epsilon=True)(x, 1).numpy()
+        big = tst.LRP(normal, composite=composite, relative_epsilon=True)(x, 1).numpy()
+        np.testing.assert_allclose(small / scale, big, rtol=1e-4,
+                                   atol=1e-6 * np.abs(big).max(), err_msg=composite)
+        assert (big.reshape(3, -1).std(axis=1) > 0).all(), composite
+    conserved = tst.LRP(tiny, composite="alpha1_beta0", relative_epsilon=True)(x, 1).numpy()
+    np.testing.assert_allclose(conserved.sum(axis=(1, 2, 3)), tiny(x).numpy()[:, 1],
+                               rtol=1e-4)
+
+
+def test_relevance_far_from_the_logit_under_conserving_rules_is_reported():
+    """The check itself on known sums: a map that kept its logit is quiet, one that
+    lost most of it under rules that all conserve is named; ε rules give biases a
+    share, so a loss there is not reported, but vanishing is."""
+    import warnings
+    from tf_smoothtaylor.lrp import conservation, preset
+    logits = np.array([2.0, -1.0, 4.0, 0.0])
+    maps = np.zeros((4, 2, 2))
+    maps[:, 0, 0] = [2.0, -1.1, 0.5, 0.3]              # kept, kept, lost, no logit
+    plus = preset("alpha1_beta0", epsilon=1e-6, gamma=0.25)
+    with pytest.warns(UserWarning, match=r"far from the target logit for images 2 \(of 4\)"
+                                         r".*= 0\.125"):
+        conservation.warn_if_lost(maps, logits, plus)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conservation.warn_if_lost(maps, logits, preset("epsilon", epsilon=1e-6, gamma=0.25))
+    maps[1] = 1e-9
+    with pytest.warns(UserWarning, match=r"vanished for images 1 \(of 4\)"):
+        conservation.warn_if_lost(maps, logits, preset("epsilon", epsilon=1e-6, gamma=0.25))
+
+
+def test_relative_epsilon_is_checked_and_reaches_the_command_line():
+    with pytest.raises(TypeError, match="relative_epsilon"):
+        tst.LRP(bias_free_cnn(), relative_epsilon="yes")
+    assert "relative_epsilon" in tst.LRP.options
+    assert tst.LRP.options["relative_epsilon"].flag == "lrp_relative_epsilon"

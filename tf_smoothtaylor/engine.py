@@ -80,7 +80,9 @@ class Engine(InputChecks):
         """Float32 logits of ``images``, computed in chunks of ``batch_size``."""
         return self.model.predict(images, self.batch_size, context)
 
-    def _check_probabilities(self, images, logits=None, context=()):
+    def check_probabilities(self, images, logits=None, context=()):
+        """Warns once per explainer when the model's outputs look like probabilities
+        (``logits``: the outputs of ``images`` when already computed)."""
         if self._probabilities_checked or self.model.num_outputs != 1:
             return
         self._probabilities_checked = True
@@ -111,7 +113,7 @@ class Engine(InputChecks):
 
         classes, target_fn = resolve_targets(targets, batch, self.model.num_classes,
                                              predict)
-        self._check_probabilities(images, logits[0] if logits else None, context)
+        self.check_probabilities(images, logits[0] if logits else None, context)
         return tf.constant(classes, tf.int32), target_fn, keys
 
     def _cast_extras(self, extras):

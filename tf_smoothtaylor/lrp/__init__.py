@@ -4,7 +4,8 @@ forward pass whose gradient is relevance (the explainers: ``methods.lrp``)."""
 from tf_smoothtaylor.lrp.composites import PRESETS, Composite, preset
 from tf_smoothtaylor.lrp.graph import RelevanceFunction
 from tf_smoothtaylor.lrp.rules import (AlphaBeta, Box, Epsilon, Flat, Gamma, Rule, WSquare,
-                                       Zero, ZPlus)
+                                       Zero, ZPlus, made_relative)
 
 __all__ = ["AlphaBeta", "Box", "Composite", "Epsilon", "Flat", "Gamma", "PRESETS",
-           "RelevanceFunction", "Rule", "WSquare", "ZPlus", "Zero", "preset"]
+           "RelevanceFunction", "Rule", "WSquare", "ZPlus", "Zero",
+           "made_relative", "preset"]

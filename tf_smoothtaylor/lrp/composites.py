@@ -25,9 +25,10 @@ Pattern Recognition 2017): z⁺ in the hidden layers, z^B at the input.
 """
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
-from tf_smoothtaylor.lrp.rules import AlphaBeta, Box, Epsilon, Flat, Gamma, Rule, Zero, ZPlus
+from tf_smoothtaylor.lrp.rules import (AlphaBeta, Box, Epsilon, Flat, Gamma, Rule, Zero, ZPlus,
+                                       made_relative)
 
 __all__ = ["Composite", "PRESETS", "preset"]
 
@@ -55,13 +56,40 @@ class Composite:
             return self.first
         return self.dense if kind == "dense" else self.conv
 
+    @property
+    def rules(self) -> Tuple[Rule, ...]:
+        """Every rule the composite names."""
+        return tuple(rule for rule in (self.first, self.dense, self.conv) if rule is not None)
+
+    @property
+    def needs_bounds(self) -> bool:
+        """Whether a rule needs the input's bounds (the box rule)."""
+        return any(rule.needs_bounds for rule in self.rules)
+
+    @property
+    def conserves(self) -> bool:
+        """Whether every rule passes on all the relevance it receives (``Rule.conserves``)."""
+        return all(rule.conserves for rule in self.rules)
+
+    @property
+    def relative(self) -> bool:
+        """Whether every stabiliser scales with its layer's outputs (``made_relative``)."""
+        return all(rule.relative for rule in self.rules)
+
+    def made_relative(self) -> "Composite":
+        """The same composite with every rule's stabiliser relative to its layer's
+        outputs (``rules.made_relative``; weight-free sums too)."""
+        first = None if self.first is None else made_relative(self.first)
+        return Composite(made_relative(self.dense), made_relative(self.conv), first)
+
 
 PRESETS = ("zero", "epsilon", "gamma", "alpha1_beta0", "epsilon_gamma_box", "epsilon_plus",
            "epsilon_plus_flat", "epsilon_alpha2_beta1", "deep_taylor")
 
 
-def preset(name: str, *, epsilon: float, gamma: float) -> Composite:
-    """The preset ``name`` (see the module docstring) with the given ε and γ."""
+def preset(name: str, *, epsilon: float, gamma: float, relative: bool = False) -> Composite:
+    """The preset ``name`` (see the module docstring) with the given ε and γ, its
+    stabilisers relative to each layer's outputs with ``relative``."""
     eps = Epsilon(epsilon)
     table: Dict[str, Composite] = {
         "zero": Composite(Zero(), Zero()),
@@ -77,5 +105,5 @@ def preset(name: str, *, epsilon: float, gamma: float) -> Composite:
     if name not in table:
         raise ValueError(f"Expected `composite` to be one of {', '.join(PRESETS)} or a "
                          f"Composite. Received: composite={name!r}")
-    return table[name]
+    return table[name].made_relative() if relative else table[name]
 

@@ -108,10 +108,7 @@ class RelevanceFunction:
                     f"{layer.name!r} of type {type(layer).__name__} in model {model.name!r}")
             if kind == "model":
                 self.check(layer)
-        needs = any(rule is not None and rule.needs_bounds
-                    for rule in (self.composite.first, self.composite.dense,
-                                 self.composite.conv))
-        if needs and self.bounds is None:
+        if self.composite.needs_bounds and self.bounds is None:
             raise ValueError("Expected the input's bounds (low, high) for the box rule. "
                              "Received: none")
 
@@ -170,7 +167,7 @@ class RelevanceFunction:
                 result = self._run(layer, xs, side, at_output=last)
                 result = result[0] if len(result) == 1 else result
             elif kind == "proportional":
-                result = _proportional(layer, xs)
+                result = _proportional(layer, xs, relative=self.composite.relative)
             elif kind == "gate":
                 result = _gate(layer, node, xs)
             elif kind == "pass":
@@ -272,13 +269,14 @@ def _passed(function, x):
     return with_backward(function, lambda xs, out, dy: [tf.cast(dy, xs[0].dtype)], x)
 
 
-def _proportional(layer, xs):
-    """A weight-free linear layer: ``R_i = x_i ⊙ ∇_{x_i}⟨layer(x), R / stab(layer(x))⟩``."""
+def _proportional(layer, xs, *, relative: bool):
+    """A weight-free linear layer: ``R_i = x_i ⊙ ∇_{x_i}⟨layer(x), R / stab(layer(x))⟩``
+    (``stab`` relative to the outputs with ``relative``)."""
     def backward(inputs, out, r):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             again = layer(list(inputs)) if len(inputs) > 1 else layer(inputs[0])
-        s = r / stabilize(tf.cast(out, r.dtype), STABILIZER)
+        s = r / stabilize(tf.cast(out, r.dtype), STABILIZER, relative=relative)
         grads = tape.gradient(again, list(inputs), output_gradients=tf.cast(s, again.dtype))
         return [x * tf.cast(g, x.dtype) for x, g in zip(inputs, grads)]
 

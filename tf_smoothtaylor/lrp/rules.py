@@ -11,7 +11,11 @@ overview*, 2019, §10.2): with a modified forward ``ẑ = ρ(a, W)``,
 
 one transposed layer per term. ``stab(z) = z + ε · sign(z)`` (``sign(0) = 1``)
 keeps a near-zero denominator from exploding; every rule but ε uses
-``STABILIZER`` = 1e-6.
+``STABILIZER`` = 1e-6. A stabiliser in absolute terms absorbs all the relevance
+of a layer whose outputs are far below it (an untrained model's logits can be
+1e-11): a rule made ``relative`` scales it by the layer's outputs for each image,
+``stab(z) = z + ε · mean_j |z_j| · sign(z)``, so that a model whose activations
+are all c times larger gives c times the relevance.
 
 Notation: ``W⁺ = max(W, 0)``, ``W⁻ = min(W, 0)``, likewise for inputs;
 ``(a w)⁺ = a⁺ w⁺ + a⁻ w⁻`` is a positive contribution, ``(a w)⁻ = a⁺ w⁻ + a⁻ w⁺``
@@ -20,6 +24,7 @@ these parts; where the graph shows the inputs are non-negative (after a ReLU),
 the ``a⁻`` terms are dropped.
 """
 
+import copy
 import dataclasses
 from typing import Callable, Optional
 
@@ -50,9 +55,16 @@ class Step:
         return z if bias is None else z + bias
 
 
-def stabilize(z: tf.Tensor, epsilon: float) -> tf.Tensor:
-    """``z + ε · sign(z)``, with ``sign(0) = 1``."""
-    epsilon = tf.constant(epsilon, z.dtype)
+def stabilize(z: tf.Tensor, epsilon: float, *, relative: bool = False) -> tf.Tensor:
+    """``z + ε · sign(z)``, with ``sign(0) = 1``; with ``relative``, ε is times the mean
+    ``|z|`` of each row (one image's outputs of the layer; ε itself where that is 0)."""
+    if relative:
+        axes = list(range(1, z.shape.rank))
+        scale = tf.reduce_mean(tf.abs(z), axis=axes, keepdims=True)
+        epsilon = tf.constant(epsilon, z.dtype) * tf.where(scale > 0, scale,
+                                                           tf.ones_like(scale))
+    else:
+        epsilon = tf.constant(epsilon, z.dtype)
     return z + tf.where(z >= 0, epsilon, -epsilon)
 
 
@@ -72,6 +84,15 @@ class Rule:
     needs_bounds = False
     #: Whether an input of value 0 gets no relevance (every rule that weighs by ``a``).
     silent_on_zeros = True
+    #: Whether the rule passes on all the relevance it receives wherever the layer's
+    #: outputs have a contribution of the kind it counts (biases take no share).
+    conserves = False
+    #: Whether the stabiliser scales with the layer's outputs (``made_relative``).
+    relative = False
+
+    def stabilized(self, z: tf.Tensor, epsilon: float = STABILIZER) -> tf.Tensor:
+        """``stabilize(z, epsilon)``, relative to the layer's outputs when the rule is."""
+        return stabilize(z, epsilon, relative=self.relative)
 
     def propagate(self, step: Step, a: tf.Tensor, z: tf.Tensor, r: tf.Tensor, *,
                   bounds=None, nonnegative: bool = False, rectified: bool = False) -> tf.Tensor:
@@ -97,6 +118,16 @@ class Rule:
 
     def __hash__(self):
         return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
+
+
+def made_relative(rule: Rule) -> Rule:
+    """A copy of ``rule`` whose stabiliser is relative to the layer's outputs (module
+    docstring); the rule itself is unchanged."""
+    if rule.relative:
+        return rule
+    twin = copy.copy(rule)
+    twin.relative = True
+    return twin
 
 
 def _signs(t):
@@ -145,7 +176,7 @@ class Epsilon(Rule):
         self.epsilon = float(epsilon)
 
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
-        return a * transpose(step, a, step.kernel, r / stabilize(z, self.epsilon))
+        return a * transpose(step, a, step.kernel, r / self.stabilized(z, self.epsilon))
 
 
 class Gamma(Rule):
@@ -172,7 +203,7 @@ class Gamma(Rule):
         rising = z >= 0
         extra = tf.where(rising, positive + tf.nn.relu(bias),
                          (z - bias - positive) - tf.nn.relu(-bias))
-        s = r / stabilize(z + self.gamma * extra, STABILIZER)
+        s = r / self.stabilized(z + self.gamma * extra)
         if rectified:                                    # only z ≥ 0 carries relevance
             if nonnegative:
                 return a * transpose(step, a, up, s)
@@ -197,9 +228,11 @@ class ZPlus(Rule):
     contribution.
     """
 
+    conserves = True
+
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         w_plus, w_minus = _signs(step.kernel)
-        s = r / stabilize(_parts_sum(step, a, w_plus, w_minus, nonnegative), STABILIZER)
+        s = r / self.stabilized(_parts_sum(step, a, w_plus, w_minus, nonnegative))
         return _by_parts(step, a, w_plus, w_minus, s, nonnegative)
 
 
@@ -211,6 +244,8 @@ class AlphaBeta(Rule):
     Biases take no relevance. α1β0 is z⁺.
     """
 
+    conserves = True
+
     def __init__(self, alpha: float = 1.0, beta: float = 0.0):
         if abs(alpha - beta - 1.0) > 1e-9 or beta < 0:
             raise ValueError("Expected `alpha` − `beta` = 1 with `beta` ≥ 0 (the αβ rule "
@@ -219,12 +254,12 @@ class AlphaBeta(Rule):
 
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         w_plus, w_minus = _signs(step.kernel)
-        s = self.alpha * r / stabilize(_parts_sum(step, a, w_plus, w_minus, nonnegative),
-                                       STABILIZER)
+        s = self.alpha * r / self.stabilized(_parts_sum(step, a, w_plus, w_minus,
+                                                        nonnegative))
         out = _by_parts(step, a, w_plus, w_minus, s, nonnegative)
         if self.beta:
-            s = self.beta * r / stabilize(_parts_sum(step, a, w_minus, w_plus, nonnegative),
-                                          STABILIZER)
+            s = self.beta * r / self.stabilized(_parts_sum(step, a, w_minus, w_plus,
+                                                           nonnegative))
             out -= _by_parts(step, a, w_minus, w_plus, s, nonnegative)
         return out
 
@@ -238,6 +273,8 @@ class Box(Rule):
     and white (pixels 1); biases take no relevance.
     """
 
+    conserves = True
+
     needs_bounds = True
 
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
@@ -245,7 +282,7 @@ class Box(Rule):
         w_plus, w_minus = _signs(step.kernel)
         denominator = (step.op(a, step.kernel) - step.op(low, w_plus)
                        - step.op(high, w_minus))
-        s = r / stabilize(denominator, STABILIZER)
+        s = r / self.stabilized(denominator)
         return (a * transpose(step, a, step.kernel, s) - low * transpose(step, low, w_plus, s)
                 - high * transpose(step, high, w_minus, s))
 
@@ -254,11 +291,13 @@ class Flat(Rule):
     """Flat (Lapuschkin et al., Nature Communications 2019): every input of an
     output's receptive field gets an equal share, ``R_i = Σ_j 1 / Σ_i' 1 · R_j``."""
 
+    conserves = True
+
     silent_on_zeros = False
 
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         ones, kernel = tf.ones_like(a), tf.ones_like(step.kernel)
-        s = r / stabilize(step.op(ones, kernel), STABILIZER)
+        s = r / self.stabilized(step.op(ones, kernel))
         return transpose(step, ones, kernel, s)
 
 
@@ -266,9 +305,11 @@ class WSquare(Rule):
     """w² (Montavon et al. 2017): ``R_i = Σ_j w_ij² / Σ_i' w_i'j² · R_j``, independent
     of the input (for a first layer of unbounded inputs)."""
 
+    conserves = True
+
     silent_on_zeros = False
 
     def propagate(self, step, a, z, r, *, bounds=None, nonnegative=False, rectified=False):
         ones, kernel = tf.ones_like(a), tf.square(step.kernel)
-        s = r / stabilize(step.op(ones, kernel), STABILIZER)
+        s = r / self.stabilized(step.op(ones, kernel))
         return transpose(step, ones, kernel, s)

@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel, as_float32
+from tf_smoothtaylor._model import LogitModel, as_float32, resolve_targets
 from tf_smoothtaylor.engine import Scheme
+from tf_smoothtaylor.lrp import conservation
 from tf_smoothtaylor.lrp.composites import PRESETS, Composite, preset
 from tf_smoothtaylor.lrp.graph import RelevanceFunction
 from tf_smoothtaylor.methods import _baselines
@@ -61,7 +62,10 @@ class LRP(Explainer):
     non-linear layer (``Σ_i R_i = f_t(x)`` up to outputs with no contribution of
     the rule's kind, e.g. a positive output made by its bias alone under z⁺); the
     ε and γ rules give a share to biases (none on bias-free layers, ε → 0). Which
-    layers are supported and how each passes relevance: ``lrp.layers``.
+    layers are supported and how each passes relevance: ``lrp.layers``. A map whose
+    relevance vanished (``Σ|R| < 10⁻³ |f_t(x)|``: a stabiliser above the layers'
+    outputs absorbed it) or, under rules that all conserve, whose sum is far from
+    the logit, is reported with a warning naming the images (``lrp.conservation``).
 
     Args:
       model: A functional or Sequential Keras model (explained on its logits).
@@ -71,6 +75,11 @@ class LRP(Explainer):
         "deep_taylor", ... ) or an ``lrp.Composite``.
       epsilon: ε of the presets' ε rule.
       gamma: γ of the presets' γ rule.
+      relative_epsilon: Scale every stabiliser (ε, and the other rules' 1e-6) by
+        the mean ``|z|`` of its layer's outputs for each image, so that relevance
+        does not vanish in a model whose activations are tiny (an untrained one's
+        logits can be 1e-11); the maps of a model whose activations are all c
+        times larger are then c times larger.
       canonize: Merge each BatchNormalization that follows a linear layer into
         that layer's weights (``W·s``, ``(b − μ)·s + β``) so the rule sees the
         layer the model computes; other BatchNormalizations pass relevance
@@ -95,6 +104,9 @@ class LRP(Explainer):
                             "also an lrp.Composite)", flag="lrp_composite", choices=PRESETS),
         "epsilon": Option("ε of the ε rule", flag="lrp_epsilon", kind=float, lower=0),
         "gamma": Option("γ of the γ rule", flag="lrp_gamma", kind=float, lower=0),
+        "relative_epsilon": Option("Scale every stabiliser by its layer's mean |output| per "
+                                   "image (relevance does not vanish in models with tiny "
+                                   "activations)", flag="lrp_relative_epsilon"),
         "canonize": Option("Merge each BatchNormalization into the linear layer before it",
                            flag="lrp_canonize"),
         "preprocess": Option("Pixels in [0, 1] -> model inputs, for the box rule's bounds "
@@ -102,7 +114,8 @@ class LRP(Explainer):
     }
 
     def __init__(self, model, *, composite: Union[str, Composite] = "epsilon_plus",
-                 epsilon: float = 1e-6, gamma: float = 0.25, canonize: bool = True,
+                 epsilon: float = 1e-6, gamma: float = 0.25, relative_epsilon: bool = False,
+                 canonize: bool = True,
                  preprocess: Optional[Callable] = None, batch_size: int = 64, seed: int = 0,
                  jit_compile: bool = False):
         self.epsilon = _checks.finite_number("epsilon", epsilon)
@@ -110,17 +123,19 @@ class LRP(Explainer):
         for name, value in (("epsilon", self.epsilon), ("gamma", self.gamma)):
             if value < 0:
                 raise ValueError(f"Expected `{name}` to be ≥ 0. Received: {name}={value}")
+        for name, value in (("relative_epsilon", relative_epsilon), ("canonize", canonize)):
+            if not isinstance(value, bool):
+                raise TypeError(f"Expected `{name}` to be a bool. Received: {name}={value!r}")
+        self.relative_epsilon, self.canonize = relative_epsilon, canonize
         if isinstance(composite, str):
-            self._composite = preset(composite, epsilon=self.epsilon, gamma=self.gamma)
+            self._composite = preset(composite, epsilon=self.epsilon, gamma=self.gamma,
+                                     relative=relative_epsilon)
         elif isinstance(composite, Composite):
-            self._composite = composite
+            self._composite = composite.made_relative() if relative_epsilon else composite
         else:
             raise TypeError("Expected `composite` to be a preset name or an lrp.Composite. "
                             f"Received: composite of type {type(composite).__name__}")
         self.composite = composite
-        if not isinstance(canonize, bool):
-            raise TypeError(f"Expected `canonize` to be a bool. Received: canonize={canonize!r}")
-        self.canonize = canonize
         self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
             model, preprocess)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
@@ -137,8 +152,7 @@ class LRP(Explainer):
     @property
     def needs_bounds(self) -> bool:
         """Whether the composite has a box rule."""
-        rules = (self._composite.first, self._composite.dense, self._composite.conv)
-        return any(rule is not None and rule.needs_bounds for rule in rules)
+        return self._composite.needs_bounds
 
     def bounds(self, images: tf.Tensor):
         """The box rule's ``(low, high)``, shaped like ``images``: the model inputs of
@@ -156,9 +170,21 @@ class LRP(Explainer):
         return GradientScheme(times_input=False)
 
     def explain(self, images, targets=None, *, keys=None, return_error: bool = False):
-        if self.needs_bounds and not isinstance(images, dict):
-            self._check_bounds(tf.convert_to_tensor(images, tf.float32))
-        return super().explain(images, targets, keys=keys, return_error=return_error)
+        images, context = self._engine.check_inputs(images)
+        if self.needs_bounds:
+            self._check_bounds(images)
+        batch = int(images.shape[0])
+        extras = self.scheme.extras(images)
+        if callable(targets) or return_error or not batch or self._logits.num_outputs != 1:
+            return self._run(images, targets, extras, keys, context, return_error)
+        # The logits that pick the top-1 classes also judge the maps (one forward pass).
+        logits = self._logits.predict(images, self.batch_size, context)
+        classes, _ = resolve_targets(targets, batch, self._logits.num_classes, lambda: logits)
+        self._engine.check_probabilities(images, logits, context)
+        maps = self._run(images, classes, extras, keys, context, return_error)
+        conservation.warn_if_lost(maps.numpy(), logits[np.arange(batch), classes],
+                                  self._composite)
+        return maps
 
     __call__ = explain
 
