@@ -104,9 +104,9 @@ class LRP(Explainer):
                             "also an lrp.Composite)", flag="lrp_composite", choices=PRESETS),
         "epsilon": Option("ε of the ε rule", flag="lrp_epsilon", kind=float, lower=0),
         "gamma": Option("γ of the γ rule", flag="lrp_gamma", kind=float, lower=0),
-        "relative_epsilon": Option("Scale every stabiliser by its layer's mean |output| per "
-                                   "image (relevance does not vanish in models with tiny "
-                                   "activations)", flag="lrp_relative_epsilon"),
+        "relative_epsilon": Option("Scale every stabiliser by its layer's mean absolute "
+                                   "output per image (relevance does not vanish in models "
+                                   "with tiny activations)", flag="lrp_relative_epsilon"),
         "canonize": Option("Merge each BatchNormalization into the linear layer before it",
                            flag="lrp_canonize"),
         "preprocess": Option("Pixels in [0, 1] -> model inputs, for the box rule's bounds "
