@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tf_smoothtaylor as tst  # noqa: E402
-from tf_smoothtaylor import _random  # noqa: E402
+from tf_smoothtaylor.engine import streams as _random  # noqa: E402
 
 COPY_EVENTS = ("memcpydtoh", "memcpy dtoh", "devicetohost", "device to host", "memcpyd2h")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tf_smoothtaylor as tst
-from tf_smoothtaylor._quadrature import RULES
+from tf_smoothtaylor.engine.quadrature import RULES
 
 
 @pytest.mark.parametrize("rule", RULES)

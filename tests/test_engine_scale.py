@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tf_smoothtaylor as tst
-from tf_smoothtaylor import _random
+from tf_smoothtaylor.engine import streams as _random
 
 
 def _normalising_model(shape=(4, 4, 2)):

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import tf_smoothtaylor as tst
 from conftest import small_cnn
-from tf_smoothtaylor import _random, metrics
+from tf_smoothtaylor import metrics
+from tf_smoothtaylor.engine import streams as _random
 from tf_smoothtaylor.metrics.deletion import shown_counts
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_smoothtaylor._quadrature import RULES, quadrature
+from tf_smoothtaylor.engine.quadrature import RULES, quadrature
 
 PINNED = {
     "riemann_left": ([0, 0.25, 0.5, 0.75], [0.25] * 4),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_smoothtaylor import _random
+from tf_smoothtaylor.engine import streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import BY_NAME
 from tf_smoothtaylor.methods.base import Explainer

@@ -155,3 +155,15 @@ def test_no_module_over_400_lines():
     long = {name: n for name, path in modules.items()
             if (n := sum(1 for _ in open(path, encoding="utf-8"))) > MAX_LINES}
     assert long == {}
+
+
+def test_the_engine_imports_no_other_part_of_the_package():
+    """The foundation: every engine module imports only engine modules (no method,
+    metric, model loading, command line or Beam)."""
+    modules, edges, beam = _graph()
+    engine = [name for name in modules if _layer(name) == "engine"]
+    assert f"{PACKAGE}.engine.core" in engine and f"{PACKAGE}.engine.loop" in engine
+    outside = [(name, target) for name in engine for target in edges[name]
+               if _layer(target) != "engine"]
+    assert outside == []
+    assert not set(engine) & beam

@@ -33,7 +33,7 @@ _NAMES = {
     "RISE": "tf_smoothtaylor.methods",
     "SmoothGrad": "tf_smoothtaylor.methods",
     "SmoothTaylor": "tf_smoothtaylor.methods",
-    "quadrature": "tf_smoothtaylor._quadrature",
+    "quadrature": "tf_smoothtaylor.engine.quadrature",
 }
 _MODULES = ("beam", "callbacks", "config", "convergence", "data", "demo", "distribute",
             "lrp", "metrics", "models", "plot", "serving", "visualize")

@@ -26,8 +26,8 @@ from typing import Callable, Dict, NamedTuple, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import resolve_targets
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import resolve_targets
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
 from tf_smoothtaylor.metrics.aupc import AUPC

@@ -245,7 +245,8 @@ class ExplainImages(beam.DoFn):
         import io
         from tf_smoothtaylor import _quiet
         _quiet.import_tensorflow()
-        from tf_smoothtaylor import _tracing, runs
+        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.engine import tracing as _tracing
         _tracing.install()
         self.job = _prepared(self.mode, self.config)
         self.out = runs.OutputDir(self.config.output_dir, files=BeamFiles())
@@ -266,7 +267,7 @@ class ExplainImages(beam.DoFn):
         # Only an image's own fault (its shape, non-finite values) is recorded as a
         # failure; anything else (storage, memory, a lost worker) raises, so that the
         # runner retries the bundle or a rerun completes it.
-        from tf_smoothtaylor._engine_inputs import ImageError
+        from tf_smoothtaylor.engine.inputs import ImageError
         try:
             records = self._explain(batch)
         except ImageError:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC

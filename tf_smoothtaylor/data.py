@@ -23,7 +23,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _paths
+from tf_smoothtaylor import _paths
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.inputs import IMAGE_EXTENSIONS
 
 _AUTOTUNE = tf.data.AUTOTUNE

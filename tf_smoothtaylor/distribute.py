@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.maps import heatmap
 from tf_smoothtaylor.methods.base import Explainer
 

@@ -5,8 +5,8 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel, resolve_targets, select_target
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import LogitModel, resolve_targets, select_target
 
 
 def heatmap(attributions, *, data_format: Optional[str] = None) -> tf.Tensor:

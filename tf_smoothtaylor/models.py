@@ -147,7 +147,7 @@ def select_input(model, input_name: str):
     Raises:
       ValueError: if the model has no input of that name.
     """
-    from tf_smoothtaylor._model import InputSelection, LogitModel
+    from tf_smoothtaylor.engine.logits import InputSelection, LogitModel
     if not isinstance(input_name, str):
         raise TypeError(f"Expected `input_name` to be a str. Received: {input_name!r}")
     selection = InputSelection(model, input_name)

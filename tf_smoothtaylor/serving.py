@@ -30,9 +30,9 @@ from typing import Optional, Union
 import keras
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import select_target
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import select_target
+from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.data import decode_and_crop
 from tf_smoothtaylor.methods import BY_NAME as METHODS
 from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES, Explainer

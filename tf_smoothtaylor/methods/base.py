@@ -30,8 +30,8 @@ from typing import Callable, NamedTuple, Optional, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import LogitModel
 from tf_smoothtaylor.engine import Engine, Scheme
 from tf_smoothtaylor.methods.options import Option
 
@@ -55,7 +55,7 @@ class Estimate(NamedTuple):
       relative_error: (B,) the heatmap's relative Monte Carlo error
         ``‖SE(h)‖₂ / ‖h‖₂`` (h: the channel sum; each draw's channel sum is
         accumulated, so covariance between channels counts), with ``‖h‖²``
-        estimated without its noise as ``‖ĥ‖² − ‖SE‖²`` (``_moments``); ``inf``
+        estimated without its noise as ``‖ĥ‖² − ‖SE‖²`` (``engine.moments``); ``inf``
         (with a warning) when the map cannot be told from its noise, NaN when
         n < 2. RISE judges the map minus its spatial mean.
       num_points: Draws per image (n: roots, samples or random baselines): an
@@ -104,7 +104,7 @@ class Explainer:
         self.jit_compile = jit_compile
 
     def make_scheme(self) -> Scheme:
-        """The engine's view of this method, from its settings (see ``_scheme``)."""
+        """The engine's view of this method, from its settings (see ``engine.scheme``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define its scheme")
 
     def engine_model(self) -> LogitModel:

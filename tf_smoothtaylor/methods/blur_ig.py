@@ -30,7 +30,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option

@@ -15,7 +15,7 @@ from typing import Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option

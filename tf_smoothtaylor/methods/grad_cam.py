@@ -38,9 +38,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor._model import select_target
-from tf_smoothtaylor._tracing import graph_function
-from tf_smoothtaylor._report import finite_rows, warn_if_not_finite
+from tf_smoothtaylor.engine.logits import select_target
+from tf_smoothtaylor.engine.tracing import graph_function
+from tf_smoothtaylor.engine.report import finite_rows, warn_if_not_finite
 from tf_smoothtaylor.engine import Scheme, graph_classes
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option

@@ -13,12 +13,12 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
-from tf_smoothtaylor._quadrature import RULES, quadrature
+from tf_smoothtaylor.engine.quadrature import RULES, quadrature
 
 BASELINES = ("zero", "uniform")
 
@@ -81,7 +81,7 @@ class IntegratedGradients(Explainer):
     Args:
       model: Keras model (explained on its logits).
       steps: M, gradient evaluations along each path.
-      rule: Quadrature rule, one of ``tf_smoothtaylor._quadrature.RULES``.
+      rule: Quadrature rule, one of ``tf_smoothtaylor.engine.quadrature.RULES``.
       baseline: ``"zero"`` — a black image in pixel space mapped by
         ``preprocess`` (all zeros without ``preprocess``); ``"uniform"`` — U[0, 1]
         pixels mapped by ``preprocess``, ``num_baselines`` of them averaged; an

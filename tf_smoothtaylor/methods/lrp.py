@@ -18,8 +18,8 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel, as_float32, resolve_targets
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import LogitModel, as_float32, resolve_targets
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.lrp import conservation
 from tf_smoothtaylor.lrp.composites import PRESETS, Composite, preset

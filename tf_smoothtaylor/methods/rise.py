@@ -35,7 +35,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit

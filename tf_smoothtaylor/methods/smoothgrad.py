@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option

@@ -13,10 +13,10 @@ from typing import Callable, Dict, Tuple
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _random
-from tf_smoothtaylor import _checks
-from tf_smoothtaylor._model import LogitModel, select_target
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine import streams as _random
+from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.logits import LogitModel, select_target
+from tf_smoothtaylor.engine.tracing import graph_function
 
 
 class VariantScorer:

@@ -25,9 +25,9 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import LogitModel, select_target
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
+from tf_smoothtaylor.engine.logits import LogitModel, select_target
+from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 

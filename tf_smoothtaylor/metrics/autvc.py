@@ -24,7 +24,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.metrics._inputs import check_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 

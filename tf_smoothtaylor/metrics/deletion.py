@@ -18,7 +18,7 @@ from typing import NamedTuple, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._variants import VariantMetric, per_image, pixel_ranks
 from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth

@@ -10,7 +10,7 @@ gradient of a linear model has infidelity 0.
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.metrics._variants import VariantMetric, per_image
 
 

@@ -8,7 +8,7 @@ with no relevance of the chosen kind scores 0.
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.metrics._inputs import check_heatmaps
 
 

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
-from tf_smoothtaylor._model import resolve_targets
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
+from tf_smoothtaylor.engine.logits import resolve_targets
 from tf_smoothtaylor.methods.base import Explainer
 
 

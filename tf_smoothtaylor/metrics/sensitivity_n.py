@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _checks, _random
+from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._stats import pearson
 from tf_smoothtaylor.metrics._variants import VariantMetric, per_image

@@ -8,7 +8,7 @@ at counts an earlier estimate asked for:
 1. **pilot**: ``n₀`` = ``PILOT_DRAWS`` draws (rounded up to whole units, at most
    ``max_points``), enough for the error estimate itself to be reliable;
 2. after each round, with ``n`` draws and the heatmap's relative error ``r̂ₙ``
-   (``_moments.relative_error``, noise-corrected): the image stops when
+   (``moments.relative_error``, noise-corrected): the image stops when
    ``r̂ₙ ≤ target``, when it has ``max_points`` draws, or when its map is not
    finite; otherwise it is given
 
@@ -32,8 +32,9 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _moments, _tracing
-from tf_smoothtaylor._report import finite_rows, warn_if_noise, warn_if_not_finite, warn_if_short
+from tf_smoothtaylor.engine import moments as _moments, tracing as _tracing
+from tf_smoothtaylor.engine.report import (finite_rows, warn_if_noise, warn_if_not_finite,
+                                           warn_if_short)
 
 ROUND_POINTS = 32       # model evaluations per image, at least, in a round
 PILOT_DRAWS = 32        # draws before the first look
@@ -72,7 +73,7 @@ def plan(used: np.ndarray, relative: np.ndarray, *, target: float, draw_size: in
 def run_auto(engine, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
              target_error: float, max_points: int, keys=None, context=()):
     """Like ``Engine.run(..., with_error=True)``, with as many draws per image as it
-    takes to reach ``target_error`` (the rule of ``_auto``): ``(attributions,
+    takes to reach ``target_error`` (the rule of ``auto``): ``(attributions,
     standard_error, relative_error, draws per image)``.
 
     Each round is one compiled call over the images still short of the target,
@@ -136,7 +137,7 @@ def _column(values) -> tf.Tensor:
 @_tracing.graph_function(reduce_retracing=True)
 def _merge_round(state, added, n_a, n_b, width, heat_width, weight):
     """Merges a round's rows ``[Σv, M2(v), Σh, M2(h)]`` of ``n_b`` draws into rows of
-    ``n_a`` earlier draws (the chunk update, ``_moments.combine``; n_a, n_b and the
+    ``n_a`` earlier draws (the chunk update, ``moments.combine``; n_a, n_b and the
     draws' weight are (rows, 1)): ``(merged, relative error of the heatmap, whether
     the map is finite)``."""
     parts = []

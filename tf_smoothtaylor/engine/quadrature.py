@@ -17,7 +17,7 @@ from typing import Tuple
 
 import numpy as np
 
-from tf_smoothtaylor import _checks
+from tf_smoothtaylor.engine import checks as _checks
 
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "trapezoid",
          "gauss_legendre")

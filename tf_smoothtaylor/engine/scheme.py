@@ -7,8 +7,8 @@ Every method on the engine is a weighted sum over points (DESIGN.md):
 A method supplies, for the points of one chunk, ``z_k``, ``m_k`` and ``w_k``
 (:meth:`Scheme.points`), and says how many points an image has and how they group
 into independent draws. The engine derives the rest: the chunking, the per-image
-sums, the per-draw weights and standard errors (``_moments``), the ``"auto"``
-rounds (``_auto``) and, for forward-only schemes with ``offset_points``, the
+sums, the per-draw weights and standard errors (``moments``), the ``"auto"``
+rounds (``auto``) and, for forward-only schemes with ``offset_points``, the
 control variate ``c``.
 """
 

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine.tracing import graph_function
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _tracing
+from tf_smoothtaylor.engine import tracing as _tracing
 
 
 def warn_if_not_finite(finite: np.ndarray, *, stacklevel: int = 5) -> None:

@@ -15,7 +15,7 @@ Variants:
 * ``None``: the attributions;
 * ``"error"``: also their Monte Carlo standard errors. The values of each
   *draw* (``draw_size`` points: one IG path) are summed first, then the draws'
-  sums and centred second moments are merged (``_moments``). A draw may straddle
+  sums and centred second moments are merged (``moments``). A draw may straddle
   two chunks: its partial sum is carried to the next chunk (``pending``), so a
   chunk still holds ``batch_size`` points, whatever ``draw_size`` is;
 * ``"round"``: one round of ``run_auto``: image i gets ``counts[i]`` points
@@ -31,8 +31,8 @@ the loop and each image's row is written once, when it is finished, into a
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _moments, _random, _tracing
-from tf_smoothtaylor._model import select_target
+from tf_smoothtaylor.engine import moments as _moments, streams as _random, tracing as _tracing
+from tf_smoothtaylor.engine.logits import select_target
 
 SCORE_OFFSET = "score_offset"       # the extra holding c of forward-only control variates
 

@@ -4,19 +4,19 @@ Every method is a weighted sum over points (DESIGN.md):
 
     A(x) = Σ_k w_k · m_k ⊙ ∇f_t(z_k)      (forward-only schemes: m_k · (f_t(z_k) − c))
 
-A method (a *scheme*, ``_scheme.Scheme``) says how to make the points, the
+A method (a *scheme*, ``scheme.Scheme``) says how to make the points, the
 multipliers and the weights of one chunk; the engine does the rest, once:
 
-* ``_loop``: one ``tf.function`` per (explainer, target kind, variant), closed
+* ``loop``: one ``tf.function`` per (explainer, target kind, variant), closed
   over the model, with a ``None`` batch axis (and ``None`` image sides for
   variable-size models) so new data never retraces; the points walked in chunks
   of exactly ``batch_size`` model evaluations, packed across images; per-image
   sums in float32 by segment sums, so a NaN of one image never reaches another;
-* ``_moments``: the standard errors and the heatmap's noise-corrected relative
+* ``moments``: the standard errors and the heatmap's noise-corrected relative
   error (``return_error=True``);
-* ``_auto``: the number of draws chosen per image (``"auto"``): a pilot, then
+* ``auto``: the number of draws chosen per image (``"auto"``): a pilot, then
   planned rounds;
-* ``_random``: points made in-graph from counter-based random numbers keyed by
+* ``streams``: points made in-graph from counter-based random numbers keyed by
   each image (its content, or a key the caller gives) and the point index, so
   results do not depend on chunking, company or order;
 * for forward-only schemes with a control variate, the mean score ``c`` of a few
@@ -33,11 +33,14 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import _auto, _loop, _random, _tracing
-from tf_smoothtaylor._engine_inputs import InputChecks
-from tf_smoothtaylor._model import LogitModel, resolve_targets
-from tf_smoothtaylor._report import finite_rows, warn_if_noise, warn_if_not_finite
-from tf_smoothtaylor._scheme import Scheme
+from tf_smoothtaylor.engine import auto as _auto
+from tf_smoothtaylor.engine import loop as _loop
+from tf_smoothtaylor.engine import streams as _random
+from tf_smoothtaylor.engine import tracing as _tracing
+from tf_smoothtaylor.engine.inputs import InputChecks
+from tf_smoothtaylor.engine.logits import LogitModel, resolve_targets
+from tf_smoothtaylor.engine.report import finite_rows, warn_if_noise, warn_if_not_finite
+from tf_smoothtaylor.engine.scheme import Scheme
 
 __all__ = ["Engine", "Scheme", "graph_classes", "per_point", "warn_if_not_finite"]
 
@@ -55,7 +58,7 @@ class Engine(InputChecks):
 
     def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
                  seed: int, jit_compile: bool = False):
-        # The scheme is only read when a function is built (``_loop.build``), so a
+        # The scheme is only read when a function is built (``loop.build``), so a
         # method may set its attributes before or after making its engine.
         self.model = model
         self.scheme = scheme
@@ -177,7 +180,7 @@ class Engine(InputChecks):
     def run_auto(self, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *,
                  target_error: float, max_points: int, keys=None, context=()):
         """``run(..., with_error=True)`` with as many draws per image as it takes to
-        reach ``target_error`` (``_auto.run_auto``): ``(attributions,
+        reach ``target_error`` (``auto.run_auto``): ``(attributions,
         standard_error, relative_error, draws per image)``."""
         return _auto.run_auto(self, images, targets, extras, target_error=target_error,
                               max_points=max_points, keys=keys, context=context)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor._tracing import graph_function
+from tf_smoothtaylor.engine.tracing import graph_function
 
 
 _PROBABILITY_FUNCTIONS = ("softmax", "softmax_v2", "sigmoid")
