@@ -18,7 +18,7 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
-        "matplotlib>=3.5",          # the run's figures (grid, convergence) and tf_smoothtaylor.plot
+        "matplotlib>=3.5",          # the run's figures (grid, convergence) and tf_smoothtaylor.viz.plot
     ],
     package_data={"tf_smoothtaylor": ["demo/assets/*"]},
     include_package_data=True,

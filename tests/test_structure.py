@@ -127,26 +127,29 @@ def test_the_walk_finds_the_imports_it_should():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(reason="the package is being moved into packages by layer; strict once "
-                          "the last cycle is broken", strict=False)
 def test_no_import_cycle_of_any_length():
     _, edges, _ = _graph()
     assert _cycles(edges) == []
 
 
-@pytest.mark.xfail(reason="the package is being moved into packages by layer; strict once "
-                          "every module lives in its layer", strict=False)
-def test_every_module_lives_in_a_layer_and_imports_only_the_layers_below():
+def test_the_layers_import_only_the_layers_below_and_never_apache_beam():
     modules, edges, beam = _graph()
-    loose = [name for name in modules
-             if _layer(name) is None and name not in (PACKAGE, f"{PACKAGE}.__main__")]
-    assert loose == [], "modules outside every layer"
     upward = [(name, target) for name, targets in edges.items() for target in targets
               if _layer(name) and _layer(target)
               and LAYERS.index(_layer(target)) > LAYERS.index(_layer(name))]
     assert upward == [], "imports of a higher layer"
-    low_beam = [name for name in beam if _layer(name) not in TOP]
+    low_beam = [name for name in beam if _layer(name) and _layer(name) not in TOP]
     assert low_beam == [], "Apache Beam imported below the command line"
+
+
+@pytest.mark.xfail(reason="the package is being moved into packages by layer; strict once "
+                          "every module lives in its layer", strict=False)
+def test_every_module_lives_in_a_layer():
+    modules, _, beam = _graph()
+    loose = [name for name in modules
+             if _layer(name) is None and name not in (PACKAGE, f"{PACKAGE}.__main__")]
+    assert loose == [], "modules outside every layer"
+    assert [name for name in beam if _layer(name) not in TOP] == []
 
 
 @pytest.mark.xfail(reason="commands.py and beam.py are split in a later step", strict=False)
@@ -167,3 +170,38 @@ def test_the_engine_imports_no_other_part_of_the_package():
                if _layer(target) != "engine"]
     assert outside == []
     assert not set(engine) & beam
+
+
+def test_old_module_paths_are_the_moved_modules_with_a_deprecation_warning():
+    """Code written for earlier versions keeps working: an old path imports the module
+    at its new path (the same object: patching one patches the other), warning once;
+    the public names (``tst.plot``, ``tst.visualize``, ``tst.data``) need no warning."""
+    import importlib
+    import subprocess
+    import sys
+    import textwrap
+    import tf_smoothtaylor as tst
+    script = textwrap.dedent("""
+        import importlib, sys, warnings
+        import tf_smoothtaylor as tst
+        for old, new in sorted(tst._MOVED.items()):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                module = importlib.import_module(old)
+            assert module is importlib.import_module(new), old
+            assert module.__spec__.name == new and module.__name__ == new, old
+            assert [str(w.message).split(" moved")[0] for w in caught
+                    if w.category is DeprecationWarning] == [old], (old, caught)
+        from tf_smoothtaylor.rundir import OutputDir
+        from tf_smoothtaylor.data.rundir import OutputDir as moved
+        assert OutputDir is moved
+        print("ok", len(tst._MOVED))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ok", str(len(tst._MOVED))]
+    assert tst.plot is importlib.import_module("tf_smoothtaylor.viz.plot")
+    assert tst.visualize is importlib.import_module("tf_smoothtaylor.viz.pictures")
+    assert tst.data.from_files is importlib.import_module(
+        "tf_smoothtaylor.data.datasets").from_files

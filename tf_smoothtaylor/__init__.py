@@ -10,6 +10,10 @@ the ``tf-smoothtaylor`` command start without loading TensorFlow until needed.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
@@ -19,8 +23,8 @@ _NAMES = {
     "AdaptiveResult": "tf_smoothtaylor.adaptive",
     "adaptive_noising": "tf_smoothtaylor.adaptive",
     "BlurIntegratedGradients": "tf_smoothtaylor.methods",
-    "completeness_gap": "tf_smoothtaylor.maps",
-    "heatmap": "tf_smoothtaylor.maps",
+    "completeness_gap": "tf_smoothtaylor.methods.maps",
+    "heatmap": "tf_smoothtaylor.methods.maps",
     "ExpectedGradients": "tf_smoothtaylor.methods",
     "Explainer": "tf_smoothtaylor.methods",
     "GradCAM": "tf_smoothtaylor.methods",
@@ -35,15 +39,31 @@ _NAMES = {
     "SmoothTaylor": "tf_smoothtaylor.methods",
     "quadrature": "tf_smoothtaylor.engine.quadrature",
 }
-_MODULES = ("beam", "callbacks", "config", "convergence", "data", "demo", "distribute",
-            "lrp", "metrics", "models", "plot", "serving", "visualize")
+_MODULES = {
+    "beam": "tf_smoothtaylor.beam", "callbacks": "tf_smoothtaylor.callbacks",
+    "config": "tf_smoothtaylor.config", "convergence": "tf_smoothtaylor.convergence",
+    "data": "tf_smoothtaylor.data", "demo": "tf_smoothtaylor.demo",
+    "distribute": "tf_smoothtaylor.distribute", "lrp": "tf_smoothtaylor.lrp",
+    "metrics": "tf_smoothtaylor.metrics", "models": "tf_smoothtaylor.models",
+    "plot": "tf_smoothtaylor.viz.plot", "serving": "tf_smoothtaylor.serving",
+    "visualize": "tf_smoothtaylor.viz.pictures",
+}
+#: Module paths of earlier versions and where the modules live now: importing an old
+#: path gives the module itself (one object, so patching either name patches both),
+#: with a DeprecationWarning.
+_MOVED = {
+    "tf_smoothtaylor.maps": "tf_smoothtaylor.methods.maps",
+    "tf_smoothtaylor.plot": "tf_smoothtaylor.viz.plot",
+    "tf_smoothtaylor.rundir": "tf_smoothtaylor.data.rundir",
+    "tf_smoothtaylor.visualize": "tf_smoothtaylor.viz.pictures",
+}
 
 __all__ = sorted(_NAMES) + list(_MODULES) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
-        value = importlib.import_module(f"tf_smoothtaylor.{name}")
+        value = importlib.import_module(_MODULES[name])
     elif name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
     else:
@@ -54,3 +74,31 @@ def __getattr__(name: str) -> Any:
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds the old path of a moved module (``_MOVED``) and loads it as the module
+    at its new path."""
+
+    def __init__(self):
+        self._specs = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        warnings.warn(f"{spec.name} moved to {_MOVED[spec.name]}; import it from there "
+                      "(the old path will be removed)", DeprecationWarning, stacklevel=3)
+        module = importlib.import_module(_MOVED[spec.name])
+        self._specs[module.__name__] = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        # The import system set the old path's spec on the module: give it back its own.
+        module.__spec__ = self._specs[module.__name__]
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine.logits import resolve_targets
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.methods.smooth_taylor import SmoothTaylor
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
@@ -188,7 +188,7 @@ class AttributionImages(keras.callbacks.Callback):
         pixels = np.clip(np.asarray(pixels, np.float32), 0.0, 1.0)
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-        from tf_smoothtaylor import plot
+        from tf_smoothtaylor.viz import plot
         # The explained class of each image and its logit, over the image.
         logits = np.asarray(self.explainer._engine.predict(
             tf.convert_to_tensor(images, tf.float32)))

@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor import (_paths, convergence, data, demo, distribute, inputs, models,
-                             plot, runs)
+from tf_smoothtaylor import convergence, data, demo, distribute, inputs, models, runs
+from tf_smoothtaylor.data import paths as _paths
+from tf_smoothtaylor.viz import plot
 from tf_smoothtaylor.config import RunConfig
 from tf_smoothtaylor.adaptive import AdaptiveNoising
 from tf_smoothtaylor.methods import BY_NAME, options

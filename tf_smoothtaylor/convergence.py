@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
 from tf_smoothtaylor.metrics.autvc import autvc
 

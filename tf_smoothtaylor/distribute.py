@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine.tracing import graph_function
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.methods.base import Explainer
 
 _OUTPUTS = ("attributions", "targets", "logits")

@@ -27,8 +27,7 @@ import re
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from tf_smoothtaylor.config import RunConfig
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+from tf_smoothtaylor.data.formats import IMAGE_EXTENSIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +56,7 @@ def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
     expand (default: ``_paths.glob``, any file system TensorFlow reads); ``local``:
     whether files are checked here (default: unless a pattern is remote).
     """
-    from tf_smoothtaylor import _paths
+    from tf_smoothtaylor.data import paths as _paths
     glob = glob or _paths.glob
     if local is None:
         local = not any(_paths.is_remote(pattern) for pattern in patterns)
@@ -87,8 +86,9 @@ def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
 
 def _folder_entries(root: str) -> List[Entry]:
     """An ImageFolder's only split, in tfds's fixed order."""
-    from tf_smoothtaylor import data, runs
-    builder = data._folder_builder(root)   # pylint: disable=protected-access
+    from tf_smoothtaylor import runs
+    from tf_smoothtaylor.data import datasets
+    builder = datasets.folder_builder(root)
     splits = sorted(builder.info.splits.keys())
     if len(splits) != 1:
         raise ValueError(f"--image_folder {root} holds several splits {splits}; give the "
@@ -147,7 +147,7 @@ def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
 def recorded(entries: Sequence[Entry], *, local: bool = True) -> List[str]:
     """The inputs as ``run.json`` records them: absolute paths of local files (two
     spellings of one file are one input), else the sources as given."""
-    from tf_smoothtaylor import _paths
+    from tf_smoothtaylor.data import paths as _paths
     return [_paths.absolute(e.source) if local and e.position < 0 and _paths.exists(e.source)
             else e.source for e in entries]
 

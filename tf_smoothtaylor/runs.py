@@ -17,14 +17,15 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.data.rundir import LocalFiles, OutputDir, atomic_write, id_key, image_id
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 from tf_smoothtaylor.metrics.localisation import relevance_mass
-from tf_smoothtaylor.rundir import LocalFiles, OutputDir, atomic_write, id_key, image_id
 from tf_smoothtaylor.tables import (LOWER_IS_BETTER, failure_lines, markdown, precision_lines,
                                     summarize, write_grid, write_tables)
+from tf_smoothtaylor.viz import pictures as visualize
 
 __all__ = ["LOWER_IS_BETTER", "LocalFiles", "OutputDir", "Progress", "atomic_write",
            "failure_lines", "id_key", "image_id", "markdown", "metric_functions",
@@ -199,7 +200,8 @@ def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, ma
         scores = {name: np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
                   for name, fn in metrics.items()}
         for i, record in enumerate(records):
-            entry = {"files": out.write_map(record["id"], method, attributions[i], pixels[i])}
+            pictures = visualize.map_pngs(attributions[i], pixels[i])
+            entry = {"files": out.write_map(record["id"], method, attributions[i], pictures)}
             entry.update({name: _number(values[i]) for name, values in scores.items()})
             entry.update({name: _number(np.asarray(values)[i]) for name, values in extra.items()})
             record["methods"][method] = entry

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tf_smoothtaylor.rundir import OutputDir
+from tf_smoothtaylor.data.rundir import OutputDir
 
 LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
                    "relevance_mass": False}
@@ -120,7 +120,7 @@ def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = 
     Returns the file's path and how many images it shows."""
     if not records:
         return "", 0
-    from tf_smoothtaylor import plot
+    from tf_smoothtaylor.viz import plot
     shown = records[:max_images] if max_images else records
     images, maps, _, metrics = plot.run_arrays(out, shown)
     figure = plot.attributions(

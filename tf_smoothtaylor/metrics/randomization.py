@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine.logits import LogitModel, resolve_targets
-from tf_smoothtaylor.maps import heatmap
+from tf_smoothtaylor.methods.maps import heatmap
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.metrics._stats import spearman
 

@@ -10,8 +10,12 @@ anchor colours:
   by the same percentile and clipped to [0, 1].
 """
 
+from typing import Dict
+
 import numpy as np
 import tensorflow as tf
+
+from tf_smoothtaylor.methods.maps import heatmap
 
 DIVERGING = np.array([[0.019, 0.188, 0.380], [0.263, 0.576, 0.765], [1.0, 1.0, 1.0],
                       [0.839, 0.376, 0.302], [0.404, 0.0, 0.122]])
@@ -88,3 +92,16 @@ def save_png(path: str, image: np.ndarray) -> None:
         raise ValueError("Expected `image` to be (height, width, channels) uint8. "
                          f"Received: {image.dtype} of shape {image.shape}")
     tf.io.write_file(path, tf.io.encode_png(image))
+
+
+def map_pngs(attributions: np.ndarray, pixels: np.ndarray) -> Dict[str, bytes]:
+    """PNG files of one image's map, as a run directory stores them: its heatmap
+    coloured (``heatmap_png``) and laid over the image (``overlay_png``).
+
+    Args:
+      attributions: (H, W, C) attributions of one image.
+      pixels: (H, W, 3) the image in [0, 1].
+    """
+    maps = heatmap(attributions[None]).numpy()
+    return {"heatmap_png": tf.io.encode_png(colorize(maps)[0]).numpy(),
+            "overlay_png": tf.io.encode_png(overlay(pixels[None], maps)[0]).numpy()}

@@ -23,9 +23,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from tf_smoothtaylor import _paths
+from tf_smoothtaylor.data import paths as _paths
 from tf_smoothtaylor.engine import checks as _checks
-from tf_smoothtaylor.inputs import IMAGE_EXTENSIONS
+from tf_smoothtaylor.data.formats import IMAGE_EXTENSIONS
 
 _AUTOTUNE = tf.data.AUTOTUNE
 Size = Union[int, Tuple[int, int]]
@@ -119,7 +119,7 @@ def image_folder(root: str, *, split: Optional[str] = None, size: Size = 224,
     when there is only one. Class names: ``image_folder_labels(root)``."""
     import tensorflow_datasets as tfds
     size, resize, batch_size = _settings(size, resize, batch_size)
-    builder = _folder_builder(root)
+    builder = folder_builder(root)
     splits = sorted(builder.info.splits.keys())
     if split is None and len(splits) == 1:
         split = splits[0]
@@ -131,7 +131,8 @@ def image_folder(root: str, *, split: Optional[str] = None, size: Size = 224,
                    size, resize, batch_size, skip_unreadable)
 
 
-def _folder_builder(root: str):
+def folder_builder(root: str):
+    """The tfds builder of the ImageFolder at ``root`` (no image is read)."""
     import tensorflow_datasets as tfds
     if not os.path.isdir(root):
         raise ValueError(f"Expected `root` to be a directory. Received: root={root!r}")
@@ -144,7 +145,7 @@ def _folder_builder(root: str):
 
 def image_folder_labels(root: str):
     """Class names of an ImageFolder, in label order."""
-    return list(_folder_builder(root).info.features["label"].names)
+    return list(folder_builder(root).info.features["label"].names)
 
 
 def imagenet_validation(manual_dir: str, *, data_dir: Optional[str] = None,

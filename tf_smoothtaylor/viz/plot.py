@@ -338,8 +338,8 @@ def run(output_dir: str, *, max_images: Optional[int] = None, **options):
       max_images: The most images shown (default: all).
       options: Passed to :func:`attributions` (``sign``, ``share_scale``, ...).
     """
-    from tf_smoothtaylor import runs
-    out = runs.OutputDir(output_dir)
+    from tf_smoothtaylor.data.rundir import OutputDir
+    out = OutputDir(output_dir)
     records = out.results()
     if not records:
         raise ValueError(f"Expected a run directory with finished images. Received: "

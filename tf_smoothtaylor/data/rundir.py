@@ -27,10 +27,7 @@ import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
-import tensorflow as tf
 
-from tf_smoothtaylor import visualize
-from tf_smoothtaylor.maps import heatmap
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -244,16 +241,16 @@ class OutputDir:
         return f"results/{identifier}.json"
 
     def write_map(self, identifier: str, method: str, attributions: np.ndarray,
-                  pixels: np.ndarray) -> Dict[str, str]:
-        """The .npy and the two PNGs of one map; returns their relative paths."""
+                  pictures: Dict[str, bytes]) -> Dict[str, str]:
+        """The .npy of one map and its PNGs (``pictures``: ``heatmap_png`` and
+        ``overlay_png`` bytes, ``viz.pictures.map_pngs``); returns their relative
+        paths."""
         base = os.path.join("maps", f"{identifier}__{method}")
-        maps = heatmap(attributions[None]).numpy()
         files = {"npy": base + ".npy", "heatmap_png": base + "_heatmap.png",
                  "overlay_png": base + "_overlay.png"}
         self.write(files["npy"], _npy_bytes(attributions))
-        self.write(files["heatmap_png"], tf.io.encode_png(visualize.colorize(maps)[0]).numpy())
-        self.write(files["overlay_png"],
-                   tf.io.encode_png(visualize.overlay(pixels[None], maps)[0]).numpy())
+        for name in ("heatmap_png", "overlay_png"):
+            self.write(files[name], pictures[name])
         return files
 
     def write_result(self, identifier: str, record: dict) -> None:
