@@ -22,7 +22,7 @@ setup(
     ],
     package_data={"tf_smoothtaylor": ["demo/assets/*"]},
     include_package_data=True,
-    entry_points={"console_scripts": ["tf-smoothtaylor=tf_smoothtaylor.cli:run"]},
+    entry_points={"console_scripts": ["tf-smoothtaylor=tf_smoothtaylor.cli.main:run"]},
     extras_require={
         "tensorboard": ["tensorboard"],
         "serving": ["tensorflow-serving-api", "grpcio"],

@@ -117,9 +117,9 @@ def demo(args):
     explainers = {f"lrp {name}": tst.LRP(spec, composite=name) for name in PRESETS}
     explainers["smooth_taylor"] = tst.SmoothTaylor(spec)
     explainers["integrated_gradients"] = tst.IntegratedGradients(spec)
-    from tf_smoothtaylor.commands import metric_options
-    from tf_smoothtaylor.config import RunConfig
-    from tf_smoothtaylor.runs import metric_functions
+    from tf_smoothtaylor.cli.commands import metric_options
+    from tf_smoothtaylor.cli.config import RunConfig
+    from tf_smoothtaylor.cli.runs import metric_functions
     scores = metric_functions(spec, ("aupc", "autvc", "relevance_mass"),   # the CLI's
                               metric_options(RunConfig(output_dir="unused"), spec))
     print("12 demo images, top-1 class; mean ± standard error")

@@ -28,8 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from tf_smoothtaylor import data, models, runs  # noqa: E402
-from tf_smoothtaylor.adaptive import AdaptiveNoising  # noqa: E402
+from tf_smoothtaylor import data, models  # noqa: E402
+from tf_smoothtaylor.cli import runs  # noqa: E402
+from tf_smoothtaylor.integrations.adaptive import AdaptiveNoising  # noqa: E402
 from tf_smoothtaylor.methods import IntegratedGradients, SmoothTaylor  # noqa: E402
 
 FLAGS = flags.FLAGS

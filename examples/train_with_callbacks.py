@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 
 import tf_smoothtaylor as tst  # noqa: E402
 from tf_smoothtaylor import demo  # noqa: E402
-from tf_smoothtaylor.callbacks import AttributionImages, AttributionMetrics  # noqa: E402
+from tf_smoothtaylor.integrations.callbacks import (  # noqa: E402
+    AttributionImages, AttributionMetrics)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "/tmp/tf_smoothtaylor_training", "Logs go here.")

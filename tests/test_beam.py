@@ -15,8 +15,10 @@ from absl.testing import flagsaver
 
 pytest.importorskip("apache_beam", reason="the [beam] extra (apache-beam) is not installed")
 
-from tf_smoothtaylor import beam, cli, demo, runs  # noqa: E402
-from tf_smoothtaylor.config import RunConfig  # noqa: E402
+from tf_smoothtaylor import beam, demo  # noqa: E402
+from tf_smoothtaylor.cli import main as cli  # noqa: E402
+from tf_smoothtaylor.cli import runners, runs  # noqa: E402
+from tf_smoothtaylor.cli.config import RunConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,7 +157,7 @@ def test_run_config_is_built_once_from_the_flags_and_pickles():
     assert config.num_samples == 7 and config.num_roots is None     # not given: the default
     assert config.given == {"num_samples": 7}
     assert pickle.loads(pickle.dumps(config)) == config
-    assert beam.pipeline_options(config.replace(runner="DirectRunner")).get_all_options()[
+    assert runners.pipeline_options(config.replace(runner="DirectRunner")).get_all_options()[
         "direct_num_workers"] == 2
 
 
@@ -235,7 +237,7 @@ def test_a_transient_failure_is_retried_not_recorded_as_the_images(tmp_path, mon
     """A failure that is not the image's fault (here an injected storage error, once)
     is not listed as a failed image: it fails the step, and the rerun (or the
     runner's retry) completes every image."""
-    from tf_smoothtaylor import runs as runs_module
+    from tf_smoothtaylor.cli import runs as runs_module
     marker, original = tmp_path / "failed-once", runs_module.process_batch
 
     def flaky(*args, **kwargs):
@@ -303,7 +305,7 @@ def test_every_runner_takes_its_own_options_by_beams_names(runner, arguments, op
     (the Dask runner's are registered by importing it); a Dask run gets one step per
     task unless partitions are given."""
     config = RunConfig(output_dir="unused", runner=runner, beam_args=tuple(arguments))
-    options = beam.pipeline_options(config).get_all_options()
+    options = runners.pipeline_options(config).get_all_options()
     if value is not None:
         assert options[option] == value
     if runner.lower() == "daskrunner":
@@ -313,8 +315,8 @@ def test_every_runner_takes_its_own_options_by_beams_names(runner, arguments, op
 def test_a_runner_whose_packages_are_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "apache_beam.runners.dask.dask_runner", None)
     with pytest.raises(ValueError, match=r"--runner DaskRunner needs .*tf-smoothtaylor\[dask\]"):
-        beam.pipeline_options(RunConfig(output_dir="unused", runner="DaskRunner"))
+        runners.pipeline_options(RunConfig(output_dir="unused", runner="DaskRunner"))
     import importlib.util
     if importlib.util.find_spec("google.auth") is None:
         with pytest.raises(ValueError, match=r"tf-smoothtaylor\[dataflow\]"):
-            beam.runner_path("DataflowRunner")
+            runners.runner_path("DataflowRunner")

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tf_smoothtaylor as tst
-from tf_smoothtaylor.callbacks import AttributionImages, AttributionMetrics
+from tf_smoothtaylor.integrations.callbacks import AttributionImages, AttributionMetrics
 
 
 def tiny_classifier():

@@ -15,7 +15,9 @@ from absl import flags
 from absl.testing import flagsaver
 
 import tf_smoothtaylor as tst
-from tf_smoothtaylor import cli, demo, runs
+from tf_smoothtaylor import demo
+from tf_smoothtaylor.cli import main as cli
+from tf_smoothtaylor.cli import runs
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,7 +163,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
 
 
 def test_a_run_that_finished_no_image_can_be_rerun_with_new_settings(tmp_path):
-    from tf_smoothtaylor import runs as runs_module
+    from tf_smoothtaylor.cli import runs as runs_module
     runs_module.OutputDir(str(tmp_path), {"seed": 0})                # then it failed
     out = runs_module.OutputDir(str(tmp_path), {"seed": 5})
     assert json.loads((tmp_path / "run.json").read_text()) == {"seed": 5}
@@ -294,7 +296,7 @@ def test_export_mode(tmp_path):
 def test_model_flag_takes_a_savedmodel_directory(tmp_path):
     import tf_smoothtaylor as tst
     from conftest import small_cnn
-    from tf_smoothtaylor import commands
+    from tf_smoothtaylor.cli import commands
     x = np.random.default_rng(0).uniform(size=(2, 12, 12, 3)).astype(np.float32)
     for activation in (None, "softmax"):
         model = small_cnn(activation=activation)
@@ -332,7 +334,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
 
 
 def test_preprocess_identity_keeps_pixels_and_scale255_multiplies(tmp_path):
-    from tf_smoothtaylor import commands
+    from tf_smoothtaylor.cli import commands
     import keras
     inputs = keras.Input((64, 64, 3))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
@@ -362,14 +364,14 @@ def test_help_shows_modes_examples_names_and_the_project_flags_first(flag, capsy
                      "smooth_taylor", "relevance_mass", "mobilenet_v2", "--num_roots"):
         assert expected in text
     assert "smooth_taylor: --num_roots" in text           # the flags each method reads
-    ours = text.index("tf_smoothtaylor.cli:")
+    ours = text.index("tf_smoothtaylor.cli.main:")
     assert ours < text.index("  --num_roots: R, the roots per image")
     if flag == "--helpfull":
         assert "absl.app:" in text and ours < text.index("absl.app:")
 
 
 def test_model_and_input_errors_speak_in_flags(tmp_path):
-    from tf_smoothtaylor import commands, inputs
+    from tf_smoothtaylor.cli import commands, inputs
     corrupt = tmp_path / "broken.keras"
     corrupt.write_bytes(b"not a zip archive")
     cases = [
@@ -556,7 +558,7 @@ def test_a_run_continues_only_inputs_that_grow_at_the_end(tmp_path, capsys):
 
 
 def test_ids_sort_in_input_order_at_any_count():
-    from tf_smoothtaylor import runs
+    from tf_smoothtaylor.cli import runs
     indices = [0, 7, 99_999, 100_000, 100_001, 999_999, 1_000_000, 12_345_678]
     ids = [runs.image_id(i, "x.png") for i in indices]
     assert sorted(ids) == ids
@@ -586,8 +588,8 @@ def test_every_method_takes_its_python_defaults_from_the_command_line():
     """Flags are made from the methods' declarations and default to "not given": the
     explainer the command line builds with no method flag has the settings of the
     class built with no arguments."""
-    from tf_smoothtaylor import commands
-    from tf_smoothtaylor.config import RunConfig
+    from tf_smoothtaylor.cli import commands
+    from tf_smoothtaylor.cli.config import RunConfig
     from tf_smoothtaylor.methods import BY_NAME
     spec = demo.load()
     config = RunConfig(output_dir="unused").replace(references=(demo.sample_paths()[0],))
@@ -617,8 +619,9 @@ def test_model_weights_references_and_images_on_another_file_system(tmp_path):
     them equals the run on local copies."""
     import keras
     import tensorflow as tf
-    from tf_smoothtaylor import commands, models
-    from tf_smoothtaylor.config import RunConfig
+    from tf_smoothtaylor import models
+    from tf_smoothtaylor.cli import commands
+    from tf_smoothtaylor.cli.config import RunConfig
     remote = f"ram://{tmp_path.name}"
     inputs = keras.Input((64, 64, 3))
     hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)

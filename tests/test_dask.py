@@ -19,7 +19,7 @@ distributed = pytest.importorskip(
     "distributed", reason="the [dask] extra (dask[distributed]) is not installed")
 
 from test_beam import _assert_same_run, _rows  # noqa: E402
-from tf_smoothtaylor import cli  # noqa: E402
+from tf_smoothtaylor.cli import main as cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

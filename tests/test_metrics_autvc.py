@@ -135,7 +135,7 @@ def test_settings_are_the_papers_at_224_and_fit_small_images():
 
 
 def test_callback_fits_metric_settings_to_small_images(cnn, images):
-    from tf_smoothtaylor.callbacks import AttributionMetrics
+    from tf_smoothtaylor.integrations.callbacks import AttributionMetrics
     import tf_smoothtaylor as tst
     transforms = {"preprocess": lambda p: 2 * p - 1, "deprocess": lambda x: (x + 1) / 2}
     callback = AttributionMetrics(tst.Gradient(cnn), images,

@@ -127,7 +127,7 @@ def test_out_of_range_target_and_pixels(loaded):
 
 def test_export_mode_of_the_command_line(tmp_path):
     from absl.testing import flagsaver
-    from tf_smoothtaylor import cli
+    from tf_smoothtaylor.cli import main as cli
     argv = ["tf-smoothtaylor", "export", "--output_dir", str(tmp_path / "m"), "--method",
             "integrated_gradients", "--steps", "4", "--top_k", "2", "--max_batch", "3",
             "--include_attributions"]
@@ -208,7 +208,7 @@ def test_an_explainer_exports_with_its_settings_on_a_non_square_model(tmp_path):
 def test_export_flag_include_error_serves_the_relative_error(tmp_path):
     from absl import flags
     from absl.testing import flagsaver
-    from tf_smoothtaylor import cli
+    from tf_smoothtaylor.cli import main as cli
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(output_dir=str(tmp_path / "m"), method=["smooth_taylor"],

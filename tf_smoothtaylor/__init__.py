@@ -19,9 +19,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _NAMES = {
-    "AdaptiveNoising": "tf_smoothtaylor.adaptive",
-    "AdaptiveResult": "tf_smoothtaylor.adaptive",
-    "adaptive_noising": "tf_smoothtaylor.adaptive",
+    "AdaptiveNoising": "tf_smoothtaylor.integrations.adaptive",
+    "AdaptiveResult": "tf_smoothtaylor.integrations.adaptive",
+    "adaptive_noising": "tf_smoothtaylor.integrations.adaptive",
     "BlurIntegratedGradients": "tf_smoothtaylor.methods",
     "completeness_gap": "tf_smoothtaylor.methods.maps",
     "heatmap": "tf_smoothtaylor.methods.maps",
@@ -40,21 +40,38 @@ _NAMES = {
     "quadrature": "tf_smoothtaylor.engine.quadrature",
 }
 _MODULES = {
-    "beam": "tf_smoothtaylor.beam", "callbacks": "tf_smoothtaylor.callbacks",
-    "config": "tf_smoothtaylor.config", "convergence": "tf_smoothtaylor.convergence",
-    "data": "tf_smoothtaylor.data", "demo": "tf_smoothtaylor.demo",
-    "distribute": "tf_smoothtaylor.distribute", "lrp": "tf_smoothtaylor.lrp",
-    "metrics": "tf_smoothtaylor.metrics", "models": "tf_smoothtaylor.models",
-    "plot": "tf_smoothtaylor.viz.plot", "serving": "tf_smoothtaylor.serving",
+    "beam": "tf_smoothtaylor.cli.beam",
+    "callbacks": "tf_smoothtaylor.integrations.callbacks",
+    "config": "tf_smoothtaylor.cli.config",
+    "convergence": "tf_smoothtaylor.integrations.convergence",
+    "data": "tf_smoothtaylor.data",
+    "demo": "tf_smoothtaylor.demo",
+    "distribute": "tf_smoothtaylor.integrations.distribute",
+    "lrp": "tf_smoothtaylor.lrp",
+    "metrics": "tf_smoothtaylor.metrics",
+    "models": "tf_smoothtaylor.models",
+    "plot": "tf_smoothtaylor.viz.plot",
+    "serving": "tf_smoothtaylor.integrations.serving",
     "visualize": "tf_smoothtaylor.viz.pictures",
 }
 #: Module paths of earlier versions and where the modules live now: importing an old
 #: path gives the module itself (one object, so patching either name patches both),
 #: with a DeprecationWarning.
 _MOVED = {
+    "tf_smoothtaylor.adaptive": "tf_smoothtaylor.integrations.adaptive",
+    "tf_smoothtaylor.beam": "tf_smoothtaylor.cli.beam",
+    "tf_smoothtaylor.callbacks": "tf_smoothtaylor.integrations.callbacks",
+    "tf_smoothtaylor.commands": "tf_smoothtaylor.cli.commands",
+    "tf_smoothtaylor.config": "tf_smoothtaylor.cli.config",
+    "tf_smoothtaylor.convergence": "tf_smoothtaylor.integrations.convergence",
+    "tf_smoothtaylor.distribute": "tf_smoothtaylor.integrations.distribute",
+    "tf_smoothtaylor.inputs": "tf_smoothtaylor.cli.inputs",
     "tf_smoothtaylor.maps": "tf_smoothtaylor.methods.maps",
     "tf_smoothtaylor.plot": "tf_smoothtaylor.viz.plot",
     "tf_smoothtaylor.rundir": "tf_smoothtaylor.data.rundir",
+    "tf_smoothtaylor.runs": "tf_smoothtaylor.cli.runs",
+    "tf_smoothtaylor.serving": "tf_smoothtaylor.integrations.serving",
+    "tf_smoothtaylor.tables": "tf_smoothtaylor.cli.tables",
     "tf_smoothtaylor.visualize": "tf_smoothtaylor.viz.pictures",
 }
 

@@ -1,5 +1,5 @@
 """``python -m tf_smoothtaylor`` runs the command line."""
 
-from tf_smoothtaylor.cli import run
+from tf_smoothtaylor.cli.main import run
 
 run()

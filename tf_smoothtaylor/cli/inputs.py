@@ -26,7 +26,7 @@ import os
 import re
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from tf_smoothtaylor.config import RunConfig
+from tf_smoothtaylor.cli.config import RunConfig
 from tf_smoothtaylor.data.formats import IMAGE_EXTENSIONS
 
 
@@ -86,7 +86,7 @@ def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
 
 def _folder_entries(root: str) -> List[Entry]:
     """An ImageFolder's only split, in tfds's fixed order."""
-    from tf_smoothtaylor import runs
+    from tf_smoothtaylor.cli import runs
     from tf_smoothtaylor.data import datasets
     builder = datasets.folder_builder(root)
     splits = sorted(builder.info.splits.keys())
@@ -104,7 +104,8 @@ def _folder_entries(root: str) -> List[Entry]:
 def _imagenet_entries(config: RunConfig) -> List[Entry]:
     """The validation images of the run, with their split positions."""
     import tensorflow_datasets as tfds
-    from tf_smoothtaylor import data, runs
+    from tf_smoothtaylor import data
+    from tf_smoothtaylor.cli import runs
     builder = data.prepare_imagenet(config.manual_dir, data_dir=config.data_dir)
     records = builder.as_dataset(split="validation", shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
@@ -134,7 +135,8 @@ def list_entries(config: RunConfig, *, glob: Optional[Callable] = None,
 
 def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
     """The files of ``--images``, or the bundled demo's samples for the demo model."""
-    from tf_smoothtaylor import demo, runs
+    from tf_smoothtaylor import demo
+    from tf_smoothtaylor.cli import runs
     if config.images:
         files = image_files(config.images, glob=glob, local=local)
     elif config.model == "demo":

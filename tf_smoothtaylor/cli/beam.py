@@ -39,18 +39,18 @@ logging.getLogger().setLevel(logging.ERROR)   # optional cloud clients' warnings
 try:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
 except ImportError as error:          # pragma: no cover - exercised without the extra
-    raise ImportError("tf_smoothtaylor.beam needs Apache Beam: pip install "
+    raise ImportError("tf_smoothtaylor.cli.beam needs Apache Beam: pip install "
                       "'tf-smoothtaylor[beam]'") from error
 finally:
     logging.getLogger().setLevel(_ROOT_LEVEL)
 
 import numpy as np
 
-from tf_smoothtaylor import inputs
-from tf_smoothtaylor.config import RunConfig
-from tf_smoothtaylor.inputs import Entry
+from tf_smoothtaylor.cli import inputs
+from tf_smoothtaylor.cli.config import RunConfig
+from tf_smoothtaylor.cli.inputs import Entry
+from tf_smoothtaylor.cli.runners import pipeline_options
 
 # Every element between transforms is (kind, value), one output per DoFn: Beam's
 # DaskRunner hands every element of a multi-output ParDo to each of its outputs.
@@ -149,9 +149,9 @@ class ReadImages(beam.DoFn):
         self.metric_names = tuple(metric_names)
 
     def setup(self):
-        from tf_smoothtaylor import _quiet
+        from tf_smoothtaylor.cli import quiet as _quiet
         _quiet.import_tensorflow()
-        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.cli import runs
         self.out = runs.OutputDir(self.config.output_dir, files=BeamFiles())
 
     def process(self, group: List[Entry]):
@@ -225,11 +225,11 @@ def _prepared(mode: str, config: RunConfig):
     """The run's job (model and explainers, traced), once per worker process: a
     runner that calls ``DoFn.setup`` per bundle (Beam's DaskRunner: per task) reuses
     it instead of loading the model and tracing again."""
-    from tf_smoothtaylor import commands
+    from tf_smoothtaylor.cli import job as _job
     key = pickle.dumps((mode, config))
     if key not in _JOBS:
         _JOBS.clear()                              # one run's job at a time
-        _JOBS[key] = commands.prepare(mode, config)
+        _JOBS[key] = _job.prepare(mode, config)
     return _JOBS[key]
 
 
@@ -243,9 +243,9 @@ class ExplainImages(beam.DoFn):
 
     def setup(self):
         import io
-        from tf_smoothtaylor import _quiet
+        from tf_smoothtaylor.cli import quiet as _quiet
         _quiet.import_tensorflow()
-        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.cli import runs
         from tf_smoothtaylor.engine import tracing as _tracing
         _tracing.install()
         self.job = _prepared(self.mode, self.config)
@@ -253,7 +253,7 @@ class ExplainImages(beam.DoFn):
         self.progress = runs.Progress(None, stream=io.StringIO())
 
     def process(self, batch):
-        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.cli import runs
         finished = [item for item in batch if self.out.done(item[0])]
         if finished:                  # maps of an earlier run (or a retried bundle): score
             ids, sources, _, pixels = zip(*finished)
@@ -282,7 +282,7 @@ class ExplainImages(beam.DoFn):
             yield FINISHED, json.loads(json.dumps(record, sort_keys=True))
 
     def _explain(self, batch) -> List[dict]:
-        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.cli import runs
         ids, sources, labels, pixels = zip(*batch)
         job = self.job
         return runs.process_batch(job.spec, np.stack(pixels), np.asarray(labels),
@@ -298,7 +298,7 @@ class WriteTables(beam.DoFn):
         self.config, self.metric_names, self.class_names = config, metric_names, class_names
 
     def process(self, gathered):
-        from tf_smoothtaylor import runs
+        from tf_smoothtaylor.cli import runs
         _, tagged = gathered
         records, failures = [], []
         for kind, value in tagged:
@@ -346,69 +346,11 @@ def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
             | "Tables" >> beam.ParDo(WriteTables(config, metric_names, class_names)))
 
 
-# Runners Beam does not list among its known names, and the module that defines each
-# (importing it registers the runner's own options, e.g. --dask_client_address).
-EXTRA_RUNNERS = {"daskrunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
-# The tf-smoothtaylor extra that brings a runner's packages.
-RUNNER_EXTRAS = {"daskrunner": "dask", "dataflowrunner": "dataflow"}
-RUNNER_NAMES = ("DirectRunner", "DaskRunner", "DataflowRunner", "FlinkRunner", "SparkRunner",
-                "PortableRunner", "PrismRunner")
-
-
-def runner_path(name: str) -> str:
-    """The runner Beam should create for ``--runner name`` (Beam's spelling: any case,
-    with or without "Runner", or a qualified class name), its options registered."""
-    key = name.lower() if name.lower().endswith("runner") else name.lower() + "runner"
-    path = EXTRA_RUNNERS.get(key, name)
-    module = path.rsplit(".", 1)[0] if "." in path else None
-    if key == "dataflowrunner":
-        module = "apache_beam.runners.dataflow.internal.apiclient"
-    if module is not None:
-        try:
-            __import__(module)
-        except ImportError as error:
-            extra = RUNNER_EXTRAS.get(key)
-            hint = (f"pip install 'tf-smoothtaylor[{extra}]'" if extra else
-                    f"install the packages of {path}")
-            raise ValueError(f"--runner {name} needs packages that are not installed "
-                             f"({error.name or error}): {hint}") from None
-    return path
-
-
-def pipeline_options(config: RunConfig) -> PipelineOptions:
-    """Beam options from ``--runner`` and the pass-through arguments (every runner's
-    own options, e.g. ``--dask_client_address``, ``--flink_master``, ``--project``);
-    options neither tf-smoothtaylor nor Beam knows are an error (a misspelt flag
-    must not vanish)."""
-    arguments = list(config.beam_args)
-    if not any(a.startswith("--default_sdk_harness_log_level") for a in arguments):
-        arguments.append("--default_sdk_harness_log_level=WARNING")   # workers: no INFO chatter
-    path = runner_path(config.runner)
-    if path == EXTRA_RUNNERS["daskrunner"] and not any(
-            a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in arguments):
-        # One step (--images_per_step images) per Dask task, so that the scheduler
-        # spreads the steps over the workers (Beam's default puts 128 in one task).
-        arguments.append("--dask_partition_size=1")
-    options = PipelineOptions(arguments, runner=path)
-    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
-    level = beam_logger.level
-    beam_logger.setLevel(logging.ERROR)          # we report unknown options ourselves
-    try:
-        known = options.get_all_options(retain_unknown_options=False)
-    finally:
-        beam_logger.setLevel(level)
-    every = options.get_all_options(retain_unknown_options=True)
-    unknown = sorted(set(every) - set(known))
-    if unknown:
-        raise ValueError("unknown option(s) for tf-smoothtaylor or Beam: "
-                         + ", ".join(f"--{name}" for name in unknown))
-    return options
-
-
 def run(mode: str, config: RunConfig) -> None:
     """Runs ``mode`` (explain, evaluate or adapt) on ``config.runner`` and prints
     the summary; raises ValueError naming the images that could not be processed."""
-    from tf_smoothtaylor import _quiet, commands
+    from tf_smoothtaylor.cli import job as _job
+    from tf_smoothtaylor.cli import quiet as _quiet
     logging.getLogger("apache_beam").setLevel(logging.ERROR if config.verbosity < 0
                                               else logging.INFO)
     options = pipeline_options(config)
@@ -419,13 +361,13 @@ def run(mode: str, config: RunConfig) -> None:
     entries = list_entries(config)
     if not entries:
         raise ValueError("no image to process")
-    config, job, out = commands.start(mode, config, entries, files=BeamFiles(),
-                                      local=_local(config))
+    config, job, out = _job.start(mode, config, entries, files=BeamFiles(),
+                                  local=_local(config))
     resumed = out.results_count()
     size, resize = inputs.input_size(config, job.spec)
     with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
         build(pipeline, mode, config, entries, size=size, resize=resize,
-              metric_names=job.metric_names, class_names=commands.own_class_names(job.spec))
+              metric_names=job.metric_names, class_names=_job.own_class_names(job.spec))
         result = pipeline.run()
         try:
             result.wait_until_finish()
@@ -440,5 +382,5 @@ def run(mode: str, config: RunConfig) -> None:
         out.files.join(out.path, "summary.md")) else ""
     if summary:
         print(summary)
-    commands.report_failures(inputs.unreadable(entries, finished, config, job.spec),
+    _job.report_failures(inputs.unreadable(entries, finished, config, job.spec),
                              len(entries), out)

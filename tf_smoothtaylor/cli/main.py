@@ -34,7 +34,7 @@ import logging  # noqa: E402
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from tf_smoothtaylor import _quiet  # noqa: E402
+from tf_smoothtaylor.cli import quiet as _quiet  # noqa: E402
 
 # The method flags are made from the methods' own declarations (methods.options), so
 # the methods are imported here, with TensorFlow's start-up lines kept off stderr.
@@ -234,7 +234,7 @@ def main(argv):
     if FLAGS.convergence and (argv[1] != "evaluate" or FLAGS.runner):
         raise CommandError("--convergence applies to evaluate run in this process (no "
                            "--runner)")
-    from tf_smoothtaylor.config import RunConfig
+    from tf_smoothtaylor.cli.config import RunConfig
     config = RunConfig.from_flags(FLAGS, beam_args=extra, method_flags=tuple(METHOD_FLAGS))
     if config.verbosity < 0:          # TensorFlow's and Beam's INFO/WARNING lines: off
         absl_logging.set_verbosity(absl_logging.ERROR)
@@ -242,10 +242,10 @@ def main(argv):
             logging.getLogger(name).setLevel(logging.ERROR)
     _quiet.import_tensorflow()
     if config.runner and argv[1] != "export":
-        from tf_smoothtaylor import beam       # Beam only when asked for
+        from tf_smoothtaylor.cli import beam       # Beam only when asked for
         beam.run(argv[1], config)
     else:
-        from tf_smoothtaylor import commands   # heavy imports after flag parsing
+        from tf_smoothtaylor.cli import commands   # heavy imports after flag parsing
         commands.run(argv[1], config)
 
 

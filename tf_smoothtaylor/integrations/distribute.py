@@ -13,7 +13,7 @@ explainer, strategy and image shape.
 
 Several hosts are not run here in lock-step: explaining a dataset is
 independent per image, so past one machine run the command line on an Apache
-Beam runner (``tf_smoothtaylor.beam``); multi-worker strategies are refused.
+Beam runner (``tf_smoothtaylor.cli.beam``); multi-worker strategies are refused.
 """
 
 from typing import Callable, Dict, Iterator, Optional

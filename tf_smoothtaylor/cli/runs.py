@@ -23,7 +23,7 @@ from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
 from tf_smoothtaylor.metrics.localisation import relevance_mass
-from tf_smoothtaylor.tables import (LOWER_IS_BETTER, failure_lines, markdown, precision_lines,
+from tf_smoothtaylor.cli.tables import (LOWER_IS_BETTER, failure_lines, markdown, precision_lines,
                                     summarize, write_grid, write_tables)
 from tf_smoothtaylor.viz import pictures as visualize
 

@@ -1,0 +1,21 @@
+"""The command line and its runs: the flags and modes (``main``, the
+``tf-smoothtaylor`` command), a run's settings (``config``), inputs (``inputs``),
+what each mode does (``commands``), processing and progress (``runs``), the tables
+(``tables``), Apache Beam pipelines (``beam``) and quiet logs (``quiet``). The top
+layer: it may import every other; nothing below imports it or Apache Beam.
+
+Importing a module of this package defines no flag and loads no TensorFlow: the
+flags live in ``main``, which only the command imports (Beam and Dask workers
+import ``runs`` and ``inputs`` without them).
+"""
+
+import importlib
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run":                       # tf_smoothtaylor.cli.run(), as before
+        value = importlib.import_module(f"{__name__}.main").run
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
