@@ -25,6 +25,16 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return result
 
 
+def chunk_parser(doc: str, *, points: int, repeats: int) -> argparse.ArgumentParser:
+    """:func:`parser` with the options of a one-image chunk benchmark: ``--points``
+    per image, ``--batch`` (the chunk size, 16) and ``--repeats``."""
+    result = parser(doc)
+    result.add_argument("--points", type=int, default=points)
+    result.add_argument("--batch", type=int, default=16)
+    result.add_argument("--repeats", type=int, default=repeats)
+    return result
+
+
 def build_model(name: str, size: int = 224) -> keras.Model:
     """A ``weights=None`` Keras Application with logits output, seeded."""
     keras.utils.set_random_seed(0)

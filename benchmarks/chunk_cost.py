@@ -33,11 +33,7 @@ def trivial_model(size: int) -> keras.Model:
 
 
 def main():
-    parser = _common.parser(__doc__)
-    parser.add_argument("--points", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = _common.chunk_parser(__doc__, points=48, repeats=5).parse_args()
     model, trivial = _common.build_model(args.model, args.size), trivial_model(args.size)
     image = _common.images(1, args.size)
     chunk = tf.constant(_common.images(args.batch, args.size))

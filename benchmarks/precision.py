@@ -11,12 +11,14 @@ Prints, measured in one run:
   same images: with h̄ the runs' mean and s² = Σ_p Var_runs(h_p), the realised error
   of one run is √s² / √(‖h̄‖² − s²/K) (the denominator without its own noise).
   RISE is judged on maps minus their spatial mean, as it reports;
+* ``rise_pixels``: RISE's per-pixel standard errors (raw maps) against each pixel's
+  spread over ``--runs`` independent runs, on the demo model;
 * ``auto``: SmoothTaylor with ``num_roots="auto"`` against the fixed number of roots
   that gives every image the same worst-image error: the gradients each spends.
 
 Usage:
   python benchmarks/precision.py [--model mobilenet_v2] [--size 224] [--runs 8]
-      [--only overhead|realised|auto]
+      [--only overhead|realised|auto|rise_pixels] [--masks 1000]
 """
 
 import os
@@ -108,6 +110,27 @@ def realised_errors(args) -> None:
             _realised_row(name, explainer, inputs, args.runs, centred)
 
 
+def rise_pixels(args) -> None:
+    """RISE's per-pixel standard errors (raw maps, not centred) against the spread of
+    each pixel over ``--runs`` independent runs, on the demo model's 12 images."""
+    from tf_smoothtaylor import demo
+    spec = demo.load()
+    x = spec.preprocess(demo.samples()[0])
+    count = len(x)
+    rise = tst.RISE(spec, num_masks=args.masks, batch_size=256)
+    maps, errors = [], []
+    for run in range(args.runs):
+        estimate = rise(x, keys=np.arange(count) + 1000 * run, return_error=True)
+        maps.append(estimate.attributions.numpy().sum(-1))      # each channel holds S / C
+        errors.append(estimate.standard_error.numpy().sum(-1))
+    realised = np.stack(maps).var(axis=0, ddof=1).reshape(count, -1).sum(axis=1)
+    reported = (np.stack(errors) ** 2).mean(axis=0).reshape(count, -1).sum(axis=1)
+    ratio = np.sqrt(reported / realised)
+    print(f"RISE N = {args.masks} on the demo model, {count} images, {args.runs} runs: "
+          f"per-pixel standard error reported / realised (root of summed variances) "
+          f"{ratio.mean():.3f} ({ratio.min():.3f}–{ratio.max():.3f})")
+
+
 def _auto_against_fixed(title, spec, inputs, target, cap, batch) -> None:
     """SmoothTaylor "auto" at ``target`` against the fixed R that gives the same
     worst-image error (the count each image's own error asks for, at most)."""
@@ -149,7 +172,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--max_points", type=int, default=8000)
     parser.add_argument("--model_max_points", type=int, default=2000)
-    parser.add_argument("--only", choices=["overhead", "realised", "auto"], default=None)
+    parser.add_argument("--masks", type=int, default=1000)
+    parser.add_argument("--only", choices=["overhead", "realised", "auto", "rise_pixels"],
+                        default=None)
     args = parser.parse_args()
     if args.only in (None, "overhead"):
         overhead(args)
@@ -157,6 +182,8 @@ def main() -> None:
         realised_errors(args)
     if args.only in (None, "auto"):
         auto_draws(args)
+    if args.only in (None, "rise_pixels"):
+        rise_pixels(args)
 
 
 if __name__ == "__main__":

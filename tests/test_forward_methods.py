@@ -192,3 +192,22 @@ def test_forward_methods_under_mixed_precision_with_a_float32_output(images):
             expected -= expected.mean(axis=(1, 2, 3), keepdims=True)
             got -= got.mean(axis=(1, 2, 3), keepdims=True)
         assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 0.03
+
+
+def test_rise_standard_errors_are_the_realised_spread_of_each_pixel(images):
+    """Per pixel, not only for the centred map: the standard error RISE reports is the
+    spread of its map over 200 independent runs (other keys; the control variate's
+    own masks drawn anew each run), on logits with an offset of 20 (the level the
+    control variate removes): reported ÷ realised within 12 % per image and 6 %
+    pooled (measured 0.95–1.06 and 0.97–1.01 over three seeds)."""
+    runs = 200
+    rise = tst.RISE(_offset_cnn(20.0), num_masks=200, grid_size=3, batch_size=1024)
+    tiled = np.tile(images, (runs, 1, 1, 1))
+    estimate = rise(tiled, 1, keys=np.arange(len(tiled)) + 77, return_error=True)
+    heat = estimate.attributions.numpy().sum(-1).reshape(runs, len(images), -1)
+    error = estimate.standard_error.numpy().sum(-1).reshape(runs, len(images), -1)
+    realised = heat.var(axis=0, ddof=1)
+    reported = (error ** 2).mean(axis=0)
+    np.testing.assert_allclose(np.sqrt(reported.sum(axis=1) / realised.sum(axis=1)), 1.0,
+                               atol=0.12)
+    np.testing.assert_allclose(np.sqrt(reported.sum() / realised.sum()), 1.0, atol=0.06)

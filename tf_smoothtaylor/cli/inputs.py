@@ -16,7 +16,7 @@ then the first ``--limit`` of them. Entry i gets the id ``runs.image_id(i, name)
 A file that exists but cannot be decoded is not an error here: the run reports it
 (``summary.md``, one line on stderr) and finishes the others.
 
-The list is recorded in ``run.json`` (``runs.OutputDir``): a rerun continues the
+The list is recorded in ``run.json`` (``data.rundir.OutputDir``): a rerun continues the
 run when its list is the same or extends it (``--limit`` raised, files added that
 sort after the others); any other change of the inputs is refused in one line.
 """
@@ -53,7 +53,7 @@ def image_files(patterns: Sequence[str], *, glob: Optional[Callable] = None,
 
     Raises ``ValueError`` in one line for a pattern that matches no image, a
     directory, or (``local``) a file that does not exist. ``glob``: how patterns
-    expand (default: ``_paths.glob``, any file system TensorFlow reads); ``local``:
+    expand (default: ``data.paths.glob``, any file system TensorFlow reads); ``local``:
     whether files are checked here (default: unless a pattern is remote).
     """
     from tf_smoothtaylor.data import paths as _paths

@@ -1,7 +1,7 @@
 """Resumable runs over many images: explain, evaluate, adapt.
 
 ``process`` explains (and scores) every image of a run that is not finished yet,
-writing each image's files and record through the run's ``rundir.OutputDir``
+writing each image's files and record through the run's ``data.rundir.OutputDir``
 (the record last, so a finished image is one whose record exists), and reports
 progress; ``tables`` writes the run's tables at the end. The names of both are
 also available from this module.

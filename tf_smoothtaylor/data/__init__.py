@@ -6,22 +6,9 @@ run directory's files (``rundir``). Imports the engine, never the command line.
 functions, resolved on first use (importing the package loads no TensorFlow).
 """
 
-import importlib
-from typing import Any
+from tf_smoothtaylor.engine.lazy import lazy_attributes
 
-_NAMES = ("decode_and_crop", "file_number", "from_files", "image_folder",
-          "image_folder_labels", "imagenet_validation", "prepare_imagenet")
-
-__all__ = list(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.datasets"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__all__ = ["decode_and_crop", "file_number", "from_files", "image_folder",
+           "image_folder_labels", "imagenet_validation", "prepare_imagenet"]
+__getattr__, __dir__ = lazy_attributes(__name__,
+                                       {name: f"{__name__}.datasets" for name in __all__})

@@ -152,7 +152,7 @@ class OutputDir:
       overwrite: Start the run over when its settings or inputs differ.
       files: The file system (default :class:`LocalFiles`; the Beam pipeline
         passes one on Beam's file systems, so ``gs://``-style paths work).
-      inputs: The run's resolved inputs (``inputs.recorded``), kept in
+      inputs: The run's resolved inputs (``cli.inputs.recorded``), kept in
         ``run.json`` as ``inputs``; None for runs that do not list them.
     """
 

@@ -12,24 +12,9 @@ Names are resolved on first use, so importing one engine module does not import
 the rest.
 """
 
-import importlib
-from typing import Any
+from tf_smoothtaylor.engine.lazy import lazy_attributes
 
-_NAMES = {
-    "Engine": "core", "MAX_CALLABLE_TARGETS": "core", "graph_classes": "core",
-    "per_point": "core", "Scheme": "scheme",
-}
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+_CORE = ("Engine", "MAX_CALLABLE_TARGETS", "graph_classes", "per_point")
+__all__ = sorted(_CORE + ("Scheme",))
+__getattr__, __dir__ = lazy_attributes(
+    __name__, {**{name: f"{__name__}.core" for name in _CORE}, "Scheme": f"{__name__}.scheme"})
