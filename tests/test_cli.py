@@ -664,3 +664,41 @@ def test_grid_images_and_figure_format_flags(tmp_path, capsys):
     assert "2 of 3 images; --grid_images to change" in capsys.readouterr().out
     root = ElementTree.parse(tmp_path / "grid.svg").getroot()
     assert root.tag.endswith("svg") and not (tmp_path / "grid.png").exists()
+
+
+def test_a_savedmodel_whose_graph_touches_files_is_refused_unless_unsafe_load(tmp_path):
+    """The serving signature's ops are read from saved_model.pb before anything runs:
+    a graph that writes a file is refused naming the op and its function, and the
+    file is not written; a Keras export (whose checkpoint functions hold SaveV2,
+    unreached from the signature) loads; with --unsafe_load the writer loads too."""
+    from conftest import small_cnn
+    from tf_smoothtaylor.cli import commands, savedmodel
+    written = tmp_path / "written.txt"
+
+    class Writer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 12, 12, 3])])
+        def serve(self, x):
+            tf.io.write_file(str(written), "payload")
+            return {"logits": tf.reduce_sum(x, axis=[1, 2])}
+
+    writer = Writer()
+    bad = str(tmp_path / "writer")
+    tf.saved_model.save(writer, bad, signatures={"serving_default": writer.serve})
+    good = str(tmp_path / "classifier")
+    small_cnn().export(good, verbose=False)
+    good_ops = {op for op, _ in savedmodel.reached_ops(good)}
+    assert "Conv2D" in good_ops and not good_ops & savedmodel.UNSAFE_OPS
+    assert ("WriteFile", "graph") not in savedmodel.reached_ops(bad)
+    assert any(op == "WriteFile" for op, _ in savedmodel.reached_ops(bad))
+    with flagsaver.flagsaver(model=bad, preprocess="identity"):
+        with pytest.raises(ValueError, match=r"WriteFile \(in __inference_serve.*"
+                                             r"--unsafe_load"):
+            commands.load_spec(FLAGS)
+    assert not written.exists()
+    with flagsaver.flagsaver(model=good, preprocess="identity"):
+        assert commands.load_spec(FLAGS).model.output_shape == (None, 5)
+    with flagsaver.flagsaver(model=bad, preprocess="identity", unsafe_load=True):
+        commands.load_spec(FLAGS).model(np.zeros((1, 12, 12, 3), np.float32))
+    assert written.read_text() == "payload"
+    with pytest.raises(ValueError, match="not a readable SavedModel"):
+        savedmodel.reached_ops(str(tmp_path))

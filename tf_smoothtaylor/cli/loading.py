@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor import data, demo, models
-from tf_smoothtaylor.cli import inputs
+from tf_smoothtaylor.cli import inputs, savedmodel
 from tf_smoothtaylor.data import paths as _paths
 
 
@@ -40,6 +40,7 @@ def load_spec(config) -> models.ModelSpec:
             raise ValueError(f"--model file not found: {config.model}")
     path = config.model
     if _paths.isdir(path):
+        savedmodel.check(path, unsafe_load=config.unsafe_load)
         layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
         signature = layer.call_endpoint_fn.structured_input_signature
         spec = tf.nest.flatten(signature)[0]

@@ -57,7 +57,8 @@ flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf",
                   "like EfficientNet); tf = 2x − 1; torch = (x − ImageNet mean) / std; "
                   "caffe = 255·x as BGR minus the ImageNet mean.")
 flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
-                  "(Keras safe_mode=False). Only for files you trust.")
+                  "(Keras safe_mode=False), and SavedModels whose serving graph writes, "
+                  "deletes or lists files or calls Python. Only for files you trust.")
 flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
 flags.DEFINE_string("image_folder", None, "A tfds ImageFolder root (root/split/label/*).")
 flags.DEFINE_string("manual_dir", None, "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).")
