@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -702,3 +704,51 @@ def test_a_savedmodel_whose_graph_touches_files_is_refused_unless_unsafe_load(tm
     assert written.read_text() == "payload"
     with pytest.raises(ValueError, match="not a readable SavedModel"):
         savedmodel.reached_ops(str(tmp_path))
+
+
+def test_custom_objects_load_a_model_with_a_custom_layer_and_name_it_when_missing(tmp_path):
+    """A .keras model with a registered custom layer: without the module that defines
+    it the error is one line naming the class and --custom_objects; with
+    --custom_objects (a .py file, or a module name) the model loads and computes what
+    it computed when saved."""
+    import importlib
+    from tf_smoothtaylor.cli import commands
+    source = tmp_path / "tst_custom_layers.py"
+    source.write_text(textwrap.dedent("""
+        import keras
+
+        @keras.saving.register_keras_serializable(package="tst_custom")
+        class Doubling(keras.layers.Layer):
+            def call(self, x):
+                return 2.0 * x
+    """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        layers = importlib.import_module("tst_custom_layers")
+        inputs = keras.Input((12, 12, 3))
+        hidden = keras.layers.Conv2D(4, 3)(layers.Doubling()(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(hidden)))
+        path = str(tmp_path / "custom.keras")
+        model.save(path)
+        x = np.random.default_rng(0).uniform(size=(2, 12, 12, 3)).astype(np.float32)
+        registry = keras.saving.get_custom_objects()
+        for entry in (str(source), "tst_custom_layers"):
+            registry.pop("tst_custom>Doubling", None)
+            sys.modules.pop("tst_custom_layers", None)
+            with flagsaver.flagsaver(model=path, preprocess="identity"):
+                with pytest.raises(ValueError, match=r"^--model .*custom\.keras uses "
+                                                     r"'Doubling'.*--custom_objects"):
+                    commands.load_spec(FLAGS)
+            with flagsaver.flagsaver(model=path, preprocess="identity", custom_objects=[entry]):
+                loaded = commands.load_spec(FLAGS).model
+            np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+        with flagsaver.flagsaver(model=path, custom_objects=[str(tmp_path / "none.py")]):
+            with pytest.raises(ValueError, match="--custom_objects file not found"):
+                commands.load_spec(FLAGS)
+        with flagsaver.flagsaver(model=path, custom_objects=["no_such_module_here"]):
+            with pytest.raises(ValueError, match="--custom_objects no_such_module_here could "
+                                                 "not be imported"):
+                commands.load_spec(FLAGS)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("tst_custom_layers", None)

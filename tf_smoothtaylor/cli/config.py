@@ -31,6 +31,7 @@ class RunConfig:
     weights: str = "imagenet"
     preprocess: str = "identity"
     unsafe_load: bool = False
+    custom_objects: Tuple[str, ...] = ()
     images: Tuple[str, ...] = ()
     image_folder: Optional[str] = None
     manual_dir: Optional[str] = None

@@ -1,7 +1,12 @@
 """The model and the reference images a run's flags name (``--model``,
-``--weights``, ``--preprocess``, ``--references``), with errors in flags."""
+``--weights``, ``--preprocess``, ``--custom_objects``, ``--references``), with
+errors in flags."""
 
+import importlib
+import importlib.util
 import os
+import re
+import sys
 import zipfile
 
 import keras
@@ -13,8 +18,42 @@ from tf_smoothtaylor.cli import inputs, savedmodel
 from tf_smoothtaylor.data import paths as _paths
 
 
+def import_custom_objects(names) -> None:
+    """Imports each ``--custom_objects`` entry, a dotted module name or a local ``.py``
+    file, so that the classes it registers with
+    ``keras.saving.register_keras_serializable`` can be loaded."""
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                if not os.path.isfile(name):
+                    raise ValueError(f"--custom_objects file not found: {name}")
+                module_name = os.path.splitext(os.path.basename(name))[0]
+                spec = importlib.util.spec_from_file_location(module_name,
+                                                              os.path.abspath(name))
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except ValueError:
+            raise
+        except Exception as error:   # the user's module: any error it raises
+            raise ValueError(f"--custom_objects {name} could not be imported "
+                             f"({type(error).__name__}: {error})") from None
+
+
+def _unknown_class(error: Exception, path: str) -> ValueError:
+    """One line for a model file naming a class no imported module registers."""
+    found = re.search(r"Could not locate (?:class|function) '([^']+)'", str(error))
+    name = found.group(1) if found else "a custom class"
+    return ValueError(f"--model {path} uses {name!r}, which no imported module registers; "
+                      "pass --custom_objects MODULE (a module name or .py file that defines "
+                      "it with @keras.saving.register_keras_serializable())")
+
+
 def load_spec(config) -> models.ModelSpec:
     """The model of ``--model`` as a ModelSpec."""
+    import_custom_objects(getattr(config, "custom_objects", ()) or ())
     if config.model == "demo":
         return demo.load()
     if not _paths.exists(config.model):
@@ -57,7 +96,9 @@ def load_spec(config) -> models.ModelSpec:
                                      "zip archive written by model.save)")
                 model = keras.models.load_model(local, compile=False,
                                                 safe_mode=not config.unsafe_load)
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
+            if "Could not locate" in str(error):
+                raise _unknown_class(error, path) from None
             if "safe_mode" in str(error) or "unsafe" in str(error).lower():
                 raise ValueError(f"{path} contains Python code (e.g. a Lambda layer); pass "
                                  "--unsafe_load only if you trust it.") from None

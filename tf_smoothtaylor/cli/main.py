@@ -59,6 +59,10 @@ flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf",
 flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
                   "(Keras safe_mode=False), and SavedModels whose serving graph writes, "
                   "deletes or lists files or calls Python. Only for files you trust.")
+flags.DEFINE_multi_string("custom_objects", [], "Python modules to import before loading "
+                          "--model (a dotted module name or a .py file; repeat the flag): "
+                          "those that register the model's custom layers with "
+                          "keras.saving.register_keras_serializable.")
 flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
 flags.DEFINE_string("image_folder", None, "A tfds ImageFolder root (root/split/label/*).")
 flags.DEFINE_string("manual_dir", None, "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).")
