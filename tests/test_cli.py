@@ -752,3 +752,30 @@ def test_custom_objects_load_a_model_with_a_custom_layer_and_name_it_when_missin
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("tst_custom_layers", None)
+
+
+def test_a_damaged_record_or_a_missing_map_is_named_and_explained_again(tmp_path):
+    """A truncated results/<id>.json and a map file its record lists but that is gone:
+    the rerun warns naming each file, explains those two images again, and ends with
+    every file byte-identical to the first run's (three records, none twice)."""
+    settings = dict(output_dir=str(tmp_path), images=demo.sample_paths()[:3],
+                    method=["gradient"])
+    with flagsaver.flagsaver(**settings):
+        cli.main(["tf-smoothtaylor", "explain"])
+    first = {path.relative_to(tmp_path): path.read_bytes()
+             for path in tmp_path.rglob("*") if path.is_file()}
+    damaged, emptied = sorted((tmp_path / "results").glob("*.json"))[:2]
+    damaged.write_text(damaged.read_text()[:7])
+    gone = tmp_path / json.loads(emptied.read_text())["methods"]["gradient"]["files"]["npy"]
+    gone.unlink()
+    with flagsaver.flagsaver(**settings):
+        with pytest.warns(UserWarning) as caught:
+            cli.main(["tf-smoothtaylor", "explain"])
+    messages = [str(w.message) for w in caught]
+    assert any(str(damaged) in m and "is damaged" in m and "explained again" in m
+               for m in messages), messages
+    assert any(str(gone) in m and "is missing" in m and "explained again" in m
+               for m in messages), messages
+    again = {path.relative_to(tmp_path): path.read_bytes()
+             for path in tmp_path.rglob("*") if path.is_file()}
+    assert again == first

@@ -10,7 +10,9 @@ A run writes into one output directory:
   ``..._heatmap.png`` and ``..._overlay.png``;
 * ``results/<id>.json`` — the image's record, written last and atomically: its
   presence means the image is finished. A rerun skips finished images and never
-  rewrites their files, so an interrupted run resumes where it stopped;
+  rewrites their files, so an interrupted run resumes where it stopped; a record
+  that does not read back, or that lists a file which is gone, is reported with a
+  warning naming the file and its image is explained again;
 * at the end: ``index.csv`` / ``metrics.csv`` (one row per image and method),
   ``summary.md`` (mean ± standard error per method) and ``grid.png``.
 
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -159,6 +162,7 @@ class OutputDir:
     def __init__(self, path: str, settings: Optional[dict] = None, *, overwrite: bool = False,
                  files=None, inputs: Optional[List[str]] = None):
         self.path, self.files = path, files or LocalFiles()
+        self._reported = set()           # damaged images already warned about
         if settings is None:
             return
         try:
@@ -234,7 +238,33 @@ class OutputDir:
                 self.files.remove(name)
 
     def done(self, identifier: str) -> bool:
-        return self.files.exists(self._file(self._result(identifier)))
+        """Whether the image is finished: its record is there, reads back, and every
+        file it lists exists. A damaged record or a missing file is reported once with
+        a warning naming it, and the image counts as not finished (a run explains it
+        again, rewriting its files)."""
+        if not self.files.exists(self._file(self._result(identifier))):
+            return False
+        problem = self.damage(identifier)
+        if problem and identifier not in self._reported:
+            self._reported.add(identifier)
+            warnings.warn(f"{problem}; image {identifier} is explained again", stacklevel=2)
+        return not problem
+
+    def damage(self, identifier: str) -> str:
+        """What is wrong with a finished image's files ("" when nothing): a record
+        that does not read back, or a file it lists that is gone."""
+        name = self._file(self._result(identifier))
+        try:
+            record = self.result(identifier)
+            listed = [record.get("input_png")] + [
+                path for entry in record["methods"].values()
+                for path in entry["files"].values()]
+        except (ValueError, UnicodeDecodeError, KeyError, AttributeError, TypeError) as error:
+            return f"{name} is damaged ({type(error).__name__}: {error})"
+        missing = [path for path in listed if path and not self.files.exists(self._file(path))]
+        if missing:
+            return f"{self._file(missing[0])}, listed in {name}, is missing"
+        return ""
 
     @staticmethod
     def _result(identifier: str) -> str:
@@ -262,5 +292,14 @@ class OutputDir:
         return json.loads(self.read(self._result(identifier)).decode("utf-8"))
 
     def results(self) -> List[dict]:
-        return [json.loads(self.files.read(name).decode("utf-8"))
-                for name in sorted(self._result_files(), key=os.path.basename)]
+        """Every finished image's record, in id order; a record that does not read
+        back is left out with a warning naming it."""
+        records = []
+        for name in sorted(self._result_files(), key=os.path.basename):
+            try:
+                records.append(json.loads(self.files.read(name).decode("utf-8")))
+            except (ValueError, UnicodeDecodeError) as error:
+                warnings.warn(f"{name} is damaged ({type(error).__name__}: {error}); "
+                              "left out of the tables (rerun the run to explain the image "
+                              "again)", stacklevel=2)
+        return records
