@@ -320,3 +320,23 @@ def test_a_runner_whose_packages_are_missing_names_the_extra(monkeypatch):
     if importlib.util.find_spec("google.auth") is None:
         with pytest.raises(ValueError, match=r"tf-smoothtaylor\[dataflow\]"):
             runners.runner_path("DataflowRunner")
+
+
+def test_local_paths_become_absolute_for_workers_and_urls_stay(tmp_path, monkeypatch):
+    """What the driver hands to Beam's workers: local paths absolute (the workers may
+    run in other folders), object-store URLs, registry names and 'imagenet' as given."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.keras").write_text("a model file")
+    config = RunConfig(output_dir="out", images=("imgs/*.png", "gs://bucket/*.jpg"),
+                       model="model.keras", weights="imagenet",
+                       custom_objects=("layers.py", "my_package.layers")).replace(
+                           references=("refs/a.png", "s3://bucket/b.png"))
+    moved = config.with_absolute_paths(["references"])
+    assert moved.output_dir == str(tmp_path / "out")
+    assert moved.images == (str(tmp_path / "imgs" / "*.png"), "gs://bucket/*.jpg")
+    assert moved.model == str(tmp_path / "model.keras") and moved.weights == "imagenet"
+    assert moved.custom_objects == (str(tmp_path / "layers.py"), "my_package.layers")
+    assert moved.references == (str(tmp_path / "refs" / "a.png"), "s3://bucket/b.png")
+    named = RunConfig(output_dir="gs://bucket/out", model="mobilenet_v2").with_absolute_paths()
+    assert (named.output_dir, named.model, named.image_folder) == (
+        "gs://bucket/out", "mobilenet_v2", None)

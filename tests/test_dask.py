@@ -49,10 +49,14 @@ class Cluster:
             client.wait_for_workers(workers, timeout=timeout)
 
     def _start(self, name, arguments):
+        # Started in a folder of their own, as on other machines: a relative path the
+        # driver passed on unchanged would not resolve there.
+        folder = self.logs / "elsewhere"
+        folder.mkdir(exist_ok=True)
         log = open(self.logs / f"{name}.log", "wb")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "dask", *arguments], env=ENV, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
 
     def kill(self, name):
         os.killpg(self.processes[name].pid, signal.SIGKILL)
@@ -72,7 +76,7 @@ def _run(mode, output, runner_args=(), **settings):
 
 
 def test_dask_cluster_runs_explain_and_evaluate_like_this_process_and_survives_a_lost_worker(
-        tmp_path, capfd):
+        tmp_path, capfd, monkeypatch):
     if not FLAGS.is_parsed():
         FLAGS.mark_as_parsed()
     cluster = Cluster(tmp_path)
@@ -96,6 +100,18 @@ def test_dask_cluster_runs_explain_and_evaluate_like_this_process_and_survives_a
         for path in (tmp_path / "explained" / "maps").glob("*.npy"):
             np.testing.assert_allclose(np.load(tmp_path / "explained_dask" / "maps" / path.name),
                                        np.load(path), rtol=1e-6, atol=1e-7)
+        # Relative --images and --output_dir from the driver's folder: the workers (in
+        # another folder) read and write the same files.
+        import shutil
+        from tf_smoothtaylor import demo
+        (tmp_path / "imgs").mkdir()
+        for source in demo.sample_paths()[:3]:
+            shutil.copy(source, tmp_path / "imgs")
+        monkeypatch.chdir(tmp_path)
+        _run("explain", "relative_out", dask, method=["gradient"], images=["imgs/*.png"])
+        monkeypatch.undo()
+        assert len(list((tmp_path / "relative_out" / "results").glob("*.json"))) == 3
+        assert not (tmp_path / "elsewhere" / "relative_out").exists()
         # A worker killed mid-run: its steps move to the other worker (or, should the
         # scheduler give up, a rerun finishes them); nothing is lost or redone.
         output, before = tmp_path / "killed", {}

@@ -351,8 +351,14 @@ def run(mode: str, config: RunConfig) -> None:
     the summary; raises ValueError naming the images that could not be processed."""
     from tf_smoothtaylor.cli import job as _job
     from tf_smoothtaylor.cli import quiet as _quiet
+    from tf_smoothtaylor.methods import BY_NAME
+    from tf_smoothtaylor.methods import options as method_options
     logging.getLogger("apache_beam").setLevel(logging.ERROR if config.verbosity < 0
                                               else logging.INFO)
+    # Workers may start in other folders: every local path the run names, absolute.
+    config = config.with_absolute_paths(
+        option.flag or setting for cls in BY_NAME.values()
+        for setting, (option, _) in method_options.declared(cls).items() if option.files)
     options = pipeline_options(config)
     try:
         pipeline = beam.Pipeline(options=options)

@@ -12,7 +12,8 @@ its Python default.
 """
 
 import dataclasses
-from typing import Any, Optional, Tuple
+import os
+from typing import Any, Iterable, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,3 +100,33 @@ class RunConfig:
             else:
                 flags[name] = tuple(value) if isinstance(value, list) else value
         return dataclasses.replace(self, method_flags=tuple(sorted(flags.items())), **changes)
+
+    def with_absolute_paths(self, file_flags: Iterable[str] = ()) -> "RunConfig":
+        """A copy whose local paths are absolute (object-store URLs, registry names and
+        ``imagenet``/``none`` unchanged), so that Beam workers started in other folders
+        find the same files: ``--output_dir``, ``--images`` patterns, the input
+        folders, ``--model`` and ``--weights`` files, ``--custom_objects`` files and
+        the method flags ``file_flags`` (e.g. ``references``)."""
+        def absolute(path):
+            return path if not path or "://" in path else os.path.abspath(path)
+
+        def existing(path):
+            return absolute(path) if path and os.path.exists(path) else path
+
+        changes = {
+            "output_dir": absolute(self.output_dir),
+            "images": tuple(absolute(pattern) for pattern in self.images),
+            "image_folder": absolute(self.image_folder),
+            "manual_dir": absolute(self.manual_dir),
+            "data_dir": absolute(self.data_dir),
+            "model": existing(self.model),
+            "weights": existing(self.weights),
+            "custom_objects": tuple(absolute(name) if name.endswith(".py") else name
+                                    for name in self.custom_objects),
+        }
+        for flag in file_flags:
+            value = self.given.get(flag)
+            if value:
+                changes[flag] = tuple(absolute(path) for path in value)
+        return self.replace(**changes)
+
