@@ -125,6 +125,36 @@ def test_out_of_range_target_and_pixels(loaded):
         loaded.signatures["explain_pixels"](pixels=pixels * 300, target=tf.constant([-1]))
 
 
+@pytest.mark.parametrize("pixels,target,message", [
+    (np.zeros((0, 64, 64, 3), np.float32), np.zeros(0, np.int32), "empty request"),
+    (np.full((2, 64, 64, 3), 0.5, np.float32), np.array([1, 2, 3], np.int32),
+     "one class per image"),
+    (np.full((1, 64, 64, 3), 0.5, np.float32), np.array([-2], np.int32),
+     "target is not a class index"),
+])
+def test_requests_at_the_edges_are_invalid_arguments_naming_the_problem(
+        loaded, pixels, target, message):
+    """An empty batch, a target list of the wrong length and a target below −1 (the
+    one sentinel, "the predicted class") are INVALID_ARGUMENT naming the problem."""
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["explain_pixels"](pixels=tf.constant(pixels),
+                                            target=tf.constant(target))
+    if message == "empty request":
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["serving_default"](image_bytes=tf.constant([], tf.string))
+
+
+def test_a_target_list_of_the_wrong_length_is_refused_in_a_fresh_process(exported, tmp_path):
+    """The same through saved_model_cli, as TF Serving loads the model."""
+    np.save(tmp_path / "pixels.npy", np.full((2, 64, 64, 3), 0.5, np.float32))
+    np.save(tmp_path / "target.npy", np.array([1, 2, 3], np.int32))
+    result = saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
+                             "explain_pixels", "--inputs",
+                             f"pixels={tmp_path}/pixels.npy;target={tmp_path}/target.npy")
+    assert result.returncode != 0
+    assert "target must hold one class per image" in result.stderr
+
+
 def test_export_mode_of_the_command_line(tmp_path):
     from absl.testing import flagsaver
     from tf_smoothtaylor.cli import main as cli

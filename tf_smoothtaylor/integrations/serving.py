@@ -108,10 +108,20 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
 
     def explain_pixels(pixels, target):
         pixels = tf.ensure_shape(pixels, [None, height, width, 3])
-        count = tf.debugging.assert_less_equal(
-            tf.shape(pixels)[0], max_batch,
-            message=f"request too large: at most {max_batch} images per request")
-        with tf.control_dependencies([count]):
+        count = tf.shape(pixels)[0]
+        checks = [
+            tf.debugging.assert_less_equal(
+                count, max_batch,
+                message=f"request too large: at most {max_batch} images per request"),
+            tf.debugging.assert_greater(count, 0,
+                                        message="empty request: send at least one image"),
+            tf.debugging.assert_equal(
+                tf.shape(target)[0], count,
+                message="target must hold one class per image (-1: the predicted class)"),
+            tf.debugging.assert_greater_equal(
+                target, -1, message="target is not a class index: 0 to classes − 1, or -1 "
+                                    "for the predicted class")]
+        with tf.control_dependencies(checks):
             inputs = tf.cast(spec.preprocess(pixels), tf.float32)
         attributions, logits, classes = explainer.run_in_graph(inputs, target,
                                                                with_error=include_error)
