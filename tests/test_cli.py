@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -779,3 +780,51 @@ def test_a_damaged_record_or_a_missing_map_is_named_and_explained_again(tmp_path
     again = {path.relative_to(tmp_path): path.read_bytes()
              for path in tmp_path.rglob("*") if path.is_file()}
     assert again == first
+
+
+def test_a_second_run_into_a_directory_in_use_is_refused_while_the_first_writes(tmp_path):
+    """Two processes, one run directory: while the first holds it (a process that
+    opened the run, as a run's start does, and is writing a temporary file), a real
+    second run is refused in one line naming the first, and the first's temporary file
+    is untouched (the second used to delete it); once the first ends, the lock is gone
+    and the next run starts. A lock whose process is gone does not stop a run."""
+    output, go = tmp_path / "out", tmp_path / "go"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, sys, time
+        from tf_smoothtaylor.data.rundir import OutputDir
+        out = OutputDir({str(output)!r}, {{"held": True}})
+        open(os.path.join({str(output)!r}, "maps", ".tmp-writing"), "w").close()
+        print("holding", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.05)
+        assert os.path.exists(os.path.join({str(output)!r}, "maps", ".tmp-writing"))
+    """)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        second = run_cli("explain", "--method", "gradient", "--output_dir", str(output))
+        assert second.returncode == 2, second.stderr
+        assert f"in use by another run (process {holder.pid}" in second.stderr
+        assert (output / "maps" / ".tmp-writing").exists()
+    finally:
+        go.touch()
+        _, stderr = holder.communicate(timeout=60)
+    assert holder.returncode == 0, stderr
+    assert not (output / ".run.lock").exists()
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / ".run.lock").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": _ended_pid(), "started": "earlier"}))
+    for directory in (output, stale):
+        with flagsaver.flagsaver(output_dir=str(directory), images=demo.sample_paths()[:2],
+                                 method=["gradient"], overwrite=True):
+            cli.main(["tf-smoothtaylor", "explain"])
+        assert len(list((directory / "results").glob("*.json"))) == 2
+        assert not (directory / ".run.lock").exists()
+        assert not list(directory.rglob(".tmp-*"))
+
+
+def _ended_pid() -> int:
+    """The id of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

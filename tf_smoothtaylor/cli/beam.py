@@ -369,18 +369,21 @@ def run(mode: str, config: RunConfig) -> None:
         raise ValueError("no image to process")
     config, job, out = _job.start(mode, config, entries, files=BeamFiles(),
                                   local=_local(config))
-    resumed = out.results_count()
-    size, resize = inputs.input_size(config, job.spec)
-    with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
-        build(pipeline, mode, config, entries, size=size, resize=resize,
-              metric_names=job.metric_names, class_names=_job.own_class_names(job.spec))
-        result = pipeline.run()
-        try:
-            result.wait_until_finish()
-        finally:
-            client = getattr(result, "client", None)      # DaskRunner's, left open by Beam
-            if client is not None:
-                client.close()
+    try:
+        resumed = out.results_count()
+        size, resize = inputs.input_size(config, job.spec)
+        with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
+            build(pipeline, mode, config, entries, size=size, resize=resize,
+                  metric_names=job.metric_names, class_names=_job.own_class_names(job.spec))
+            result = pipeline.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                client = getattr(result, "client", None)   # DaskRunner's, left open by Beam
+                if client is not None:
+                    client.close()
+    finally:
+        out.close()
     finished = out.finished_ids()
     print(f"{len(finished)} images -> {config.output_dir} ({len(finished) - resumed} "
           f"computed, {resumed} resumed; runner: {config.runner})")

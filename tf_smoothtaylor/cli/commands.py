@@ -46,13 +46,18 @@ def run(mode: str, config: RunConfig) -> None:
         return
     entries = inputs.list_entries(config)
     config, job, out = start(mode, config, entries, spec=spec)
-    records = runs.process(spec, inputs.input_batches(config, spec, entries), job.explainers, out,
-                           metrics=job.metrics, masks=job.masks, total=len(entries),
-                           ids={entry.source: entry.id for entry in entries})
-    failures = inputs.unreadable(entries, [record["id"] for record in records], config, spec)
-    report(out, records, job.metric_names, failures, config, own_class_names(spec))
-    if config.convergence and mode == "evaluate" and records:
-        print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
+    try:
+        records = runs.process(spec, inputs.input_batches(config, spec, entries),
+                               job.explainers, out, metrics=job.metrics, masks=job.masks,
+                               total=len(entries),
+                               ids={entry.source: entry.id for entry in entries})
+        failures = inputs.unreadable(entries, [record["id"] for record in records], config,
+                                     spec)
+        report(out, records, job.metric_names, failures, config, own_class_names(spec))
+        if config.convergence and mode == "evaluate" and records:
+            print(f"convergence: {write_convergence(out, spec, config, records, entries)}")
+    finally:
+        out.close()
     report_failures(failures, len(entries), out)
 
 

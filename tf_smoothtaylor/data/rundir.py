@@ -31,6 +31,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from tf_smoothtaylor.data import runlock
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -163,6 +165,7 @@ class OutputDir:
                  files=None, inputs: Optional[List[str]] = None):
         self.path, self.files = path, files or LocalFiles()
         self._reported = set()           # damaged images already warned about
+        self._lock = None
         if settings is None:
             return
         try:
@@ -172,6 +175,9 @@ class OutputDir:
         except OSError as error:
             raise ValueError(f"Expected a writable `output_dir`. Received: {path!r} "
                              f"({error})") from None
+        # One run at a time on a local disk: only the lock's holder removes the temporary
+        # files a killed run left (object stores: not locked yet).
+        self._lock = None if "://" in path else runlock.acquire(path)
         for pattern in (".tmp-*", "maps/.tmp-*", "results/.tmp-*"):   # left by a killed run
             for name in self.files.glob(self._file(pattern)):
                 self.files.remove(name)
@@ -207,6 +213,13 @@ class OutputDir:
                 wanted["metric_options"] = previous.get("metric_options")
                 text = json.dumps(wanted, indent=1, sort_keys=True)
         self.files.write(run_file, text.encode())
+
+    def close(self) -> None:
+        """Ends this process's hold on the run directory (``runlock``); a later run,
+        in any process, may then start there."""
+        if self._lock is not None:
+            runlock.release(self._lock)
+            self._lock = None
 
     def _file(self, relative: str) -> str:
         return self.files.join(self.path, *relative.split("/"))
