@@ -1,0 +1,58 @@
+"""One contract over every registered method (``methods.BY_NAME``): a method added to
+the registry is covered here or this test fails. On a small CNN with small settings:
+results independent of the chunk size, of batch order and of the other images of a
+call; the seed reproduces them; bad input and bad targets raise errors that name
+them."""
+
+import numpy as np
+import pytest
+
+from conftest import max_abs_diff
+from tf_smoothtaylor.methods import BY_NAME
+
+REFERENCES = np.random.default_rng(5).uniform(-1, 1, (3, 12, 12, 3)).astype(np.float32)
+#: Small settings per registered method (every registry entry needs one).
+SMALL = {
+    "smooth_taylor": dict(num_roots=6, noise_scale=0.3),
+    "integrated_gradients": dict(steps=6),
+    "smoothgrad": dict(num_samples=6),
+    "gradient": {},
+    "gradient_x_input": {},
+    "grad_cam": {},
+    "grad_cam_plus_plus": {},
+    "rise": dict(num_masks=24, grid_size=3, baseline=0.0),
+    "occlusion": dict(window=4, baseline=0.0),
+    "blur_ig": dict(steps=6),
+    "expected_gradients": dict(references=REFERENCES, num_samples=6),
+    "lrp": dict(composite="epsilon"),
+}
+
+
+def test_every_registered_method_has_small_settings_here():
+    assert sorted(SMALL) == sorted(BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_results_do_not_depend_on_chunks_order_or_company_and_the_seed_repeats(
+        name, cnn, images):
+    make = lambda **kw: BY_NAME[name](cnn, **SMALL[name], **kw)  # noqa: E731
+    targets = np.array([0, 3, 1, 4], np.int32)
+    reference = make(batch_size=64)(images, targets).numpy()
+    assert np.isfinite(reference).all() and np.abs(reference).max() > 0
+    small = make(batch_size=5)
+    assert max_abs_diff(small(images, targets), reference) <= 1e-5
+    order = np.array([2, 0, 3, 1])
+    assert max_abs_diff(small(images[order], targets[order]), reference[order]) <= 1e-5
+    assert max_abs_diff(small(images[1:2], targets[1:2]), reference[1:2]) <= 1e-5
+    assert max_abs_diff(make(batch_size=64)(images, targets), reference) == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_bad_input_and_targets_are_errors_that_name_them(name, cnn, images):
+    explainer = BY_NAME[name](cnn, **SMALL[name])
+    with pytest.raises(ValueError, match="(?i)target|class"):
+        explainer(images, np.array([0, 1, 2, 5], np.int32))       # 5 classes: 0..4
+    with pytest.raises(ValueError, match="(?i)target|class"):
+        explainer(images, np.array([0, 1], np.int32))             # one per image
+    with pytest.raises((ValueError, TypeError), match="(?i)image|input|shape|rank"):
+        explainer(images[0], 0)                                   # no batch axis
