@@ -9,13 +9,7 @@ flags live in ``main``, which only the command imports (Beam and Dask workers
 import ``runs`` and ``inputs`` without them).
 """
 
-import importlib
-from typing import Any
+from tf_smoothtaylor.engine.lazy import lazy_attributes
 
-
-def __getattr__(name: str) -> Any:
-    if name == "run":                       # tf_smoothtaylor.cli.run(), as before
-        value = importlib.import_module(f"{__name__}.main").run
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# tf_smoothtaylor.cli.run(), as before the command moved into ``main``.
+__getattr__, __dir__ = lazy_attributes(__name__, {"run": f"{__name__}.main"})

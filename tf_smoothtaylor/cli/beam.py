@@ -254,14 +254,15 @@ class ExplainImages(beam.DoFn):
 
     def process(self, batch):
         from tf_smoothtaylor.cli import runs
-        finished = [item for item in batch if self.out.done(item[0])]
+        done = [self.out.done(item[0]) for item in batch]   # one look at each record
+        finished = [item for item, was in zip(batch, done) if was]
         if finished:                  # maps of an earlier run (or a retried bundle): score
             ids, sources, _, pixels = zip(*finished)
             runs.score_finished(self.job.spec, np.stack(pixels), list(sources), list(ids),
                                 self.out, self.job.metrics, self.job.masks)
             for identifier in ids:
                 yield FINISHED, self.out.result(identifier)
-        batch = [item for item in batch if not self.out.done(item[0])]
+        batch = [item for item, was in zip(batch, done) if not was]
         if not batch:
             return
         # Only an image's own fault (its shape, non-finite values) is recorded as a

@@ -25,6 +25,7 @@ __all__ = ["Job", "export", "load_spec", "method_options", "metric_options", "pr
            "reference_inputs", "report", "report_failures", "run", "start",
            "write_convergence"]
 
+
 def export(config, spec) -> None:
     """The export mode: a SavedModel of the first --method."""
     from tf_smoothtaylor.integrations import serving
