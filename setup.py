@@ -18,6 +18,7 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
+        "filelock>=3.12",           # the run directory's lock (ends with its process)
         "matplotlib>=3.5",          # the run's figures (grid, convergence) and tf_smoothtaylor.viz.plot
     ],
     package_data={"tf_smoothtaylor": ["demo/assets/*"]},

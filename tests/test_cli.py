@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -787,7 +786,7 @@ def test_a_second_run_into_a_directory_in_use_is_refused_while_the_first_writes(
     opened the run, as a run's start does, and is writing a temporary file), a real
     second run is refused in one line naming the first, and the first's temporary file
     is untouched (the second used to delete it); once the first ends, the lock is gone
-    and the next run starts. A lock whose process is gone does not stop a run."""
+    and the next run starts; a holder killed with SIGKILL does not stop a run."""
     output, go = tmp_path / "out", tmp_path / "go"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import os, sys, time
@@ -809,22 +808,23 @@ def test_a_second_run_into_a_directory_in_use_is_refused_while_the_first_writes(
         go.touch()
         _, stderr = holder.communicate(timeout=60)
     assert holder.returncode == 0, stderr
-    assert not (output / ".run.lock").exists()
-    stale = tmp_path / "stale"
-    stale.mkdir()
-    (stale / ".run.lock").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": _ended_pid(), "started": "earlier"}))
-    for directory in (output, stale):
+    assert not (output / ".run.holder").exists()
+    # A holder killed with SIGKILL: the operating system ends its lock with it.
+    killed = tmp_path / "killed"
+    victim = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from tf_smoothtaylor.data.rundir import OutputDir
+        out = OutputDir({str(killed)!r}, {{"held": True}})
+        print("holding", flush=True)
+        time.sleep(600)
+    """)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert victim.stdout.readline().strip() == "holding"
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    for directory in (output, killed):
         with flagsaver.flagsaver(output_dir=str(directory), images=demo.sample_paths()[:2],
                                  method=["gradient"], overwrite=True):
             cli.main(["tf-smoothtaylor", "explain"])
         assert len(list((directory / "results").glob("*.json"))) == 2
-        assert not (directory / ".run.lock").exists()
+        assert not (directory / ".run.holder").exists()
         assert not list(directory.rglob(".tmp-*"))
-
-
-def _ended_pid() -> int:
-    """The id of a process that has ended."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid

@@ -42,6 +42,7 @@ class RunConfig:
     method: Tuple[str, ...] = ("smooth_taylor", "integrated_gradients")
     images_per_step: int = 8
     overwrite: bool = False
+    force: bool = False
     metric: Optional[Tuple[str, ...]] = None
     window: Optional[int] = None
     num_regions: Optional[int] = None

@@ -94,7 +94,8 @@ def start(mode: str, config: RunConfig, entries: List[inputs.Entry], *,
     job = prepare(mode, config, spec)
     check_masks(job, entries)
     out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
-                         files=files, inputs=inputs.recorded(entries, local=local))
+                         force=config.force, files=files,
+                         inputs=inputs.recorded(entries, local=local))
     return config, job, out
 
 

@@ -154,6 +154,9 @@ flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_b
 flags.DEFINE_string("output_dir", None, "Where results go (required).")
 flags.DEFINE_bool("overwrite", False, "Start the run in --output_dir over when its settings "
                   "differ from this command's (default: refuse once an image is finished).")
+flags.DEFINE_bool("force", False, "Take over an object-store --output_dir (gs://, s3://) whose "
+                  "lease another run holds, before its heartbeat is stale; only when that run "
+                  "is gone (local disks need none: their lock ends with its process).")
 flags.DEFINE_multi_enum("metric", None, METRICS, "Metrics for evaluate (default: aupc, autvc, "
                         "and relevance_mass when masks exist).")
 flags.DEFINE_integer("window", None, "AUPC window k (default 15; 8 for the demo).", lower_bound=1)

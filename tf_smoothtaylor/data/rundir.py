@@ -159,10 +159,12 @@ class OutputDir:
         passes one on Beam's file systems, so ``gs://``-style paths work).
       inputs: The run's resolved inputs (``cli.inputs.recorded``), kept in
         ``run.json`` as ``inputs``; None for runs that do not list them.
+      force: Take an object store's run directory even when its lease is recent
+        (``runlock``).
     """
 
     def __init__(self, path: str, settings: Optional[dict] = None, *, overwrite: bool = False,
-                 files=None, inputs: Optional[List[str]] = None):
+                 files=None, inputs: Optional[List[str]] = None, force: bool = False):
         self.path, self.files = path, files or LocalFiles()
         self._reported = set()           # damaged images already warned about
         self._lock = None
@@ -175,9 +177,8 @@ class OutputDir:
         except OSError as error:
             raise ValueError(f"Expected a writable `output_dir`. Received: {path!r} "
                              f"({error})") from None
-        # One run at a time on a local disk: only the lock's holder removes the temporary
-        # files a killed run left (object stores: not locked yet).
-        self._lock = None if "://" in path else runlock.acquire(path)
+        # One run at a time: only the holder removes the temporary files a killed run left.
+        self._lock = runlock.acquire(path, self.files, force=force)
         for pattern in (".tmp-*", "maps/.tmp-*", "results/.tmp-*"):   # left by a killed run
             for name in self.files.glob(self._file(pattern)):
                 self.files.remove(name)
@@ -226,6 +227,8 @@ class OutputDir:
 
     def write(self, relative: str, data: bytes) -> None:
         """Writes one file of the run (``relative`` uses '/')."""
+        if self._lock is not None:
+            self._lock.check()
         self.files.write(self._file(relative), data)
 
     def read(self, relative: str) -> bytes:
