@@ -16,8 +16,7 @@ from tf_smoothtaylor.cli.explainers import method_options, metric_options
 from tf_smoothtaylor.cli.job import Job, own_class_names, prepare, report_failures, start
 from tf_smoothtaylor.cli.loading import load_spec, reference_inputs
 from tf_smoothtaylor.integrations import convergence
-from tf_smoothtaylor.methods import BY_NAME
-from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES
+from tf_smoothtaylor.methods import BY_NAME, registry
 from tf_smoothtaylor.viz import plot
 
 # The run's steps, also under the names they had here before ``job`` and ``loading``.
@@ -103,7 +102,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
             keys=keys, autvc_options=metric_options(config, spec)["autvc"])
     if not tables:
         raise ValueError("--convergence needs a Monte Carlo method with at least 2 draws "
-                         f"({MONTE_CARLO_NAMES})")
+                         f"({registry.monte_carlo(flags=True)})")
     name = f"convergence.{config.figure_format}"
     figure = plot.convergence(tables, labels=[record["id"] for record in chosen],
                               target=min(target_errors) if target_errors else None)

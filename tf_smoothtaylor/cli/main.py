@@ -39,12 +39,15 @@ from tf_smoothtaylor.cli import quiet as _quiet  # noqa: E402
 # The method flags are made from the methods' own declarations (methods.options), so
 # the methods are imported here, with TensorFlow's start-up lines kept off stderr.
 _quiet.import_tensorflow()
+from tf_smoothtaylor.cli.config import RunConfig  # noqa: E402
 from tf_smoothtaylor.methods import BY_NAME  # noqa: E402
+from tf_smoothtaylor.methods import registry as methods_registry  # noqa: E402
 from tf_smoothtaylor.methods import options as method_options  # noqa: E402
+from tf_smoothtaylor.metrics import registry as metrics_registry  # noqa: E402
 
 MODES = ("explain", "evaluate", "adapt", "export")
 METHODS = tuple(BY_NAME)
-METRICS = ("aupc", "autvc", "relevance_mass", "deletion", "insertion")
+METRICS = metrics_registry.names()
 METHOD_FLAGS = method_options.flag_table(BY_NAME)
 
 FLAGS = flags.FLAGS
@@ -70,7 +73,7 @@ flags.DEFINE_string("data_dir", None, "tfds data directory for imagenet2012.")
 flags.DEFINE_integer("limit", None, "Process at most this many images.", lower_bound=1)
 flags.DEFINE_integer("size", None, "Input size of registry models (default: the family's).",
                      lower_bound=8)
-flags.DEFINE_multi_enum("method", ["smooth_taylor", "integrated_gradients"], METHODS,
+flags.DEFINE_multi_enum("method", list(RunConfig.method), METHODS,
                         "Attribution methods (repeat the flag).")
 
 
@@ -181,8 +184,7 @@ flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.
                      lower_bound=1)
 flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
 flags.DEFINE_bool("include_error", False, "export: also return each heatmap's Monte Carlo "
-                  "relative error (smooth_taylor, smoothgrad, integrated_gradients with "
-                  "--baseline uniform, expected_gradients, rise).")
+                  f"relative error ({methods_registry.monte_carlo(flags=True)}).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
                   "tf.distribute strategy of an in-process run: one device, or all local "
                   "GPUs (mirrored). Past one machine use --runner.")
@@ -242,7 +244,6 @@ def main(argv):
     if FLAGS.convergence and (argv[1] != "evaluate" or FLAGS.runner):
         raise CommandError("--convergence applies to evaluate run in this process (no "
                            "--runner)")
-    from tf_smoothtaylor.cli.config import RunConfig
     config = RunConfig.from_flags(FLAGS, beam_args=extra, method_flags=tuple(METHOD_FLAGS))
     if config.verbosity < 0:          # TensorFlow's and Beam's INFO/WARNING lines: off
         absl_logging.set_verbosity(absl_logging.ERROR)

@@ -19,10 +19,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor.data.rundir import LocalFiles, OutputDir, atomic_write, id_key, image_id
 from tf_smoothtaylor.methods.maps import heatmap
-from tf_smoothtaylor.metrics.aupc import AUPC
-from tf_smoothtaylor.metrics.autvc import autvc
-from tf_smoothtaylor.metrics.deletion import Deletion, Insertion
-from tf_smoothtaylor.metrics.localisation import relevance_mass
+from tf_smoothtaylor.metrics import registry as metrics_registry
 from tf_smoothtaylor.cli.tables import (LOWER_IS_BETTER, failure_lines, markdown, precision_lines,
                                     summarize, write_grid, write_tables)
 from tf_smoothtaylor.viz import pictures as visualize
@@ -80,25 +77,9 @@ class Progress:
 
 
 def metric_functions(spec, names: Sequence[str], options: dict) -> Dict[str, Callable]:
-    """``name -> (images, maps, targets, masks) -> (B,) values``."""
-    functions = {}
-    for name in names:
-        settings = dict(options.get(name, {}))
-        if name == "aupc":
-            metric = AUPC(spec, **settings)
-            functions[name] = lambda x, m, t, k, metric=metric: metric(x, m, t).score
-        elif name == "autvc":
-            functions[name] = lambda x, m, t, k, s=settings: autvc(m, **s)
-        elif name == "relevance_mass":
-            functions[name] = lambda x, m, t, k: (relevance_mass(m, k) if k is not None
-                                                  else tf.fill([len(m)], np.nan))
-        elif name in ("deletion", "insertion"):
-            curve = (Deletion if name == "deletion" else Insertion)(spec, **settings)
-            functions[name] = lambda x, m, t, k, curve=curve: curve(x, m, t).score
-        else:
-            raise ValueError(f"Expected metric names among {sorted(LOWER_IS_BETTER)}. "
-                             f"Received: {name!r}")
-    return functions
+    """``name -> (images, maps, targets, masks) -> (B,)``: the registered metrics
+    (``metrics.registry``) built with their settings ``options[name]``."""
+    return metrics_registry.functions(spec, tuple(names), options)
 
 
 def process(spec, batches: Iterable, explainers: Dict[str, Callable], out: OutputDir, *,

@@ -10,9 +10,11 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from tf_smoothtaylor.data.rundir import OutputDir
+from tf_smoothtaylor.metrics import registry as metrics_registry
 
-LOWER_IS_BETTER = {"aupc": True, "autvc": True, "deletion": True, "insertion": False,
-                   "relevance_mass": False}
+#: metric name -> whether lower is better (the table's ↓ / ↑), from the registry.
+LOWER_IS_BETTER = {name: entry.lower_is_better
+                   for name, entry in metrics_registry.ENTRIES.items()}
 
 
 

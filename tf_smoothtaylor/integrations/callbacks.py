@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.methods.maps import heatmap
-from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
+from tf_smoothtaylor.methods import registry
+from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.metrics.aupc import AUPC
 from tf_smoothtaylor.metrics.autvc import autvc
 from tf_smoothtaylor.metrics.settings import fitted_settings
@@ -56,7 +57,7 @@ class AttributionMetrics(keras.callbacks.Callback):
       targets: Classes to explain (None: top-1 at each evaluation).
       metrics: Names from ``METRICS``; the mean over the batch is logged as
         ``prefix + name``. ``relative_error`` is the heatmaps' Monte Carlo
-        relative standard error (``methods.base.MONTE_CARLO``; see
+        relative standard error (``methods.registry.monte_carlo()``; see
         ``Explainer.explain(return_error=True)``).
       freq: Evaluate every ``freq`` epochs.
       prefix: Prefix of the log keys.
@@ -77,7 +78,7 @@ class AttributionMetrics(keras.callbacks.Callback):
         self.targets = targets
         self.metrics = tuple(_checks.one_of("metrics", name, METRICS) for name in metrics)
         if "relative_error" in self.metrics and not explainer.independent_points:
-            raise ValueError(f"Expected an explainer with Monte Carlo draws ({MONTE_CARLO}) "
+            raise ValueError(f"Expected an explainer with Monte Carlo draws ({registry.monte_carlo()}) "
                              "for the `relative_error` metric. Received: "
                              f"{type(explainer).__name__}")
         self.freq = _checks.positive_int("freq", freq)

@@ -1,6 +1,6 @@
 """How a Monte Carlo map settles as draws are added.
 
-For the Monte Carlo methods (``methods.base.MONTE_CARLO``), draw k of an image
+For the Monte Carlo methods (``methods.registry.monte_carlo()``), draw k of an image
 is the same in every run (keyed by the image and k), so the maps with R = 8,
 16, 32, ... draws are prefixes of one sequence of draws: the curves show one
 run growing. Per image and R: the heatmap's relative Monte Carlo error
@@ -13,7 +13,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from tf_smoothtaylor.methods.maps import heatmap
-from tf_smoothtaylor.methods.base import MONTE_CARLO, Explainer
+from tf_smoothtaylor.methods import registry
+from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.metrics.autvc import autvc
 
 
@@ -31,7 +32,7 @@ def curves(explainer: Explainer, images, targets=None, *, counts: Sequence[int],
     """Relative error and AUTVC of ``explainer``'s maps with each number of draws.
 
     Args:
-      explainer: A Monte Carlo explainer (``MONTE_CARLO``); its other
+      explainer: A Monte Carlo explainer (``methods.registry.monte_carlo()``); its other
         settings are kept, the number of draws is set to each of ``counts``.
       images, targets, keys: As for ``explain``.
       counts: Numbers of draws (increasing, each ≥ 2).
@@ -43,7 +44,7 @@ def curves(explainer: Explainer, images, targets=None, *, counts: Sequence[int],
     setting = getattr(explainer, "draw_setting", None)
     if not explainer.independent_points or setting is None:
         raise ValueError("Expected a Monte Carlo explainer with independent draws "
-                         f"({MONTE_CARLO}). Received: {type(explainer).__name__}")
+                         f"({registry.monte_carlo()}). Received: {type(explainer).__name__}")
     counts = [int(c) for c in counts]
     if not counts or counts[0] < 2 or any(b <= a for a, b in zip(counts, counts[1:])):
         raise ValueError(f"Expected `counts` to increase from at least 2. Received: {counts}")

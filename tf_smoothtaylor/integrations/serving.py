@@ -34,8 +34,8 @@ from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine.logits import select_target
 from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.data import decode_and_crop
-from tf_smoothtaylor.methods import BY_NAME as METHODS
-from tf_smoothtaylor.methods.base import MONTE_CARLO_NAMES, Explainer
+from tf_smoothtaylor.methods import BY_NAME as METHODS, registry
+from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.models import ModelSpec
 
 
@@ -60,7 +60,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
       max_image_bytes: Largest accepted encoded image.
       include_attributions: Also return the full attributions.
       include_error: Also return ``relative_error`` (B,), the heatmap's Monte
-        Carlo relative standard error (``methods.base.MONTE_CARLO``).
+        Carlo relative standard error (``methods.registry.monte_carlo()``).
       **method_options: Settings of the method (e.g. ``num_roots=50``).
 
     Returns:
@@ -96,7 +96,7 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         explainer = METHODS[method](spec, **method_options)
     explainer._engine.check_fixed_points()
     if include_error and not explainer.independent_points:
-        raise ValueError(f"Expected a Monte Carlo method ({MONTE_CARLO_NAMES}) with "
+        raise ValueError(f"Expected a Monte Carlo method ({registry.monte_carlo(flags=True)}) with "
                          f"`include_error=True`. Received: {type(explainer).__name__}")
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)

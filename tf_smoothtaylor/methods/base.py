@@ -33,16 +33,17 @@ import tensorflow as tf
 from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine.logits import LogitModel
 from tf_smoothtaylor.engine import Engine, Scheme
+from tf_smoothtaylor.methods import registry
 from tf_smoothtaylor.methods.options import Option
 
 Targets = Optional[Union[int, np.ndarray, list, Callable]]
 
-# The methods whose draws are independent (standard errors, "auto" counts), named once
-# for every message: as classes (Python) and as --method names (command line).
-MONTE_CARLO = ("SmoothTaylor, SmoothGrad (statistic='mean', a gradient base), "
-               "IntegratedGradients (baseline='uniform'), ExpectedGradients and RISE")
-MONTE_CARLO_NAMES = ("smooth_taylor, smoothgrad, integrated_gradients with --baseline "
-                     "uniform, expected_gradients, rise")
+def __getattr__(name: str):
+    """``MONTE_CARLO`` / ``MONTE_CARLO_NAMES``: the registry's Monte Carlo methods in
+    words (earlier versions' constants)."""
+    if name in ("MONTE_CARLO", "MONTE_CARLO_NAMES"):
+        return registry.monte_carlo(flags=name == "MONTE_CARLO_NAMES")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Estimate(NamedTuple):
@@ -181,7 +182,7 @@ class Explainer:
           keys: None to key random draws by image content, or one integer per
             image (the same key gives the same draws, whatever the pixels).
           return_error: Also return the Monte Carlo standard errors (methods
-            whose draws are independent: ``MONTE_CARLO``), and the draws each
+            whose draws are independent: ``registry.monte_carlo()``), and the draws each
             image used.
 
         Returns:
@@ -214,7 +215,8 @@ class Explainer:
         if return_error and not scheme.independent_points:
             raise ValueError(
                 "Expected a Monte Carlo method whose points are independent draws "
-                f"({MONTE_CARLO}) for `return_error=True`. Received: {type(self).__name__}"
+                f"({registry.monte_carlo()}) for `return_error=True`. "
+                f"Received: {type(self).__name__}"
                 + ("" if scheme.uses_random else ", which is deterministic"))
         if scheme.target_error is not None:
             *outputs, used = self._engine.run_auto(

@@ -34,6 +34,7 @@ from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option
+from tf_smoothtaylor.methods.registry import register
 
 TRUNCATE = 4.0          # scipy.ndimage.gaussian_filter's default: r = ⌊4σ + ½⌋
 
@@ -102,6 +103,7 @@ class BlurScheme(Scheme):
         return near, near - far, None
 
 
+@register("blur_ig")
 class BlurIntegratedGradients(Explainer):
     """Blur IG attributions.
 

@@ -19,6 +19,7 @@ from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor.methods.registry import register
 
 
 def _reference_array(references, max_references: int, seed: int) -> np.ndarray:
@@ -90,6 +91,7 @@ class ExpectedGradientsScheme(Scheme):
         return b + alpha * (x - b), x - b, None
 
 
+@register("expected_gradients", monte_carlo="always")
 class ExpectedGradients(Explainer):
     """Expected Gradients / GradientSHAP attributions.
 

@@ -44,6 +44,7 @@ from tf_smoothtaylor.engine.report import finite_rows, warn_if_not_finite
 from tf_smoothtaylor.engine import Scheme, graph_classes
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import Option
+from tf_smoothtaylor.methods.registry import register
 
 
 def _layers(model):
@@ -94,6 +95,7 @@ def find_layer(model, name: Optional[str] = None):
                      "(last 12)")
 
 
+@register("grad_cam")
 class GradCAM(Explainer):
     """Grad-CAM and Grad-CAM++ maps.
 
@@ -241,6 +243,7 @@ class GradCAM(Explainer):
         return self._broadcast(maps), logits, classes
 
 
+@register("grad_cam_plus_plus")
 class GradCAMPlusPlus(GradCAM):
     """Grad-CAM++: ``GradCAM(model, plus_plus=True)`` (see ``GradCAM``)."""
 

@@ -6,6 +6,7 @@
 
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.methods.registry import register
 
 
 class GradientScheme(Scheme):
@@ -21,6 +22,7 @@ class GradientScheme(Scheme):
         return x, (x if self.times_input else None), None
 
 
+@register("gradient")
 class Gradient(Explainer):
     """Saliency: the gradient of the target logit with respect to the input.
 
@@ -33,6 +35,7 @@ class Gradient(Explainer):
         return GradientScheme(times_input=False)
 
 
+@register("gradient_x_input")
 class GradientXInput(Explainer):
     """Gradient × Input: ``x ⊙ ∇f(x)``, IG with a zero baseline and one step."""
 

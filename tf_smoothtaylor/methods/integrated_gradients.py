@@ -18,6 +18,7 @@ from tf_smoothtaylor.engine import Scheme, per_point
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor.methods.registry import register
 from tf_smoothtaylor.engine.quadrature import RULES, quadrature
 
 BASELINES = ("zero", "uniform")
@@ -75,6 +76,8 @@ class IntegratedGradientsScheme(Scheme):
         return b + alpha * (x - b), x - b, None            # weights: draw_weights
 
 
+@register("integrated_gradients", monte_carlo="baseline='uniform'",
+          monte_carlo_flags="--baseline uniform")
 class IntegratedGradients(Explainer):
     """Integrated Gradients.
 

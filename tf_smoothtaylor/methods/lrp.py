@@ -28,6 +28,7 @@ from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.gradient import GradientScheme
 from tf_smoothtaylor.methods.options import Option
+from tf_smoothtaylor.methods.registry import register
 
 # How far inputs may stray outside the box rule's bounds (round-off of preprocess).
 BOUNDS_TOLERANCE = 1e-3
@@ -55,6 +56,7 @@ class RelevanceLogits:
         return shared(tf.cast(z, tf.float32), tuple(context))
 
 
+@register("lrp")
 class LRP(Explainer):
     """Layer-wise relevance propagation with a composite of rules.
 

@@ -24,6 +24,7 @@ from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
 from tf_smoothtaylor.methods.options import Option
+from tf_smoothtaylor.methods.registry import register
 
 BASELINES = ("zero", "mean")
 
@@ -80,6 +81,7 @@ class OcclusionScheme(Scheme):
         return x
 
 
+@register("occlusion", needs="forwards")
 class Occlusion(Explainer):
     """Occlusion attributions.
 

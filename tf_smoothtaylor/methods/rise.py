@@ -40,6 +40,7 @@ from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
 from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor.methods.registry import register
 
 OFFSET_MASKS = 16          # masks of the control variate's mean score c
 
@@ -102,6 +103,7 @@ class RISEScheme(Scheme):
         return attributions + tf.reshape(offsets, [-1, 1, 1, 1]) / channels
 
 
+@register("rise", needs="forwards", monte_carlo="always")
 class RISE(Explainer):
     """RISE saliency.
 

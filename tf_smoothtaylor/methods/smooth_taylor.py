@@ -15,6 +15,7 @@ from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor.methods.registry import register
 
 
 class SmoothTaylorScheme(Scheme):
@@ -47,6 +48,7 @@ class SmoothTaylorScheme(Scheme):
         return x + eps, eps, None
 
 
+@register("smooth_taylor", monte_carlo="always")
 class SmoothTaylor(Explainer):
     """SmoothTaylor attributions.
 

@@ -18,6 +18,7 @@ from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option
+from tf_smoothtaylor.methods.registry import register
 
 STATISTICS = ("mean", "square", "variance")
 BASES = ("gradient", "gradient_x_input")
@@ -75,6 +76,8 @@ class SmoothGradScheme(Scheme):
         return second
 
 
+@register("smoothgrad", monte_carlo="statistic='mean', a gradient base",
+          monte_carlo_flags="always")
 class SmoothGrad(Explainer):
     """SmoothGrad and its variants.
 

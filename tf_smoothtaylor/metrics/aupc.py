@@ -28,6 +28,7 @@ import tensorflow as tf
 from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine.logits import LogitModel, select_target
 from tf_smoothtaylor.engine.tracing import graph_function
+from tf_smoothtaylor.metrics import registry
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
@@ -241,3 +242,9 @@ def aupc(model, images, heatmaps, *, targets=None, preprocess=None, deprocess=No
     return AUPC(model, preprocess=preprocess, deprocess=deprocess, window=window,
                 num_regions=num_regions, num_copies=num_copies, seed=seed,
                 batch_size=batch_size)(images, heatmaps, targets)
+
+
+@registry.register("aupc", lower_is_better=True)
+def _scores(spec, **settings):
+    metric = AUPC(spec, **settings)
+    return lambda images, maps, targets, masks: metric(images, maps, targets).score

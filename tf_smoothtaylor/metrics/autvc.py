@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.metrics import registry
 from tf_smoothtaylor.metrics._inputs import check_heatmaps
 from tf_smoothtaylor.metrics.integrate import simpson
 
@@ -148,3 +149,8 @@ def autvc(heatmaps, *, downscale: float = 1.5, min_size: int = 30,
     values = [average_total_variation(saliency_norm(level, percentile=percentile))
               for level in levels]
     return simpson(tf.stack(values, axis=-1))
+
+
+@registry.register("autvc", lower_is_better=True)
+def _scores(spec, **settings):
+    return lambda images, maps, targets, masks: autvc(maps, **settings)

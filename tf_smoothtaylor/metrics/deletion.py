@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.metrics import registry
 from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
 from tf_smoothtaylor.metrics._variants import VariantMetric, per_image, pixel_ranks
 from tf_smoothtaylor.metrics.autvc import _gaussian_kernel, _smooth
@@ -174,3 +175,15 @@ def insertion(model, images, heatmaps, *, targets=None, steps: int = 100,
     """
     return Insertion(model, steps=steps, replacement=replacement, blur_sigma=blur_sigma,
                      batch_size=batch_size)(images, heatmaps, targets)
+
+
+@registry.register("deletion", lower_is_better=True)
+def _deletion_scores(spec, **settings):
+    curve = Deletion(spec, **settings)
+    return lambda images, maps, targets, masks: curve(images, maps, targets).score
+
+
+@registry.register("insertion", lower_is_better=False)
+def _insertion_scores(spec, **settings):
+    curve = Insertion(spec, **settings)
+    return lambda images, maps, targets, masks: curve(images, maps, targets).score

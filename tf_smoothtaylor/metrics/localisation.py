@@ -9,6 +9,7 @@ with no relevance of the chosen kind scores 0.
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.metrics import registry
 from tf_smoothtaylor.metrics._inputs import check_heatmaps
 
 
@@ -32,3 +33,12 @@ def relevance_mass(heatmaps, masks, *, relevance: str = "positive") -> tf.Tensor
     values = tf.nn.relu(maps) if relevance == "positive" else tf.abs(maps)
     inside = tf.reduce_sum(tf.where(tf.cast(masks, tf.bool), values, 0.0), axis=[1, 2])
     return tf.math.divide_no_nan(inside, tf.reduce_sum(values, axis=[1, 2]))
+
+
+@registry.register("relevance_mass", lower_is_better=False, needs_mask=True)
+def _scores(spec, **settings):
+    def scores(images, maps, targets, masks):
+        if masks is None:
+            return tf.fill([len(maps)], float("nan"))
+        return relevance_mass(maps, masks, **settings)
+    return scores

@@ -1,0 +1,131 @@
+"""The method and metric registries: names, tables and messages derived from one
+entry each; the README's method and metric tables equal to the registries; few
+files name a method."""
+
+import ast
+import os
+import re
+import sys
+
+import pytest
+
+from tf_smoothtaylor.methods import BY_NAME, ENTRIES, registry
+from tf_smoothtaylor.metrics import registry as metrics_registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "tf_smoothtaylor")
+# Methods the rest of the package uses on purpose, with why (each is at most three
+# files besides its own module otherwise).
+USED_ELSEWHERE = {
+    "smooth_taylor": "the default method; adaptive noising, serving and `adapt` are built "
+                     "on it",
+}
+
+
+def _table(heading: str):
+    """The rows (lists of cells) of the first table after ``heading`` in README.md."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text[text.index(heading):]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            if not set(cells[0]) <= {"-"}:
+                rows.append(cells)
+        elif rows:
+            break
+    return rows[1:]
+
+
+def test_the_readme_method_table_lists_exactly_the_registered_methods():
+    named = {name for row in _table("## Methods") for name in re.findall(r"`(\w+)`", row[0])}
+    assert named == {cls.__name__ for cls in BY_NAME.values()}
+
+
+def test_the_readme_metric_table_gives_each_registered_metric_its_direction():
+    better = {}
+    for row in _table("| function | what it measures | better |"):
+        names = re.findall(r"`?(\w+)(?:\(|`)", row[0])
+        directions = [d.strip() for d in row[-1].split("/")]
+        for name, direction in zip(names, directions * len(names) if len(directions) == 1
+                                   else directions):
+            better[name] = direction
+    for name, entry in metrics_registry.ENTRIES.items():
+        assert better.get(name) == ("lower" if entry.lower_is_better else "higher"), name
+
+
+def test_the_command_line_and_the_tables_take_the_registries():
+    from tf_smoothtaylor.cli import main as cli
+    from tf_smoothtaylor.cli import tables
+    assert cli.METHODS == tuple(BY_NAME)
+    assert cli.METRICS == tuple(metrics_registry.ENTRIES)
+    assert tables.LOWER_IS_BETTER == {name: entry.lower_is_better
+                                      for name, entry in metrics_registry.ENTRIES.items()}
+    words = registry.monte_carlo(flags=True)
+    assert cli.FLAGS["include_error"].help.endswith(f"({words}).")
+    listed = {part.split(" ")[0] for part in words.split(", ")}
+    classes = {part.split(" ")[0] for part in registry.monte_carlo().split(", ")}
+    for name, entry in ENTRIES.items():
+        assert (name in listed) == bool(entry.monte_carlo), name
+        assert (entry.cls.__name__ in classes) == bool(entry.monte_carlo), name
+
+
+def test_registering_refuses_a_taken_or_malformed_name():
+    with pytest.raises(ValueError, match="taken by SmoothTaylor"):
+        registry.register("smooth_taylor")(type("Other", (), {}))
+    with pytest.raises(ValueError, match="lower-case identifier"):
+        registry.register("Smooth Taylor")
+    with pytest.raises(ValueError, match="`needs`"):
+        registry.register("toy_needs", needs="pixels")
+    with pytest.raises(ValueError, match="taken by"):
+        metrics_registry.register("aupc", lower_is_better=True)(lambda spec: None)
+    with pytest.raises(TypeError, match="lower_is_better"):
+        metrics_registry.register("toy_direction", lower_is_better="yes")
+    with pytest.raises(ValueError, match="among .*Received: 'nope'"):
+        metrics_registry.functions(None, ("aupc", "nope"), {})
+    assert "toy_needs" not in BY_NAME and "toy_direction" not in metrics_registry.ENTRIES
+
+
+def _code_names(path: str) -> set:
+    """Identifiers and string constants of a module's code (not its docstrings)."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.alias):
+            found.add(node.name.rsplit(".", 1)[-1])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings:
+            found.add(node.value)
+    return found
+
+
+def test_each_method_is_named_in_at_most_three_package_files_besides_its_own():
+    """A method's class name or registry name (as code, not prose) appears in at most
+    three other package files: the package's lazy names and the methods package (and
+    one more at most); the rest is derived from its registry entry. Plain words a
+    registry name shares ("gradient") count only as class names."""
+    names = {}
+    for folder, _, files in os.walk(PACKAGE):
+        for file in files:
+            if file.endswith(".py"):
+                path = os.path.join(folder, file)
+                names[os.path.relpath(path, ROOT)] = _code_names(path)
+    words = {"gradient", "lrp"}
+    for name, entry in ENTRIES.items():
+        own = os.path.relpath(sys.modules[entry.cls.__module__].__file__, ROOT)
+        marks = {entry.cls.__name__} | ({name} if name not in words else set())
+        where = sorted(path for path, found in names.items() if path != own and found & marks)
+        if name in USED_ELSEWHERE:
+            print(f"{name}: named in {len(where)} files ({USED_ELSEWHERE[name]})")
+            continue
+        assert len(where) <= 3, (name, where)
