@@ -32,10 +32,10 @@ def test_every_registered_method_has_small_settings_here():
     assert sorted(SMALL) == sorted(BY_NAME)
 
 
-@pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_results_do_not_depend_on_chunks_order_or_company_and_the_seed_repeats(
-        name, cnn, images):
-    make = lambda **kw: BY_NAME[name](cnn, **SMALL[name], **kw)  # noqa: E731
+def check_invariances(cls, settings, model, images):
+    """Chunk size, batch order and the other images of a call do not change the
+    maps; the seed repeats them; ``settings()`` rebuilds the same explainer."""
+    make = lambda **kw: cls(model, **settings, **kw)  # noqa: E731
     targets = np.array([0, 3, 1, 4], np.int32)
     reference = make(batch_size=64)(images, targets).numpy()
     assert np.isfinite(reference).all() and np.abs(reference).max() > 0
@@ -45,14 +45,29 @@ def test_results_do_not_depend_on_chunks_order_or_company_and_the_seed_repeats(
     assert max_abs_diff(small(images[order], targets[order]), reference[order]) <= 1e-5
     assert max_abs_diff(small(images[1:2], targets[1:2]), reference[1:2]) <= 1e-5
     assert max_abs_diff(make(batch_size=64)(images, targets), reference) == 0.0
+    again = cls(model, **small.settings())
+    assert again.settings().keys() == small.settings().keys()
+    assert max_abs_diff(again(images, targets), reference) <= 1e-5
 
 
-@pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_bad_input_and_targets_are_errors_that_name_them(name, cnn, images):
-    explainer = BY_NAME[name](cnn, **SMALL[name])
+def check_errors(cls, settings, model, images):
+    """Out-of-range or miscounted targets and a missing batch axis are errors that
+    name them."""
+    explainer = cls(model, **settings)
     with pytest.raises(ValueError, match="(?i)target|class"):
         explainer(images, np.array([0, 1, 2, 5], np.int32))       # 5 classes: 0..4
     with pytest.raises(ValueError, match="(?i)target|class"):
         explainer(images, np.array([0, 1], np.int32))             # one per image
     with pytest.raises((ValueError, TypeError), match="(?i)image|input|shape|rank"):
         explainer(images[0], 0)                                   # no batch axis
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_results_do_not_depend_on_chunks_order_or_company_and_the_seed_repeats(
+        name, cnn, images):
+    check_invariances(BY_NAME[name], SMALL[name], cnn, images)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_bad_input_and_targets_are_errors_that_name_them(name, cnn, images):
+    check_errors(BY_NAME[name], SMALL[name], cnn, images)

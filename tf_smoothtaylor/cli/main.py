@@ -62,10 +62,12 @@ flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf",
 flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
                   "(Keras safe_mode=False), and SavedModels whose serving graph writes, "
                   "deletes or lists files or calls Python. Only for files you trust.")
-flags.DEFINE_multi_string("custom_objects", [], "Python modules to import before loading "
-                          "--model (a dotted module name or a .py file; repeat the flag): "
-                          "those that register the model's custom layers with "
-                          "keras.saving.register_keras_serializable.")
+flags.DEFINE_multi_string("custom_objects", [], "Python modules to import first (a dotted "
+                          "module name or a .py file; repeat the flag): those that register "
+                          "the model's custom layers with "
+                          "keras.saving.register_keras_serializable, and methods or metrics "
+                          "(tf_smoothtaylor.methods.register, "
+                          "tf_smoothtaylor.metrics.registry.register).")
 flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
 flags.DEFINE_string("image_folder", None, "A tfds ImageFolder root (root/split/label/*).")
 flags.DEFINE_string("manual_dir", None, "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).")
@@ -117,10 +119,13 @@ class _ChoiceOrNumberParser(flags.ArgumentParser):
         return " or ".join(self.choices) + " or a number"
 
 
-def _define_method_flags() -> None:
-    """One flag per method setting (``methods.options.flag_table``); every one defaults
-    to "not given" (None), which leaves each method its Python default."""
+def _define_method_flags(names=None) -> None:
+    """One flag per method setting (``methods.options.flag_table``; ``names``: only
+    those); every one defaults to "not given" (None), which leaves each method its
+    Python default."""
     for name, flag in METHOD_FLAGS.items():
+        if names is not None and name not in names:
+            continue
         text, lower = flag.help(), flag.option.lower
         if flag.kind == "count":
             flags.DEFINE(_CountParser(), name, None, text)
@@ -144,7 +149,7 @@ def _define_method_flags() -> None:
         else:
             flags.DEFINE_string(name, None, text)
     for name, flag in METHOD_FLAGS.items():
-        if flag.option.exclusive:
+        if flag.option.exclusive and (names is None or name in names):
             other = flag.option.exclusive
             flags.register_multi_flags_validator(
                 [name, other], lambda f, a=name, b=other: f[a] is None or f[b] is None,
@@ -270,6 +275,35 @@ def _main_with_errors(argv):
         sys.exit(130)
 
 
+def sync_registry() -> None:
+    """Brings ``--method``, ``--metric`` and the method flags up to the registries:
+    methods and metrics registered since this module was imported (by a
+    ``--custom_objects`` module) get their choices and flags; unregistered ones lose
+    their choices."""
+    global METHODS, METRICS
+    table = method_options.flag_table(BY_NAME)
+    new = [name for name in table if name not in FLAGS]
+    METHOD_FLAGS.clear()
+    METHOD_FLAGS.update(table)
+    _define_method_flags(new)
+    for name, flag in table.items():
+        FLAGS[name].help = flag.help()
+    METHODS, METRICS = tuple(BY_NAME), metrics_registry.names()
+    FLAGS["method"].parser.enum_values = list(METHODS)
+    FLAGS["metric"].parser.enum_values = list(METRICS)
+
+
+def _plugins(argv) -> None:
+    """Imports the ``--custom_objects`` modules named in ``argv`` before the flags are
+    read, so that the methods and metrics they register are choices with flags."""
+    names = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--custom_objects=")]
+    names += [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--custom_objects"]
+    if names:
+        from tf_smoothtaylor.cli.loading import import_custom_objects
+        import_custom_objects(names)
+        sync_registry()
+
+
 def _help(full: bool) -> str:
     """The usage text, then this command's flags (with ``full``, every module's after)."""
     import textwrap
@@ -297,6 +331,11 @@ def _help(full: bool) -> str:
 
 def _parse_flags(argv):
     """absl flag parsing that reports a bad flag in one line (exit code 2)."""
+    try:
+        _plugins(argv)
+    except ValueError as error:
+        print(f"tf-smoothtaylor: error: {error}", file=sys.stderr)
+        sys.exit(2)
     asked = set(argv[1:]) & {"--help", "-h", "-?", "--helpshort", "--helpfull"}
     if asked:
         sys.stdout.write(_help(full="--helpfull" in asked))

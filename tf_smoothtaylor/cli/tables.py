@@ -12,9 +12,15 @@ import numpy as np
 from tf_smoothtaylor.data.rundir import OutputDir
 from tf_smoothtaylor.metrics import registry as metrics_registry
 
-#: metric name -> whether lower is better (the table's ↓ / ↑), from the registry.
+#: metric name -> whether lower is better (the table's ↓ / ↑): the registry's at import;
+#: the tables read the registry itself, so metrics registered later count too.
 LOWER_IS_BETTER = {name: entry.lower_is_better
                    for name, entry in metrics_registry.ENTRIES.items()}
+
+
+def _arrow(name: str) -> str:
+    entry = metrics_registry.ENTRIES.get(name)
+    return "↑" if entry is not None and not entry.lower_is_better else "↓"
 
 
 
@@ -37,7 +43,7 @@ def summarize(records: List[dict], metric_names: Sequence[str]) -> List[dict]:
 
 def markdown(rows: List[dict], metric_names: Sequence[str]) -> str:
     """The summary as a Markdown table (mean ± standard error)."""
-    arrows = {name: "↓" if LOWER_IS_BETTER.get(name, True) else "↑" for name in metric_names}
+    arrows = {name: _arrow(name) for name in metric_names}
     header = "| method | " + " | ".join(f"{name} {arrows[name]}" for name in metric_names) + " |"
     lines = [header, "|---" * (len(metric_names) + 1) + "|"]
     for row in rows:

@@ -15,8 +15,8 @@ derives:
 * the mapping from given flags to keyword arguments (:func:`keyword_arguments`);
 * the README's settings table (:func:`settings_table`, kept equal by a test).
 
-Adding a method is one module (its class with ``options``) plus one line in
-``methods.BY_NAME``.
+Adding a method is one module: its class with ``options``, registered with
+``methods.registry.register``.
 """
 
 import dataclasses

@@ -69,6 +69,17 @@ def register(name: str, *, needs: str = "gradients", monte_carlo: str = "",
     return decorate
 
 
+def unregister(name: str) -> None:
+    """Removes method ``name`` (a plugin's, or a test's) from the registry.
+
+    Raises:
+      ValueError: ``name`` is not registered.
+    """
+    if name not in ENTRIES:
+        raise ValueError(f"Expected a registered method name. Received: {name!r}")
+    del ENTRIES[name], BY_NAME[name]
+
+
 def monte_carlo(*, flags: bool = False) -> str:
     """The methods whose draws are independent, for messages: class names with their
     conditions, or (``flags``) ``--method`` names with the flags' conditions."""

@@ -55,6 +55,17 @@ def register(name: str, *, lower_is_better: bool, needs_mask: bool = False):
     return decorate
 
 
+def unregister(name: str) -> None:
+    """Removes metric ``name`` (a plugin's, or a test's) from the registry.
+
+    Raises:
+      ValueError: ``name`` is not registered.
+    """
+    if name not in ENTRIES:
+        raise ValueError(f"Expected a registered metric name. Received: {name!r}")
+    del ENTRIES[name]
+
+
 def names() -> Tuple[str, ...]:
     """The registered metric names."""
     return tuple(ENTRIES)
