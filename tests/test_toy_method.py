@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from test_contract import check_errors, check_invariances
+from test_contract import (check_errors, check_invariances, check_nan_isolation,  # noqa: F401
+                           nan_model)
 from tf_smoothtaylor import demo
 from tf_smoothtaylor.cli import main as cli
 from tf_smoothtaylor.cli.loading import import_custom_objects
@@ -86,9 +87,10 @@ def test_the_toy_is_a_method_in_python_with_its_closed_form(plugin, linear):
     assert "ToyScaledGradient" not in registry.monte_carlo()
 
 
-def test_the_toy_meets_the_contract(plugin, cnn, images):
+def test_the_toy_meets_the_contract(plugin, cnn, nan_model, images):
     check_invariances(BY_NAME["toy"], dict(scale=0.5), cnn, images)
     check_errors(BY_NAME["toy"], dict(scale=0.5), cnn, images)
+    check_nan_isolation(BY_NAME["toy"], dict(scale=0.5), nan_model, images)
 
 
 def test_the_toy_on_the_command_line_and_in_the_run_tables(plugin, tmp_path, capsys):

@@ -16,8 +16,8 @@ def warn_if_not_finite(finite: np.ndarray, *, stacklevel: int = 5) -> None:
     if not finite.all():
         warnings.warn(
             f"The attributions of images {np.flatnonzero(~finite).tolist()} (0-based, "
-            "in this call) are not finite: the model's gradient was NaN or Inf at "
-            "some of their points (e.g. a float16 overflow, or a division by zero). "
+            "in this call) are not finite: the model's output or its gradient was NaN "
+            "or Inf at some of their points (e.g. a float16 overflow, or a division by zero). "
             "Those rows hold NaN/Inf; every other image's map is unaffected.",
             stacklevel=stacklevel)
 
