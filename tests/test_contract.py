@@ -100,6 +100,27 @@ def check_nan_isolation(cls, settings, model, images):
     assert max_abs_diff(maps[others], alone) <= 1e-5
 
 
+def check_in_tf_function(cls, settings, model, images):
+    """Inside a user's ``tf.function`` the explainer gives the eager maps, for given
+    and top-1 targets; a missing batch axis or a class out of range is an error
+    naming it while tracing."""
+    explainer = cls(model, **settings)
+    targets = np.array([0, 3, 1, 4], np.int32)
+    traced = tf.function(lambda x, t: explainer(x, t))
+    assert max_abs_diff(traced(images, targets), explainer(images, targets)) <= 1e-5
+    top1 = tf.function(lambda x: explainer(x))
+    assert max_abs_diff(top1(images), explainer(images)) <= 1e-5
+    with pytest.raises(ValueError, match="`images` of rank"):
+        top1(images[0])
+    with pytest.raises(ValueError, match="class indices in"):
+        tf.function(lambda x: explainer(x, 5))(images)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_inside_a_tf_function_it_gives_the_eager_maps(name, cnn, images):
+    check_in_tf_function(BY_NAME[name], SMALL[name], cnn, images)
+
+
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_one_image_with_nan_logits_stays_in_its_own_row(name, nan_model, images):
     reason = ENTRIES[name].exempt.get("nan_isolation")
@@ -118,3 +139,32 @@ def test_results_do_not_depend_on_chunks_order_or_company_and_the_seed_repeats(
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_bad_input_and_targets_are_errors_that_name_them(name, cnn, images):
     check_errors(BY_NAME[name], SMALL[name], cnn, images)
+
+
+def test_in_a_tf_function_what_only_the_run_knows_is_checked_when_it_runs(cnn, images):
+    """Targets whose values are known only when the function runs: a wrong count, a
+    negative class or one out of range fail then, each naming the problem; callables
+    and 'auto' counts need eager calls; standard errors come back as eagerly."""
+    from tf_smoothtaylor.methods import Gradient, SmoothTaylor
+    explainer = Gradient(cnn)
+    run = tf.function(lambda x, t: explainer(x, t), input_signature=[
+        tf.TensorSpec([None, 12, 12, 3], tf.float32), tf.TensorSpec([None], tf.int32)])
+    for targets, message in (([0, 1], "one class index per image"),
+                             ([0, -1, 1, 2], "class indices >= 0"),
+                             ([0, 9, 1, 2], "not a class index")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            run(images, tf.constant(targets, tf.int32))
+    with pytest.raises(ValueError, match=r"one class index per image \(4\)"):
+        tf.function(lambda x: explainer(x, tf.constant([0, 1])))(images)
+    with pytest.raises(TypeError, match="callable"):
+        tf.function(lambda x: explainer(x, lambda logits: logits[:, 0]))(images)
+    with pytest.raises(ValueError, match="fixed number of draws"):
+        tf.function(lambda x: SmoothTaylor(cnn, num_roots="auto")(x))(images)
+    smooth = SmoothTaylor(cnn, num_roots=6, noise_scale=0.3)
+    traced = tf.function(lambda x: smooth(x, 1, return_error=True))(images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")             # 6 roots: some maps are all noise
+        eager = smooth(images, 1, return_error=True)
+    for mine, theirs in zip(traced[:3], eager[:3]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert traced.num_points == eager.num_points == 6

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from test_contract import (check_errors, check_invariances, check_nan_isolation,  # noqa: F401
-                           nan_model)
+from test_contract import (check_errors, check_in_tf_function,  # noqa: F401
+                           check_invariances, check_nan_isolation, nan_model)
 from tf_smoothtaylor import demo
 from tf_smoothtaylor.cli import main as cli
 from tf_smoothtaylor.cli.loading import import_custom_objects
@@ -91,6 +91,7 @@ def test_the_toy_meets_the_contract(plugin, cnn, nan_model, images):
     check_invariances(BY_NAME["toy"], dict(scale=0.5), cnn, images)
     check_errors(BY_NAME["toy"], dict(scale=0.5), cnn, images)
     check_nan_isolation(BY_NAME["toy"], dict(scale=0.5), nan_model, images)
+    check_in_tf_function(BY_NAME["toy"], dict(scale=0.5), cnn, images)
 
 
 def test_the_toy_on_the_command_line_and_in_the_run_tables(plugin, tmp_path, capsys):

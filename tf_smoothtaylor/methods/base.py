@@ -189,9 +189,41 @@ class Explainer:
           float32 tensor shaped like ``images``; with ``return_error``, an
           :class:`Estimate`.
         """
+        if not tf.executing_eagerly():
+            return self._traced(images, targets, keys, return_error)
         images, context = self._engine.check_inputs(images)
         return self._run(images, targets, self.scheme.extras(images), keys, context,
                          return_error)
+
+    def _traced(self, images, targets, keys, return_error):
+        """``explain`` called while a ``tf.function`` is traced: the graph path
+        (``run_in_graph``), with the checks a graph allows — the rank and the targets'
+        kind and length when tracing, the classes' range when it runs
+        (``InvalidArgumentError``)."""
+        if not isinstance(return_error, bool):
+            raise TypeError(f"Expected `return_error` to be a bool. Received: {return_error!r}")
+        if isinstance(images, dict) or self._logits.context:
+            raise ValueError("Expected a single-input model inside a tf.function. Received: "
+                             "a model with inputs held fixed per image (call it eagerly)")
+        images = tf.convert_to_tensor(images, tf.float32)
+        rank = len(self._logits.input_shape) + 1
+        if images.shape.rank != rank:
+            raise ValueError(f"Expected `images` of rank {rank} (a batch of inputs shaped "
+                             f"{self._logits.input_shape}). Received: shape {images.shape}")
+        batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+        classes = graph_targets(targets, batch, self._logits.num_classes)
+        scheme = self.scheme
+        if return_error and not scheme.independent_points:
+            raise ValueError("Expected a Monte Carlo method whose points are independent "
+                             f"draws ({registry.monte_carlo()}) for `return_error=True`. "
+                             f"Received: {type(self).__name__}")
+        if scheme.target_error is not None:
+            raise ValueError("Expected a fixed number of draws inside a tf.function: an "
+                             "'auto' count decides between rounds in Python (call it eagerly)")
+        result, _, _ = self.run_in_graph(images, classes, keys=keys, with_error=return_error)
+        if return_error:
+            return Estimate(*result, num_points=scheme.num_points // scheme.draw_size)
+        return result
 
     def _fixed_image_size(self, method: str) -> Tuple[int, int]:
         """(height, width) of the model's image input, or a ``ValueError`` naming
@@ -230,6 +262,49 @@ class Explainer:
         return outputs
 
     __call__ = explain
+
+
+def graph_targets(targets, batch: tf.Tensor, num_classes: Optional[int]) -> tf.Tensor:
+    """``targets`` as an int32 tensor (batch,) inside a traced function, -1 for the
+    top-1 class: None, an int, or one int per image (a tensor or an array).
+
+    Raises:
+      TypeError: A callable or non-integer targets.
+      ValueError: A class out of range, a negative class or the wrong count, when
+        known while tracing; ``InvalidArgumentError`` when it runs otherwise.
+    """
+    if targets is None:
+        return tf.fill([batch], -1)
+    if callable(targets):
+        raise TypeError("Expected `targets` to be None, an int or one int per image inside "
+                        "a tf.function. Received: a callable (call the explainer eagerly)")
+    targets = tf.convert_to_tensor(targets)
+    if not targets.dtype.is_integer:
+        raise TypeError("Expected `targets` to be None, an int class index or one int per "
+                        f"image. Received: targets of dtype {targets.dtype.name}")
+    targets = tf.cast(targets, tf.int32)
+    if targets.shape.rank == 0:
+        targets = tf.fill([batch], targets)
+    elif targets.shape.rank != 1:
+        raise ValueError("Expected `targets` to hold one class index per image. Received: "
+                         f"targets of shape {targets.shape}")
+    count, known = targets.shape[0], tf.get_static_value(batch)
+    if count is not None and known is not None and count != known:
+        raise ValueError(f"Expected `targets` to hold one class index per image ({known}). "
+                         f"Received: targets of shape {targets.shape}")
+    value = tf.get_static_value(targets)
+    if value is not None and num_classes is not None and value.size and (
+            value.min() < 0 or value.max() >= num_classes):
+        bad = value[(value < 0) | (value >= num_classes)][0]
+        raise ValueError(f"Expected `targets` to be class indices in [0, {num_classes - 1}]. "
+                         f"Received: targets containing {int(bad)}")
+    checks = [tf.debugging.assert_equal(
+                  tf.shape(targets)[0], batch,
+                  message="Expected `targets` to hold one class index per image"),
+              tf.debugging.assert_non_negative(
+                  targets, message="Expected `targets` to be class indices >= 0")]
+    with tf.control_dependencies(checks):
+        return tf.identity(targets)
 
 
 def warn_if_16_bit(model: LogitModel, method: str) -> None:

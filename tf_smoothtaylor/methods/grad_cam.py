@@ -231,6 +231,8 @@ class GradCAM(Explainer):
         """``L / C`` broadcast over the C channels (see the class docstring); ``keys``
         is accepted for the common contract and unused (no random draws)."""
         _refuse_error(return_error)
+        if not tf.executing_eagerly():                 # traced in a tf.function
+            return self._traced(images, targets, keys, return_error)
         return self._broadcast(self.heatmaps(images, targets))
 
     __call__ = explain

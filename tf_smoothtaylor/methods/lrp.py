@@ -175,6 +175,8 @@ class LRP(Explainer):
         return GradientScheme(times_input=False)
 
     def explain(self, images, targets=None, *, keys=None, return_error: bool = False):
+        if not tf.executing_eagerly():                 # traced in a tf.function
+            return self._traced(images, targets, keys, return_error)
         images, context = self._engine.check_inputs(images)
         if self.needs_bounds:
             self._check_bounds(images)

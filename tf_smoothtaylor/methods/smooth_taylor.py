@@ -114,6 +114,11 @@ class SmoothTaylor(Explainer):
             of roots; the same ``draw`` gives the same roots.
           keys, return_error: see ``Explainer.explain``.
         """
+        if not tf.executing_eagerly():                 # traced in a tf.function
+            if noise_scale is not None or not isinstance(draw, int) or draw:
+                raise ValueError("Expected no `noise_scale` and `draw` inside a tf.function "
+                                 "(call it eagerly for adaptive noising)")
+            return self._traced(images, targets, keys, return_error)
         images, context = self._engine.check_inputs(images)
         extras = self.scheme.extras(images)
         batch = int(images.shape[0])
