@@ -494,7 +494,7 @@ def test_auto_draws_reach_the_tables_and_convergence_png(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--num_roots=lots"], "integer >= 1 or 'auto'"),
     (["--num_roots=10", "--target_error=0.1"], "apply only with"),
-    (["--num_samples=auto", "--target_error=0"], "must be positive"),
+    (["--num_samples=auto", "--target_error=0"], "must be > 0"),
 ])
 def test_auto_flags_are_checked_when_parsed(argv, message):
     with flagsaver.flagsaver(), pytest.raises(flags.Error, match=message):

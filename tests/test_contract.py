@@ -168,3 +168,48 @@ def test_in_a_tf_function_what_only_the_run_knows_is_checked_when_it_runs(cnn, i
     for mine, theirs in zip(traced[:3], eager[:3]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
     assert traced.num_points == eager.num_points == 6
+
+
+def _outside_and_edge(option, kind):
+    """Values just outside each declared bound, and the inclusive bounds (accepted)."""
+    step = 1 if kind == "int" else 0.5
+    outside, edges = [], []
+    if option.minimum is not None:
+        outside.append(option.minimum - step)
+        edges.append(option.minimum)
+    if option.above is not None:
+        outside.append(option.above)
+    if option.maximum is not None:
+        outside.append(option.maximum + step)
+        edges.append(option.maximum)
+    return outside, edges
+
+
+def check_bounds(cls, settings, model):
+    """Every declared bound holds in Python as on the command line: a value just
+    outside is a ValueError naming the setting, an inclusive bound is accepted."""
+    from tf_smoothtaylor.methods import options
+    declared = options.declared(cls)
+    count = next((name for name, (option, _) in declared.items() if option.count), None)
+    for name, (option, default) in declared.items():
+        if not option.bounds():
+            continue
+        base = {key: value for key, value in settings.items()
+                if key not in (name, option.exclusive)
+                and declared.get(key, (options.Option(""),))[0].exclusive != name}
+        if name in options.AUTO:                     # they apply to "auto" counts only
+            base[count] = "auto"
+            if count == "num_baselines":             # IG's draws are random baselines
+                base["baseline"] = "uniform"
+        kind = option.kind_of(default)
+        outside, edges = _outside_and_edge(option, kind)
+        for value in outside:
+            with pytest.raises(ValueError, match=name):
+                cls(model, **base, **{name: value})
+        for value in edges:
+            cls(model, **base, **{name: value})
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_settings_outside_their_declared_bounds_are_errors_naming_them(name, cnn):
+    check_bounds(BY_NAME[name], SMALL[name], cnn)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from test_contract import (check_errors, check_in_tf_function,  # noqa: F401
+from test_contract import (check_bounds, check_errors, check_in_tf_function,  # noqa: F401
                            check_invariances, check_nan_isolation, nan_model)
 from tf_smoothtaylor import demo
 from tf_smoothtaylor.cli import main as cli
@@ -42,7 +42,7 @@ PLUGIN = textwrap.dedent('''
     class ToyScaledGradient(Explainer):
         """s · ∇f(x)."""
 
-        options = {"scale": Option("The toy's factor s", flag="toy_scale", lower=0)}
+        options = {"scale": Option("The toy's factor s", flag="toy_scale", above=0)}
 
         def __init__(self, model, *, scale: float = 2.0, batch_size: int = 64,
                      seed: int = 0, jit_compile: bool = False):
@@ -92,13 +92,14 @@ def test_the_toy_meets_the_contract(plugin, cnn, nan_model, images):
     check_errors(BY_NAME["toy"], dict(scale=0.5), cnn, images)
     check_nan_isolation(BY_NAME["toy"], dict(scale=0.5), nan_model, images)
     check_in_tf_function(BY_NAME["toy"], dict(scale=0.5), cnn, images)
+    check_bounds(BY_NAME["toy"], dict(scale=0.5), cnn)
 
 
 def test_the_toy_on_the_command_line_and_in_the_run_tables(plugin, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli._parse_flags(["tf-smoothtaylor", "--custom_objects", plugin, "--help"])
     text = capsys.readouterr().out
-    assert "toy: --toy_scale" in text and "--toy_scale: The toy's factor s" in text
+    assert "toy: --toy_scale" in text and "--toy_scale: The toy's factor s (> 0)" in text
     with flagsaver.flagsaver():
         rest = cli._parse_flags(["tf-smoothtaylor", "evaluate", f"--custom_objects={plugin}",
                                  "--method", "gradient", "--method", "toy",

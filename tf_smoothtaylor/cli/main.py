@@ -126,26 +126,24 @@ def _define_method_flags(names=None) -> None:
     for name, flag in METHOD_FLAGS.items():
         if names is not None and name not in names:
             continue
-        text, lower = flag.help(), flag.option.lower
+        text, option = flag.help(), flag.option
         if flag.kind == "count":
             flags.DEFINE(_CountParser(), name, None, text)
         elif flag.kind == "enum":
-            flags.DEFINE_enum(name, None, list(flag.option.choices), text)
+            flags.DEFINE_enum(name, None, list(option.choices), text)
         elif flag.kind == "enum_or_number":
-            flags.DEFINE(_ChoiceOrNumberParser(flag.option.choices), name, None, text)
+            flags.DEFINE(_ChoiceOrNumberParser(option.choices), name, None, text)
         elif flag.kind == "files":
             flags.DEFINE_multi_string(name, [], text)
         elif flag.kind == "bool":
             flags.DEFINE_bool(name, None, text)
-        elif flag.kind == "int":
-            flags.DEFINE_integer(name, None, text, lower_bound=lower)
-        elif flag.kind == "float":
-            flags.DEFINE_float(name, None, text)
-            if lower is not None:
+        elif flag.kind in ("int", "float"):
+            (flags.DEFINE_integer if flag.kind == "int" else flags.DEFINE_float)(
+                name, None, text)
+            if option.bounds():                     # the declaration's, inclusive or not
                 flags.register_validator(
-                    name, lambda v, low=lower: v is None or v > low,
-                    message=f"--{name} must be positive." if lower == 0
-                    else f"--{name} must be > {lower:g}.")
+                    name, lambda v, o=option: v is None or o.accepts(v),
+                    message=f"--{name} must be {option.bounds()}.")
         else:
             flags.DEFINE_string(name, None, text)
     for name, flag in METHOD_FLAGS.items():

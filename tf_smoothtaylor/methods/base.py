@@ -87,8 +87,8 @@ class Explainer:
 
     options = {
         "batch_size": Option("Model evaluations per compiled chunk (memory grows with it, "
-                             "results do not change)", shared=True, lower=1),
-        "seed": Option("Seed of every random draw", shared=True, lower=0),
+                             "results do not change)", shared=True, minimum=1),
+        "seed": Option("Seed of every random draw", shared=True, minimum=0),
         "jit_compile": Option("Compile each chunk's forward/backward pass with XLA",
                               shared=True),
     }

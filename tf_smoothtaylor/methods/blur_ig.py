@@ -116,9 +116,9 @@ class BlurIntegratedGradients(Explainer):
     """
 
     options = {
-        "steps": Option("K, gradient evaluations along the blur path", shared=True, lower=1),
+        "steps": Option("K, gradient evaluations along the blur path", shared=True, minimum=1),
         "max_sigma": Option("σ_max in pixels, the blur the path starts from (default "
-                            "50 · min(H, W) / 224)", kind=float, lower=0),
+                            "50 · min(H, W) / 224)", kind=float, above=0),
     }
 
     def __init__(self, model, *, steps: int = 100, max_sigma: Optional[float] = None,

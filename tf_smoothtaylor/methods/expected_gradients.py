@@ -120,9 +120,9 @@ class ExpectedGradients(Explainer):
         "num_samples": Option("N, (baseline, α) samples per image, or 'auto'", shared=True,
                               count=True),
         "noise_scale": Option("GradientSHAP's input noise σ (default none: Expected "
-                              "Gradients)", flag="shap_noise_scale", kind=float, lower=0),
+                              "Gradients)", flag="shap_noise_scale", kind=float, above=0),
         "max_references": Option("Most reference inputs kept (a seeded random subset of "
-                                 "more)", lower=1),
+                                 "more)", minimum=1),
         **AUTO,
     }
 

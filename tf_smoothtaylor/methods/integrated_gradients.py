@@ -109,7 +109,7 @@ class IntegratedGradients(Explainer):
 
     draw_setting = "num_baselines"        # the setting that counts the draws
     options = {
-        "steps": Option("M, gradient evaluations along each path", shared=True, lower=1),
+        "steps": Option("M, gradient evaluations along each path", shared=True, minimum=1),
         "rule": Option("The quadrature rule of the path integral", choices=tuple(RULES)),
         "baseline": Option("'zero' (black pixels through preprocess) or 'uniform' (U[0, 1] "
                            "pixels through preprocess, averaged); in Python also an array "

@@ -107,8 +107,8 @@ class LRP(Explainer):
     options = {
         "composite": Option("The rules by layer type and position (a preset; in Python "
                             "also an lrp.Composite)", flag="lrp_composite", choices=PRESETS),
-        "epsilon": Option("ε of the ε rule", flag="lrp_epsilon", kind=float, lower=0),
-        "gamma": Option("γ of the γ rule", flag="lrp_gamma", kind=float, lower=0),
+        "epsilon": Option("ε of the ε rule", flag="lrp_epsilon", kind=float, minimum=0),
+        "gamma": Option("γ of the γ rule", flag="lrp_gamma", kind=float, minimum=0),
         "relative_epsilon": Option("Scale every stabiliser by its layer's mean absolute "
                                    "output per image (relevance does not vanish in models "
                                    "with tiny activations)", flag="lrp_relative_epsilon"),

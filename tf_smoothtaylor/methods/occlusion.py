@@ -100,9 +100,9 @@ class Occlusion(Explainer):
 
     options = {
         "window": Option("Window side in pixels (Python: or (height, width))",
-                         flag="occlusion_window", lower=1),
+                         flag="occlusion_window", minimum=1),
         "stride": Option("Step between windows (default: the window)",
-                         flag="occlusion_stride", kind=int, lower=1),
+                         flag="occlusion_stride", kind=int, minimum=1),
         "baseline": Option("What a window becomes: 'zero' (black pixels through "
                            "preprocess), 'mean' (each image's channel means) or a "
                            "model-input value", flag="occlusion_baseline",

@@ -40,7 +40,9 @@ class Option:
       number: The flag also accepts a number (e.g. a baseline value).
       kind: The value's type when the default does not show it (a None default):
         int, float, str or bool.
-      lower: The smallest value an int or float flag accepts.
+      minimum: The smallest value accepted (inclusive: ``value >= minimum``).
+      above: A value every accepted one exceeds (exclusive: ``value > above``).
+      maximum: The largest value accepted (inclusive: ``value <= maximum``).
       files: A list of files on the command line (repeat the flag), which the
         command layer turns into the setting's value.
       exclusive: A setting of the same method that cannot be given with this one.
@@ -53,9 +55,36 @@ class Option:
     choices: Tuple[str, ...] = ()
     number: bool = False
     kind: Optional[type] = None
-    lower: Optional[float] = None
+    minimum: Optional[float] = None
+    above: Optional[float] = None
+    maximum: Optional[float] = None
     files: bool = False
     exclusive: Optional[str] = None
+
+    def __post_init__(self):
+        if self.minimum is not None and self.above is not None:
+            raise TypeError("Give an Option at most one lower bound: `minimum` (inclusive) "
+                            "or `above` (exclusive)")
+
+    def bounds(self) -> str:
+        """The accepted range in words, e.g. ``"> 0"``, ``">= 1"``, ``"in (0, 1]"``;
+        "" without bounds."""
+        low = (f"[{self.minimum:g}" if self.minimum is not None else
+               f"({self.above:g}" if self.above is not None else None)
+        if self.maximum is None:
+            return "" if low is None else (">= " if low[0] == "[" else "> ") + low[1:]
+        return f"<= {self.maximum:g}" if low is None else f"in {low}, {self.maximum:g}]"
+
+    def described(self) -> str:
+        """The help with the bounds, e.g. ``"σ of the noise (> 0)"``."""
+        bounds = self.bounds()
+        return f"{self.help} ({bounds})" if bounds else self.help
+
+    def accepts(self, value: float) -> bool:
+        """Whether a number is within the bounds."""
+        return ((self.minimum is None or value >= self.minimum)
+                and (self.above is None or value > self.above)
+                and (self.maximum is None or value <= self.maximum))
 
     def kind_of(self, default: Any) -> str:
         """The flag's parser: "count", "enum", "enum_or_number", "files", "bool",
@@ -76,9 +105,9 @@ REQUIRED = inspect.Parameter.empty
 AUTO = {
     "target_error": Option("With an 'auto' count: the heatmap's relative Monte Carlo error "
                            "to reach (0.05 when not given)", shared=True, kind=float,
-                           lower=0),
+                           above=0),
     "max_points": Option("With an 'auto' count: the most draws per image (2000 when not "
-                         "given)", shared=True, kind=int, lower=1),
+                         "given)", shared=True, kind=int, minimum=1),
 }
 
 
@@ -118,7 +147,7 @@ class Flag:
     def help(self) -> str:
         """The options' help (each reader's where they differ), then which methods
         read the flag and their defaults."""
-        helps = list(dict.fromkeys(option.help for option in self.options))
+        helps = list(dict.fromkeys(option.described() for option in self.options))
         text = helps[0] if len(helps) == 1 else "; ".join(
             f"{method}: {option.help}" for (method, _, _), option in zip(self.readers,
                                                                       self.options))
@@ -200,7 +229,7 @@ def settings_table(methods: Dict[str, type]) -> str:
             if name in ("batch_size", "seed", "jit_compile"):
                 continue
             flag = "" if option.flag is None else f" (`--{option.flag or name}`)"
-            cells.append(f"`{name}`{flag} = {_shown(default)}: {option.help}")
+            cells.append(f"`{name}`{flag} = {_shown(default)}: {option.described()}")
         lines.append(f"| `{method}` | " + "<br>".join(cells or ["—"]) + " |")
     return "\n".join(lines) + "\n"
 

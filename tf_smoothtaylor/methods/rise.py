@@ -130,8 +130,8 @@ class RISE(Explainer):
     draw_setting = "num_masks"            # the setting that counts the draws
     options = {
         "num_masks": Option("N, masks per image, or 'auto'", count=True),
-        "grid_size": Option("s, mask cells per side", lower=1),
-        "keep_probability": Option("p, the chance a cell is kept, in (0, 1]", lower=0),
+        "grid_size": Option("s, mask cells per side", minimum=1),
+        "keep_probability": Option("p, the chance a cell is kept", above=0, maximum=1),
         "baseline": Option("What masked-out pixels become: 'zero' (black pixels through "
                            "preprocess), 'mean' (each image's channel means) or a "
                            "model-input value", flag="rise_baseline",

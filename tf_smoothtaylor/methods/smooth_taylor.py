@@ -84,9 +84,9 @@ class SmoothTaylor(Explainer):
     options = {
         "num_roots": Option("R, the roots per image, or 'auto'", count=True),
         "noise_scale": Option("σ, absolute, in model-input space (0.5 when no σ is given)",
-                              shared=True, kind=float, lower=0, exclusive="noise_level"),
+                              shared=True, kind=float, above=0, exclusive="noise_level"),
         "noise_level": Option("σ as a fraction of each image's value range", shared=True,
-                              kind=float, lower=0),
+                              kind=float, above=0),
         **AUTO,
     }
 

@@ -108,9 +108,9 @@ class SmoothGrad(Explainer):
         "num_samples": Option("N, the noisy samples per image, or 'auto'", shared=True,
                               count=True),
         "noise_scale": Option("σ, absolute, in model-input space", shared=True, kind=float,
-                              lower=0, exclusive="noise_level"),
+                              above=0, exclusive="noise_level"),
         "noise_level": Option("σ as a fraction of each image's value range (0.15 when no σ "
-                              "is given)", shared=True, kind=float, lower=0),
+                              "is given)", shared=True, kind=float, above=0),
         "statistic": Option("What is averaged: the map (SmoothGrad), its square "
                             "(SquareGrad) or their variance (VarGrad)", choices=STATISTICS),
         "base": Option("The map averaged: the gradient, gradient × input, or (Python) "
