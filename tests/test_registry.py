@@ -129,3 +129,27 @@ def test_each_method_is_named_in_at_most_three_package_files_besides_its_own():
             print(f"{name}: named in {len(where)} files ({USED_ELSEWHERE[name]})")
             continue
         assert len(where) <= 3, (name, where)
+
+
+def test_the_run_flags_are_made_from_the_run_config_fields():
+    """Each run setting is declared once (``config.setting``): the flag's default,
+    parser and help are the field's, and every flag of the command is a field or a
+    method flag; parsing no flag gives the dataclass's defaults."""
+    import dataclasses
+
+    from absl.testing import flagsaver
+
+    from tf_smoothtaylor.cli import main as cli
+    from tf_smoothtaylor.cli.config import RunConfig
+    fields = {field.name: field for field in dataclasses.fields(RunConfig)
+              if "kind" in field.metadata}
+    ours = {flag.name for flag in cli.FLAGS.get_flags_for_module(cli.__name__)}
+    assert ours == set(fields) | set(cli.METHOD_FLAGS)
+    for name, field in fields.items():
+        default = None if field.default is dataclasses.MISSING else field.default
+        assert cli.FLAGS[name].default == (list(default) if isinstance(default, tuple)
+                                           else default), name
+    with flagsaver.flagsaver():
+        cli.FLAGS(["tf-smoothtaylor", "--output_dir=out"])
+        parsed = RunConfig.from_flags(cli.FLAGS, method_flags=tuple(cli.METHOD_FLAGS))
+    assert parsed == RunConfig(output_dir="out")

@@ -16,49 +16,181 @@ import os
 from typing import Any, Iterable, Optional, Tuple
 
 
+def setting(default, help: str, *, kind: str, choices: Any = (),
+            minimum: Optional[int] = None):
+    """One run setting, declared once: the field's default, and its flag's help,
+    absl parser (``kind``: string, integer, bool, enum, multi_string, multi_enum),
+    choices (a tuple, or "methods"/"metrics": the registries') and inclusive lower
+    bound. ``help`` may name ``{monte_carlo}`` (the registry's Monte Carlo methods)."""
+    metadata = {"help": help, "kind": kind, "choices": choices, "minimum": minimum}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Every setting of a ``tf-smoothtaylor`` run (see ``tf-smoothtaylor --help``).
 
-    Field names are the flag names. ``runner`` is a Beam runner name (None: run in
+    Field names are the flag names, and each field declares its flag (``setting``):
+    the command line's run flags are made from these fields. ``runner`` is a Beam runner name (None: run in
     this process); ``beam_args`` are the remaining Beam pipeline options;
     ``verbosity`` is absl's ``--verbosity`` when given, else −1 (TensorFlow's and
     Beam's own log lines kept off the terminal); ``method_flags`` holds the method
     flags that were given, ``(name, value)`` pairs.
     """
 
-    output_dir: str
-    model: str = "demo"
-    weights: str = "imagenet"
-    preprocess: str = "identity"
-    unsafe_load: bool = False
-    custom_objects: Tuple[str, ...] = ()
-    images: Tuple[str, ...] = ()
-    image_folder: Optional[str] = None
-    manual_dir: Optional[str] = None
-    data_dir: Optional[str] = None
-    limit: Optional[int] = None
-    size: Optional[int] = None
-    method: Tuple[str, ...] = ("smooth_taylor", "integrated_gradients")
-    images_per_step: int = 8
-    overwrite: bool = False
-    force: bool = False
-    metric: Optional[Tuple[str, ...]] = None
-    window: Optional[int] = None
-    num_regions: Optional[int] = None
-    num_copies: Optional[int] = None
-    min_size: Optional[int] = None
-    objective: str = "aupc"
-    max_iterations: int = 20
-    top_k: int = 5
-    max_batch: int = 16
-    include_attributions: bool = False
-    include_error: bool = False
-    strategy: str = "default"
-    convergence: bool = False
-    grid_images: int = 16
-    figure_format: str = "png"
-    runner: Optional[str] = None
+    output_dir: str = setting(
+        dataclasses.MISSING,
+        "Where results go (required).",
+        kind="string")
+    model: str = setting(
+        "demo",
+        "'demo', a registry name (tf_smoothtaylor.models), or the path of a .keras file or "
+        "SavedModel directory.",
+        kind="string")
+    weights: str = setting(
+        "imagenet",
+        "Registry models: 'imagenet', 'none' or a file.",
+        kind="string")
+    preprocess: str = setting(
+        "identity",
+        "Pixel preprocessing of a model given by path, from pixels x in [0, 1]: identity = "
+        "x unchanged; scale255 = 255·x (models that rescale inside, like EfficientNet); tf "
+        "= 2x − 1; torch = (x − ImageNet mean) / std; caffe = 255·x as BGR minus the "
+        "ImageNet mean.",
+        kind="enum", choices=("identity", "caffe", "torch", "tf", "scale255"))
+    unsafe_load: bool = setting(
+        False,
+        "Allow model files to run their own Python code (Keras safe_mode=False), and "
+        "SavedModels whose serving graph writes, deletes or lists files or calls Python. "
+        "Only for files you trust.",
+        kind="bool")
+    custom_objects: Tuple[str, ...] = setting(
+        (),
+        "Python modules to import first (a dotted module name or a .py file; repeat the "
+        "flag): those that register the model's custom layers with "
+        "keras.saving.register_keras_serializable, and methods or metrics "
+        "(tf_smoothtaylor.methods.register, tf_smoothtaylor.metrics.registry.register).",
+        kind="multi_string")
+    images: Tuple[str, ...] = setting(
+        (),
+        "Image files or globs (repeat the flag).",
+        kind="multi_string")
+    image_folder: Optional[str] = setting(
+        None,
+        "A tfds ImageFolder root (root/split/label/*).",
+        kind="string")
+    manual_dir: Optional[str] = setting(
+        None,
+        "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).",
+        kind="string")
+    data_dir: Optional[str] = setting(
+        None,
+        "tfds data directory for imagenet2012.",
+        kind="string")
+    limit: Optional[int] = setting(
+        None,
+        "Process at most this many images.",
+        kind="integer", minimum=1)
+    size: Optional[int] = setting(
+        None,
+        "Input size of registry models (default: the family's).",
+        kind="integer", minimum=8)
+    method: Tuple[str, ...] = setting(
+        ("smooth_taylor", "integrated_gradients"),
+        "Attribution methods (repeat the flag).",
+        kind="multi_enum", choices="methods")
+    images_per_step: int = setting(
+        8,
+        "Images explained together.",
+        kind="integer", minimum=1)
+    overwrite: bool = setting(
+        False,
+        "Start the run in --output_dir over when its settings differ from this command's "
+        "(default: refuse once an image is finished).",
+        kind="bool")
+    force: bool = setting(
+        False,
+        "Take over an object-store --output_dir (gs://, s3://) whose lease another run "
+        "holds, before its heartbeat is stale; only when that run is gone (local disks need "
+        "none: their lock ends with its process).",
+        kind="bool")
+    metric: Optional[Tuple[str, ...]] = setting(
+        None,
+        "Metrics for evaluate (default: aupc, autvc, and relevance_mass when masks exist).",
+        kind="multi_enum", choices="metrics")
+    window: Optional[int] = setting(
+        None,
+        "AUPC window k (default 15; 8 for the demo).",
+        kind="integer", minimum=1)
+    num_regions: Optional[int] = setting(
+        None,
+        "AUPC regions L (default 30; 16 for the demo).",
+        kind="integer", minimum=1)
+    num_copies: Optional[int] = setting(
+        None,
+        "AUPC copies P (default 50; 20 for the demo).",
+        kind="integer", minimum=1)
+    min_size: Optional[int] = setting(
+        None,
+        "AUTVC smallest pyramid side (default 30; 10 for the demo).",
+        kind="integer", minimum=2)
+    objective: str = setting(
+        "aupc",
+        "adapt: objective to minimise.",
+        kind="enum", choices=("aupc", "autvc"))
+    max_iterations: int = setting(
+        20,
+        "adapt: line-search iterations.",
+        kind="integer", minimum=0)
+    top_k: int = setting(
+        5,
+        "export: classes returned per image.",
+        kind="integer", minimum=1)
+    max_batch: int = setting(
+        16,
+        "export: largest accepted batch of images.",
+        kind="integer", minimum=1)
+    include_attributions: bool = setting(
+        False,
+        "export: also return the full attributions.",
+        kind="bool")
+    include_error: bool = setting(
+        False,
+        "export: also return each heatmap's Monte Carlo relative error ({monte_carlo}).",
+        kind="bool")
+    strategy: str = setting(
+        "default",
+        "tf.distribute strategy of an in-process run: one device, or all local GPUs "
+        "(mirrored). Past one machine use --runner.",
+        kind="enum", choices=("default", "mirrored"))
+    convergence: bool = setting(
+        False,
+        "evaluate: also write convergence.png (or --figure_format), the relative error and "
+        "AUTVC of the first 3 images' maps against the number of draws (Monte Carlo "
+        "methods).",
+        kind="bool")
+    grid_images: int = setting(
+        16,
+        "How many images grid.png shows (0: every image of the run); the output says how "
+        "many it shows.",
+        kind="integer", minimum=0)
+    figure_format: str = setting(
+        "png",
+        "Format of the run's figures, grid and convergence (pdf or svg for papers).",
+        kind="enum", choices=("png", "pdf", "svg"))
+    runner: Optional[str] = setting(
+        None,
+        "Run explain/evaluate/adapt as an Apache Beam pipeline on this runner "
+        "(DirectRunner, DaskRunner, DataflowRunner, FlinkRunner, SparkRunner, "
+        "PortableRunner, PrismRunner; needs the [beam] extra, [dask] for DaskRunner, "
+        "[dataflow] for DataflowRunner). Every other option after the mode that is not a "
+        "flag of this command is passed to Beam with the runner's own options, e.g. "
+        "--direct_num_workers=2, --dask_client_address=tcp://HOST:8786, "
+        "--flink_master=HOST:8081, --project/--region/--temp_location. Default: run in this "
+        "process.",
+        kind="string")
     beam_args: Tuple[str, ...] = ()
     verbosity: int = -1
     method_flags: Tuple[Tuple[str, Any], ...] = ()

@@ -29,6 +29,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses  # noqa: E402
 import logging  # noqa: E402
 
 from absl import app, flags  # noqa: E402
@@ -51,32 +52,27 @@ METRICS = metrics_registry.names()
 METHOD_FLAGS = method_options.flag_table(BY_NAME)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "demo", "'demo', a registry name (tf_smoothtaylor.models), "
-                    "or the path of a .keras file or SavedModel directory.")
-flags.DEFINE_string("weights", "imagenet", "Registry models: 'imagenet', 'none' or a file.")
-flags.DEFINE_enum("preprocess", "identity", ["identity", "caffe", "torch", "tf", "scale255"],
-                  "Pixel preprocessing of a model given by path, from pixels x in [0, 1]: "
-                  "identity = x unchanged; scale255 = 255·x (models that rescale inside, "
-                  "like EfficientNet); tf = 2x − 1; torch = (x − ImageNet mean) / std; "
-                  "caffe = 255·x as BGR minus the ImageNet mean.")
-flags.DEFINE_bool("unsafe_load", False, "Allow model files to run their own Python code "
-                  "(Keras safe_mode=False), and SavedModels whose serving graph writes, "
-                  "deletes or lists files or calls Python. Only for files you trust.")
-flags.DEFINE_multi_string("custom_objects", [], "Python modules to import first (a dotted "
-                          "module name or a .py file; repeat the flag): those that register "
-                          "the model's custom layers with "
-                          "keras.saving.register_keras_serializable, and methods or metrics "
-                          "(tf_smoothtaylor.methods.register, "
-                          "tf_smoothtaylor.metrics.registry.register).")
-flags.DEFINE_multi_string("images", [], "Image files or globs (repeat the flag).")
-flags.DEFINE_string("image_folder", None, "A tfds ImageFolder root (root/split/label/*).")
-flags.DEFINE_string("manual_dir", None, "Directory with ILSVRC2012_img_val.tar (tfds imagenet2012).")
-flags.DEFINE_string("data_dir", None, "tfds data directory for imagenet2012.")
-flags.DEFINE_integer("limit", None, "Process at most this many images.", lower_bound=1)
-flags.DEFINE_integer("size", None, "Input size of registry models (default: the family's).",
-                     lower_bound=8)
-flags.DEFINE_multi_enum("method", list(RunConfig.method), METHODS,
-                        "Attribution methods (repeat the flag).")
+
+
+def _define_run_flags() -> None:
+    """The run's flags, made from ``RunConfig``'s fields (each declares its default,
+    help, parser and bound once, with ``config.setting``)."""
+    for field in dataclasses.fields(RunConfig):
+        meta = field.metadata
+        if "kind" not in meta:
+            continue
+        default = None if field.default is dataclasses.MISSING else field.default
+        default = list(default) if isinstance(default, tuple) else default
+        text = meta["help"].replace("{monte_carlo}", methods_registry.monte_carlo(flags=True))
+        kind = meta["kind"]
+        if kind in ("enum", "multi_enum"):
+            choices = {"methods": METHODS, "metrics": METRICS}.get(meta["choices"],
+                                                                  meta["choices"])
+            getattr(flags, "DEFINE_" + kind)(field.name, default, list(choices), text)
+        elif kind == "integer":
+            flags.DEFINE_integer(field.name, default, text, lower_bound=meta["minimum"])
+        else:
+            getattr(flags, "DEFINE_" + kind)(field.name, default, text)
 
 
 class _CountParser(flags.ArgumentParser):
@@ -154,51 +150,9 @@ def _define_method_flags(names=None) -> None:
                 message=f"give at most one of --{name} and --{other}.")
 
 
+_define_run_flags()
 _define_method_flags()
 COUNT_FLAGS = [name for name, flag in METHOD_FLAGS.items() if flag.kind == "count"]
-flags.DEFINE_integer("images_per_step", 8, "Images explained together.", lower_bound=1)
-flags.DEFINE_string("output_dir", None, "Where results go (required).")
-flags.DEFINE_bool("overwrite", False, "Start the run in --output_dir over when its settings "
-                  "differ from this command's (default: refuse once an image is finished).")
-flags.DEFINE_bool("force", False, "Take over an object-store --output_dir (gs://, s3://) whose "
-                  "lease another run holds, before its heartbeat is stale; only when that run "
-                  "is gone (local disks need none: their lock ends with its process).")
-flags.DEFINE_multi_enum("metric", None, METRICS, "Metrics for evaluate (default: aupc, autvc, "
-                        "and relevance_mass when masks exist).")
-flags.DEFINE_integer("window", None, "AUPC window k (default 15; 8 for the demo).", lower_bound=1)
-flags.DEFINE_integer("num_regions", None, "AUPC regions L (default 30; 16 for the demo).",
-                     lower_bound=1)
-flags.DEFINE_integer("num_copies", None, "AUPC copies P (default 50; 20 for the demo).",
-                     lower_bound=1)
-flags.DEFINE_integer("min_size", None, "AUTVC smallest pyramid side (default 30; 10 for the "
-                     "demo).", lower_bound=2)
-flags.DEFINE_bool("convergence", False, "evaluate: also write convergence.png (or "
-                  "--figure_format), the "
-                  "relative error and AUTVC of the first 3 images' maps against the number "
-                  "of draws (Monte Carlo methods).")
-flags.DEFINE_integer("grid_images", 16, "How many images grid.png shows (0: every image of "
-                     "the run); the output says how many it shows.", lower_bound=0)
-flags.DEFINE_enum("figure_format", "png", ["png", "pdf", "svg"], "Format of the run's "
-                  "figures, grid and convergence (pdf or svg for papers).")
-flags.DEFINE_enum("objective", "aupc", ["aupc", "autvc"], "adapt: objective to minimise.")
-flags.DEFINE_integer("max_iterations", 20, "adapt: line-search iterations.", lower_bound=0)
-flags.DEFINE_integer("top_k", 5, "export: classes returned per image.", lower_bound=1)
-flags.DEFINE_integer("max_batch", 16, "export: largest accepted batch of images.",
-                     lower_bound=1)
-flags.DEFINE_bool("include_attributions", False, "export: also return the full attributions.")
-flags.DEFINE_bool("include_error", False, "export: also return each heatmap's Monte Carlo "
-                  f"relative error ({methods_registry.monte_carlo(flags=True)}).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored"],
-                  "tf.distribute strategy of an in-process run: one device, or all local "
-                  "GPUs (mirrored). Past one machine use --runner.")
-flags.DEFINE_string("runner", None, "Run explain/evaluate/adapt as an Apache Beam pipeline on "
-                    "this runner (DirectRunner, DaskRunner, DataflowRunner, FlinkRunner, "
-                    "SparkRunner, PortableRunner, PrismRunner; needs the [beam] extra, "
-                    "[dask] for DaskRunner, [dataflow] for DataflowRunner). Every other "
-                    "option after the mode that is not a flag of this command is passed to "
-                    "Beam with the runner's own options, e.g. --direct_num_workers=2, "
-                    "--dask_client_address=tcp://HOST:8786, --flink_master=HOST:8081, "
-                    "--project/--region/--temp_location. Default: run in this process.")
 
 flags.register_validator("output_dir", lambda value: bool(value),
                          message="--output_dir is required.")
