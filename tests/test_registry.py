@@ -14,12 +14,6 @@ from tf_smoothtaylor.metrics import registry as metrics_registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "tf_smoothtaylor")
-# Methods the rest of the package uses on purpose, with why (each is at most three
-# files besides its own module otherwise).
-USED_ELSEWHERE = {
-    "smooth_taylor": "the default method; adaptive noising, serving and `adapt` are built "
-                     "on it",
-}
 
 
 def _table(heading: str):
@@ -70,11 +64,25 @@ def test_the_command_line_and_the_tables_take_the_registries():
         assert (entry.cls.__name__ in classes) == bool(entry.monte_carlo), name
 
 
+def test_the_package_names_come_from_the_registry():
+    import tf_smoothtaylor as tst
+    from tf_smoothtaylor.integrations import serving
+    classes = {cls.__name__ for cls in BY_NAME.values()}
+    assert classes <= set(tst.__all__) and classes <= set(dir(tst))
+    assert all(getattr(tst, name) is getattr(tst.methods, name) for name in classes)
+    assert registry.default_name() == "smooth_taylor"
+    assert "registry's default method" in serving.export.__doc__
+    with pytest.raises(AttributeError):
+        tst.NoSuchMethod
+
+
 def test_registering_refuses_a_taken_or_malformed_name():
     with pytest.raises(ValueError, match="taken by SmoothTaylor"):
         registry.register("smooth_taylor")(type("Other", (), {}))
     with pytest.raises(ValueError, match="lower-case identifier"):
         registry.register("Smooth Taylor")
+    with pytest.raises(ValueError, match="default method is already 'smooth_taylor'"):
+        registry.register("toy_default", default=True)(type("Toy", (), {}))
     with pytest.raises(ValueError, match="`needs`"):
         registry.register("toy_needs", needs="pixels")
     with pytest.raises(ValueError, match="taken by"):
@@ -111,8 +119,8 @@ def _code_names(path: str) -> set:
 
 def test_each_method_is_named_in_at_most_three_package_files_besides_its_own():
     """A method's class name or registry name (as code, not prose) appears in at most
-    three other package files: the package's lazy names and the methods package (and
-    one more at most); the rest is derived from its registry entry. Plain words a
+    three other package files (the methods package, and e.g. the command line's
+    default pair, adaptive noising); the rest is derived from its registry entry. Plain words a
     registry name shares ("gradient") count only as class names."""
     names = {}
     for folder, _, files in os.walk(PACKAGE):
@@ -125,9 +133,6 @@ def test_each_method_is_named_in_at_most_three_package_files_besides_its_own():
         own = os.path.relpath(sys.modules[entry.cls.__module__].__file__, ROOT)
         marks = {entry.cls.__name__} | ({name} if name not in words else set())
         where = sorted(path for path, found in names.items() if path != own and found & marks)
-        if name in USED_ELSEWHERE:
-            print(f"{name}: named in {len(where)} files ({USED_ELSEWHERE[name]})")
-            continue
         assert len(where) <= 3, (name, where)
 
 

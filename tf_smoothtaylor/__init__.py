@@ -22,21 +22,8 @@ _NAMES = {
     "AdaptiveNoising": "tf_smoothtaylor.integrations.adaptive",
     "AdaptiveResult": "tf_smoothtaylor.integrations.adaptive",
     "adaptive_noising": "tf_smoothtaylor.integrations.adaptive",
-    "BlurIntegratedGradients": "tf_smoothtaylor.methods",
     "completeness_gap": "tf_smoothtaylor.methods.maps",
     "heatmap": "tf_smoothtaylor.methods.maps",
-    "ExpectedGradients": "tf_smoothtaylor.methods",
-    "Explainer": "tf_smoothtaylor.methods",
-    "GradCAM": "tf_smoothtaylor.methods",
-    "GradCAMPlusPlus": "tf_smoothtaylor.methods",
-    "Gradient": "tf_smoothtaylor.methods",
-    "GradientXInput": "tf_smoothtaylor.methods",
-    "IntegratedGradients": "tf_smoothtaylor.methods",
-    "LRP": "tf_smoothtaylor.methods",
-    "Occlusion": "tf_smoothtaylor.methods",
-    "RISE": "tf_smoothtaylor.methods",
-    "SmoothGrad": "tf_smoothtaylor.methods",
-    "SmoothTaylor": "tf_smoothtaylor.methods",
     "quadrature": "tf_smoothtaylor.engine.quadrature",
 }
 _MODULES = {
@@ -48,6 +35,7 @@ _MODULES = {
     "demo": "tf_smoothtaylor.demo",
     "distribute": "tf_smoothtaylor.integrations.distribute",
     "lrp": "tf_smoothtaylor.lrp",
+    "methods": "tf_smoothtaylor.methods",
     "metrics": "tf_smoothtaylor.metrics",
     "models": "tf_smoothtaylor.models",
     "plot": "tf_smoothtaylor.viz.plot",
@@ -75,7 +63,13 @@ _MOVED = {
     "tf_smoothtaylor.visualize": "tf_smoothtaylor.viz.pictures",
 }
 
-__all__ = sorted(_NAMES) + list(_MODULES) + ["__version__"]
+_STATIC = sorted(_NAMES) + list(_MODULES) + ["__version__"]
+
+
+def _method_classes() -> dict:
+    """The registered methods' classes by class name (``methods.registry``)."""
+    methods = importlib.import_module("tf_smoothtaylor.methods")
+    return {cls.__name__: cls for cls in methods.BY_NAME.values()}
 
 
 def __getattr__(name: str) -> Any:
@@ -83,6 +77,11 @@ def __getattr__(name: str) -> Any:
         value = importlib.import_module(_MODULES[name])
     elif name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name == "__all__":               # the methods are the registry's: on first use
+        value = sorted(set(_STATIC) | set(_method_classes()) | {"Explainer"})
+    elif name == "Explainer" or (name[:1].isupper() and name in _method_classes()):
+        value = getattr(importlib.import_module("tf_smoothtaylor.methods"), name) \
+            if name == "Explainer" else _method_classes()[name]
     else:
         raise AttributeError(f"module 'tf_smoothtaylor' has no attribute {name!r}")
     globals()[name] = value
@@ -90,7 +89,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__getattr__("__all__")))
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -129,7 +129,7 @@ def _settings(mode, config, metric_names, metric_settings) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "objective", "max_iterations", "strategy"]
     settings = {key: getattr(config, key) for key in keys}
-    methods = ["smooth_taylor"] if mode == "adapt" else list(dict.fromkeys(config.method))
+    methods = [AdaptiveNoising.method] if mode == "adapt" else list(dict.fromkeys(config.method))
     settings.update(method_settings(config, methods))
     # One file (or folder) reached by two spellings is one input: compare absolute paths.
     settings["images"] = [_paths.absolute(path) for path in config.images]

@@ -75,8 +75,12 @@ def _objective_function(model, objective, options) -> Callable:
 class AdaptiveNoising:
     """Reusable adaptive noising for one model: compiled once, called on many batches.
 
+    ``AdaptiveNoising.method`` is the registry name of the method it tunes.
+
     Args: as :func:`adaptive_noising`, without ``images`` and ``targets``.
     """
+
+    method = SmoothTaylor.registry_name
 
     def __init__(self, model, *, objective: Union[str, Callable] = "aupc",
                  num_roots: int = 150, step: float = 0.1, decay: float = 0.9,

@@ -50,8 +50,8 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
         ``models.wrap`` or ``demo.load``): its model and pixel transforms; or an
         explainer built on one (its method and settings are exported).
       export_dir: Output directory (must not exist yet).
-      method: A name in ``METHODS`` (default "smooth_taylor") or an explainer
-        built on ``spec``.
+      method: A name in ``METHODS`` (default: the registry's default method,
+        SmoothTaylor) or an explainer built on ``spec``.
       top_k: Classes returned per image.
       resize: Shorter side before the centre crop of decoded images (default:
         input size × 256 / 224, the paper's ratio).
@@ -91,13 +91,13 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
                              f"settings are exported). Received: {sorted(method_options)}")
         explainer = method
     else:
-        method = "smooth_taylor" if method is None else method
+        method = registry.default_name() if method is None else method
         _checks.one_of("method", method, tuple(METHODS), otherwise="an explainer")
         explainer = METHODS[method](spec, **method_options)
     explainer._engine.check_fixed_points()
     if include_error and not explainer.independent_points:
-        raise ValueError(f"Expected a Monte Carlo method ({registry.monte_carlo(flags=True)}) with "
-                         f"`include_error=True`. Received: {type(explainer).__name__}")
+        raise ValueError(f"Expected a Monte Carlo method ({registry.monte_carlo(flags=True)}) "
+                         f"with `include_error=True`. Received: {type(explainer).__name__}")
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)
     max_image_bytes = _checks.positive_int("max_image_bytes", max_image_bytes)

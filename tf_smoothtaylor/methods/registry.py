@@ -28,6 +28,7 @@ class Entry:
         condition in words (e.g. ``"baseline='uniform'"``).
       monte_carlo_flags: The same condition in command-line words.
       exempt: Contract-test items the method cannot honour, item -> why.
+      default: Whether it is the method used when none is named (one entry).
     """
 
     name: str
@@ -36,6 +37,7 @@ class Entry:
     monte_carlo: str = ""
     monte_carlo_flags: str = ""
     exempt: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    default: bool = False
 
 
 ENTRIES: Dict[str, Entry] = {}
@@ -44,7 +46,8 @@ BY_NAME: Dict[str, type] = {}
 
 
 def register(name: str, *, needs: str = "gradients", monte_carlo: str = "",
-             monte_carlo_flags: str = "", exempt: Mapping[str, str] = None):
+             monte_carlo_flags: str = "", exempt: Mapping[str, str] = None,
+             default: bool = False):
     """A class decorator that registers an explainer class as method ``name``.
 
     Raises:
@@ -60,8 +63,11 @@ def register(name: str, *, needs: str = "gradients", monte_carlo: str = "",
         known = ENTRIES.get(name)
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"the method name {name!r} is taken by {known.cls.__qualname__}")
+        taken = [e.name for e in ENTRIES.values() if e.default and e.name != name]
+        if default and taken:
+            raise ValueError(f"the default method is already {taken[0]!r}")
         ENTRIES[name] = Entry(name, cls, needs, monte_carlo, monte_carlo_flags,
-                              dict(exempt or {}))
+                              dict(exempt or {}), default)
         BY_NAME[name] = cls
         cls.registry_name = name
         return cls
@@ -91,6 +97,11 @@ def monte_carlo(*, flags: bool = False) -> str:
         condition = entry.monte_carlo_flags if flags else entry.monte_carlo
         parts.append(name if condition in ("", "always") else f"{name} ({condition})")
     return ", ".join(parts)
+
+
+def default_name() -> str:
+    """The method used when none is named (its entry says ``default=True``)."""
+    return next(entry.name for entry in ENTRIES.values() if entry.default)
 
 
 def names() -> Tuple[str, ...]:

@@ -48,7 +48,7 @@ class SmoothTaylorScheme(Scheme):
         return x + eps, eps, None
 
 
-@register("smooth_taylor", monte_carlo="always")
+@register("smooth_taylor", monte_carlo="always", default=True)
 class SmoothTaylor(Explainer):
     """SmoothTaylor attributions.
 
