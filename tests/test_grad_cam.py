@@ -230,3 +230,17 @@ def test_the_default_layer_of_every_registry_model_is_a_feature_map():
     for name in models.FAMILIES:
         _default_layer_is_a_feature_map(name)
         keras.backend.clear_session()
+
+
+def test_grad_cam_is_not_a_sum_over_points(cnn):
+    """Grad-CAM runs on the engine's calls without a scheme: SmoothGrad refuses it as
+    a base, naming it, and it reports one pass per image and no standard errors."""
+    from tf_smoothtaylor.methods.single_pass import SinglePassExplainer
+    explainer = tst.GradCAM(cnn)
+    assert isinstance(explainer, SinglePassExplainer)
+    assert (explainer.num_points, explainer.points_per_image) == (1, 1)
+    assert not explainer.independent_points
+    with pytest.raises(ValueError, match="`base` .* Received: GradCAM"):
+        tst.SmoothGrad(cnn, base=explainer)
+    with pytest.raises(TypeError, match="no scheme"):
+        explainer.scheme

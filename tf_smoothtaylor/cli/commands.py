@@ -90,7 +90,7 @@ def write_convergence(out: runs.OutputDir, spec, config: RunConfig, records: Lis
         explainer = BY_NAME[name](spec, **method_options(config, name, spec))
         if not explainer.independent_points:
             continue
-        if explainer.scheme.target_error is not None:
+        if explainer.points_per_image is None:            # "auto": its target error
             target_errors.append(explainer.scheme.target_error)
         largest = getattr(explainer, explainer.draw_setting)
         if largest == "auto":

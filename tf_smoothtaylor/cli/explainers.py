@@ -77,9 +77,7 @@ def build_explainers(config, spec, method_names) -> Dict[str, Callable]:
                 keyed=True)["attributions"], {})
         # Lets a run split long steps and report progress within them (not when the
         # number of points is chosen per image: then a step is one call).
-        scheme = explainer.scheme
-        explain.points_per_image = (None if scheme.target_error is not None
-                                    else scheme.num_points)
+        explain.points_per_image = explainer.points_per_image
         explain.batch_size = explainer.batch_size
         explainers[name] = explain
     return explainers

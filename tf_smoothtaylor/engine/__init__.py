@@ -6,7 +6,7 @@ by image and point), ``scheme`` (what a method describes: points, multipliers,
 weights), ``moments`` (sums, standard errors, relative errors), ``report``
 (warnings about maps), ``inputs`` (input checks), ``logits`` (a model's logits and
 its targets), ``loop`` (the compiled chunk loop), ``auto`` (draws chosen per image),
-``core`` (``Engine``). The engine imports no other part of the package.
+``core`` (``Calls``, ``Engine``). The engine imports no other part of the package.
 
 Names are resolved on first use, so importing one engine module does not import
 the rest.
@@ -14,7 +14,7 @@ the rest.
 
 from tf_smoothtaylor.engine.lazy import lazy_attributes
 
-_CORE = ("Engine", "MAX_CALLABLE_TARGETS", "graph_classes", "per_point")
+_CORE = ("Calls", "Engine", "MAX_CALLABLE_TARGETS", "graph_classes", "per_point")
 __all__ = sorted(_CORE + ("Scheme",))
 __getattr__, __dir__ = lazy_attributes(
     __name__, {**{name: f"{__name__}.core" for name in _CORE}, "Scheme": f"{__name__}.scheme"})

@@ -81,7 +81,7 @@ def run_auto(engine, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *
     Draw k of an image is draw k of a fixed-size run, and rounds merge like
     chunks (Chan et al.).
     """
-    classes, target_fn, keys = engine._start(images, targets, keys, context)
+    classes, target_fn, keys = engine.start(images, targets, keys, context)
     batch = int(images.shape[0])
     if classes is None:
         empty = tf.zeros_like(images)

@@ -53,15 +53,15 @@ def per_point(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.cast(values, like.dtype), [-1] + [1] * (like.shape.rank - 1))
 
 
-class Engine(InputChecks):
-    """Compiled ``(images, targets) -> attributions`` for one scheme and model."""
+class Calls(InputChecks):
+    """What every explainer's call needs, whatever it computes: the input and target
+    checks, the model's forward pass in chunks and the cache of compiled functions.
+    Methods that are not sums over points (Grad-CAM) use it alone; :class:`Engine`
+    adds a scheme."""
 
-    def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
-                 seed: int, jit_compile: bool = False):
-        # The scheme is only read when a function is built (``loop.build``), so a
-        # method may set its attributes before or after making its engine.
+    def __init__(self, model: LogitModel, *, batch_size: int, seed: int,
+                 jit_compile: bool = False):
         self.model = model
-        self.scheme = scheme
         self.batch_size = batch_size
         self.seed = seed
         self.jit_compile = jit_compile
@@ -69,11 +69,8 @@ class Engine(InputChecks):
         # Compiled functions keyed by (variant, target): one for class indices (target
         # None) and one per callable target, the most recent MAX_CALLABLE_TARGETS of them
         # (a new lambda on every call would otherwise keep every compiled function alive).
-        # Variants: None (attributions), "error" (with standard errors), "round" (one
-        # round of ``run_auto``).
         self._compiled: Dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._probabilities_checked = False
-        self._offset = None                  # the control variate's engine, when used
 
     # -- forward pass ----------------------------------------------------------
     def image_spec(self):
@@ -97,8 +94,7 @@ class Engine(InputChecks):
                                   tuple(c[: self.batch_size] for c in context))
         self.model.warn_if_probabilities(logits)
 
-    # -- attribution -----------------------------------------------------------
-    def _start(self, images, targets, keys, context):
+    def start(self, images, targets, keys, context):
         """Checks shared by every call: ``(classes, target_fn, keys)``, classes None
         for an empty batch."""
         if len(context) != len(self.model.context):
@@ -119,6 +115,39 @@ class Engine(InputChecks):
         self.check_probabilities(images, logits[0] if logits else None, context)
         return tf.constant(classes, tf.int32), target_fn, keys
 
+    def compiled(self, variant, target_fn, build):
+        """The function cached under ``(variant, target_fn)``, made by ``build()`` when
+        missing; most recently used kept last, and at most ``MAX_CALLABLE_TARGETS``
+        functions for callable targets."""
+        compiled = self._compiled
+        function = compiled.pop((variant, target_fn), None)
+        if function is None:
+            function = build()
+        compiled[(variant, target_fn)] = function
+        callables = [key for key in compiled if key[1] is not None]
+        for key in callables[:-MAX_CALLABLE_TARGETS]:
+            del compiled[key]
+        return function
+
+    def check_fixed_points(self) -> None:
+        """Serving and tf.distribute need a fixed amount of work per image (always
+        so without a scheme)."""
+
+
+class Engine(Calls):
+    """Compiled ``(images, targets) -> attributions`` for one scheme and model."""
+
+    def __init__(self, model: LogitModel, scheme: Scheme, *, batch_size: int,
+                 seed: int, jit_compile: bool = False):
+        # The scheme is only read when a function is built (``loop.build``), so a
+        # method may set its attributes before or after making its engine.
+        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        self.scheme = scheme
+        # Variants of the compiled functions: None (attributions), "error" (with
+        # standard errors), "round" (one round of ``run_auto``).
+        self._offset = None                  # the control variate's engine, when used
+
+    # -- attribution -----------------------------------------------------------
     def _cast_extras(self, extras):
         return {name: tf.cast(extras[name], dtype)
                 for name, dtype in self.scheme.extra_specs.items()}
@@ -164,7 +193,7 @@ class Engine(InputChecks):
         """Attributions of checked ``images`` for ``targets`` (see ``explain``);
         ``context``: the other inputs of a multi-input model (``check_inputs``).
         With ``with_error``: ``(attributions, standard_error, relative_error)``."""
-        classes, target_fn, keys = self._start(images, targets, keys, context)
+        classes, target_fn, keys = self.start(images, targets, keys, context)
         if classes is None:
             empty = tf.zeros_like(images)
             return (empty, empty, tf.zeros([0])) if with_error else empty
@@ -198,20 +227,6 @@ class Engine(InputChecks):
         """The compiled function for ``target_fn`` and ``variant`` (None: attributions;
         "error": with standard errors; "round": one round of ``run_auto``)."""
         return self.compiled(variant, target_fn, lambda: _loop.build(self, target_fn, variant))
-
-    def compiled(self, variant, target_fn, build):
-        """The function cached under ``(variant, target_fn)``, made by ``build()`` when
-        missing; most recently used kept last, and at most ``MAX_CALLABLE_TARGETS``
-        functions for callable targets."""
-        compiled = self._compiled
-        function = compiled.pop((variant, target_fn), None)
-        if function is None:
-            function = build()
-        compiled[(variant, target_fn)] = function
-        callables = [key for key in compiled if key[1] is not None]
-        for key in callables[:-MAX_CALLABLE_TARGETS]:
-            del compiled[key]
-        return function
 
     def check_fixed_points(self) -> None:
         """Serving and tf.distribute compile one graph of work per call: they need a

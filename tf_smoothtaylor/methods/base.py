@@ -137,6 +137,12 @@ class Explainer:
         return self.scheme.independent_points
 
     @property
+    def points_per_image(self) -> Optional[int]:
+        """Model evaluations per image, or None when ``"auto"`` counts choose them
+        per image."""
+        return None if self.scheme.target_error is not None else self.scheme.num_points
+
+    @property
     def model(self):
         """The Keras model being explained."""
         return self._logits.model
@@ -212,17 +218,17 @@ class Explainer:
                              f"{self._logits.input_shape}). Received: shape {images.shape}")
         batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
         classes = graph_targets(targets, batch, self._logits.num_classes)
-        scheme = self.scheme
-        if return_error and not scheme.independent_points:
+        if return_error and not self.independent_points:
             raise ValueError("Expected a Monte Carlo method whose points are independent "
                              f"draws ({registry.monte_carlo()}) for `return_error=True`. "
                              f"Received: {type(self).__name__}")
-        if scheme.target_error is not None:
+        if self.points_per_image is None:
             raise ValueError("Expected a fixed number of draws inside a tf.function: an "
                              "'auto' count decides between rounds in Python (call it eagerly)")
         result, _, _ = self.run_in_graph(images, classes, keys=keys, with_error=return_error)
         if return_error:
-            return Estimate(*result, num_points=scheme.num_points // scheme.draw_size)
+            return Estimate(*result,
+                            num_points=self.scheme.num_points // self.scheme.draw_size)
         return result
 
     def _fixed_image_size(self, method: str) -> Tuple[int, int]:

@@ -41,8 +41,8 @@ import tensorflow as tf
 from tf_smoothtaylor.engine.logits import select_target
 from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.engine.report import finite_rows, warn_if_not_finite
-from tf_smoothtaylor.engine import Scheme, graph_classes
-from tf_smoothtaylor.methods.base import Explainer
+from tf_smoothtaylor.engine import graph_classes
+from tf_smoothtaylor.methods.single_pass import SinglePassExplainer
 from tf_smoothtaylor.methods.options import Option
 from tf_smoothtaylor.methods.registry import register
 
@@ -96,7 +96,7 @@ def find_layer(model, name: Optional[str] = None):
 
 
 @register("grad_cam")
-class GradCAM(Explainer):
+class GradCAM(SinglePassExplainer):
     """Grad-CAM and Grad-CAM++ maps.
 
     Args:
@@ -142,11 +142,6 @@ class GradCAM(Explainer):
         if len(self._logits.input_shape) != 3:
             raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
                              f"Received: input shape {self._logits.input_shape}")
-
-    def make_scheme(self) -> Scheme:
-        """Grad-CAM is not a sum over points: one forward and backward pass per image
-        (``heatmaps``); the engine serves its checks and compiled-function cache."""
-        return Scheme()
 
     def with_model(self, model) -> "GradCAM":
         """See ``Explainer.with_model``; a default layer is found anew in ``model``."""
@@ -205,7 +200,7 @@ class GradCAM(Explainer):
     def heatmaps(self, images, targets=None) -> tf.Tensor:
         """The Grad-CAM maps L (B, H, W), float32."""
         images, context = self._engine.check_inputs(images)
-        classes, target_fn, _ = self._engine._start(images, targets, None, context)
+        classes, target_fn, _ = self._engine.start(images, targets, None, context)
         if classes is None:
             return tf.zeros(tf.shape(images)[:3])
         function = self._function(target_fn)

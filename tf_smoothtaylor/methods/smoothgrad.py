@@ -19,6 +19,7 @@ from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods.base import Explainer, noise_scales
 from tf_smoothtaylor.methods.options import AUTO, Option
 from tf_smoothtaylor.methods.registry import register
+from tf_smoothtaylor.methods.single_pass import SinglePassExplainer
 
 STATISTICS = ("mean", "square", "variance")
 BASES = ("gradient", "gradient_x_input")
@@ -129,6 +130,10 @@ class SmoothGrad(Explainer):
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(None, 0.15))
         self.statistic = _checks.one_of("statistic", statistic, STATISTICS)
+        if isinstance(base, SinglePassExplainer):
+            raise ValueError("Expected `base` to be a method on the engine's points (the "
+                             "gradient, IG, LRP, ...). Received: "
+                             f"{type(base).__name__}, computed in one pass per image")
         if isinstance(base, Explainer):
             if statistic != "mean":
                 raise ValueError(
