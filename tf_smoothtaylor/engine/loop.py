@@ -81,21 +81,67 @@ class _Ragged:
 
 def build(engine, target_fn, variant=None):
     """The compiled function of ``engine`` for ``target_fn`` and ``variant``:
-    ``(images, classes, keys, extras, context[, counts, firsts]) -> result``."""
+    ``(images, classes, keys, extras, context[, counts, firsts]) -> result``.
+
+    Each trace pairs an :class:`_Evaluator` (the chunk's points and their values)
+    with the accumulator of the variant (:class:`_Sums`, :class:`_Moments` or, with
+    errors, :class:`_Draws`), and walks the chunks in one ``tf.while_loop``.
+    """
     model, scheme = engine.model, engine.scheme
     check(scheme)
     rounds = variant == "round"
     with_error = rounds or variant == "error"
-    # With errors, each draw's points are summed first (one value per draw).
-    group = scheme.draw_size if with_error else 1
-    size = engine.batch_size
-    jit = engine.jit_compile
-    # Per-point weights of grouped schemes hold 1 / (draws of a full run): a draw's
-    # own estimate is its points' weighted sum times that many.
-    draw_scale = float(scheme.num_points // scheme.draw_size)
-    max_draws = -(-size // group) + 1                  # draws one chunk can touch
-    offsets_on = scheme.offset_points > 0
+    gradients = _gradients(model, scheme, target_fn, engine.jit_compile)
+    size, jit = engine.batch_size, engine.jit_compile
 
+    def attribute(images, targets, key_values, extras, context, counts=None, firsts=None):
+        engine.trace_count += 1
+        evaluator = _Evaluator(scheme, gradients, images, targets, key_values, extras,
+                               context, counts, firsts, size=size, jit=jit,
+                               group=scheme.draw_size if with_error else 1,
+                               smallest_round=engine.smallest_round() if rounds else None)
+        rows = (_Draws(evaluator, size) if with_error else
+                _Moments(evaluator) if scheme.moments == 2 else _Sums(evaluator))
+        total = evaluator.layout.total
+
+        def step(index, open_start, done, state):
+            # The last chunk runs at its own size (no wasted gradients), except
+            # under XLA, where a new shape means a new compilation: there it is
+            # padded to `size`. One loop body: the model is traced once.
+            offset = index * size
+            count = size if jit else tf.minimum(size, total - offset)
+            start = evaluator.layout.image_of(offset)        # the chunk's first image
+            # Rows before `start` are final: write each once, shift the window.
+            shift = start - open_start
+            done = _write_rows(done, open_start, rows.finished(state, shift))
+            state = rows.shifted(state, shift)
+            value, image, flat, end = evaluator.evaluate(offset, count)
+            state = rows.add(state, value, image, flat, offset, end, start)
+            return index + 1, start, done, state
+
+        done = tf.TensorArray(tf.float32, size=evaluator.batch, element_shape=[None])
+        _, open_start, done, state = tf.while_loop(
+            lambda index, *_: index < (total + size - 1) // size, step,
+            [tf.constant(0), tf.constant(0), done, rows.initial()], parallel_iterations=1)
+        done = _write_rows(done, open_start,
+                           rows.finished(state, evaluator.batch - open_start))
+        stacked = done.stack()
+        return stacked if rounds else rows.result(stacked)
+
+    extra_specs = {name: tf.TensorSpec((None,), dtype)
+                   for name, dtype in engine.extra_specs().items()}
+    context_specs = tuple(tf.TensorSpec((None,) + shape, dtype)
+                          for _, shape, dtype in model.context)
+    signature = [engine.image_spec(), tf.TensorSpec((None,), tf.int32),
+                 tf.TensorSpec((None,), tf.int64), extra_specs, context_specs]
+    if rounds:
+        signature += [tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
+    return _tracing.graph_function(attribute, input_signature=signature)
+
+
+def _gradients(model, scheme, target_fn, jit: bool):
+    """``(z, targets, context) -> v``: the target's gradient at the points, or (a
+    forward-only scheme) its score shaped to scale the multipliers."""
     def gradients(z, targets, context):
         if scheme.forward_only:                      # f(z), shaped to scale m
             value = select_target(model(z, context), targets, target_fn)
@@ -112,152 +158,184 @@ def build(engine, target_fn, variant=None):
                 "an input that is not used)")
         return tf.cast(grad, tf.float32)
 
-    if jit:
-        gradients = _tracing.graph_function(gradients, jit_compile=True)
+    return _tracing.graph_function(gradients, jit_compile=True) if jit else gradients
 
-    def attribute(images, targets, key_values, extras, context, counts=None, firsts=None):
-        engine.trace_count += 1
-        batch = tf.shape(images)[0]
-        width = (int(np.prod(images.shape[1:])) if images.shape[1:].is_fully_defined()
-                 else tf.reduce_prod(tf.shape(images)[1:]))          # values per image
-        keys = _random.Keys(key_values, tf.range(batch))
-        params = scheme.prepare(images, extras)
-        offsets = extras[SCORE_OFFSET] if offsets_on else None
-        layout = (_Ragged(counts, firsts, engine.smallest_round() * group) if rounds
-                  else _Uniform(batch, scheme.num_points))
-        total = layout.total
-        span = min(size, -(-size // layout.min_points) + 1)
-        moments = 2 if with_error else scheme.moments
-        channels = int(images.shape[-1]) if with_error else 1
-        heat_width = width // channels if with_error else 0
 
-        def zeros(*shape):
-            return (tf.zeros(shape) if all(isinstance(d, int) for d in shape)
-                    else tf.zeros(tf.stack(shape)))
+class _Evaluator:
+    """One trace's points: the layout of (image, point) pairs, and each chunk's
+    weighted values ``w · m ⊙ v`` (``v``: the gradient, or the score minus the
+    control variate ``c``)."""
 
-        def evaluate(offset, count):
-            """``(values (count, width), image of each, flat index of each, end)``."""
-            flat = tf.minimum(offset + tf.range(count), total - 1)
-            image = layout.image_of(flat)
-            k = layout.index_of(flat, image)
-            z, m, w = scheme.points(
-                tf.gather(images, image),
-                tf.nest.map_structure(lambda t: tf.gather(t, image), params),
-                keys.gather(image), k)
-            if scheme.draw_weights is not None:
-                w = scheme.weight_of(k)
-            value = gradients(z, tf.gather(targets, image),
-                              tuple(tf.gather(c, image) for c in context))
-            if offsets is not None:                   # the control variate, in float32
-                value -= tf.reshape(tf.gather(offsets, image), [-1] + [1] * (z.shape.rank - 1))
-            if m is not None:
-                value *= m
-            value = tf.reshape(value, [count, width])
-            if w is not None:
-                value *= tf.cast(w, tf.float32)[:, None]
-            end = offset + count
-            if jit:                                   # drop the padding
-                valid = tf.minimum(count, total - offset)
-                value, image, flat, end = value[:valid], image[:valid], flat[:valid], \
-                    offset + valid
-            return value, image, flat, end
+    def __init__(self, scheme, gradients, images, targets, key_values, extras, context,
+                 counts, firsts, *, size: int, jit: bool, group: int, smallest_round):
+        self.scheme, self.gradients, self.jit = scheme, gradients, jit
+        self.images, self.targets, self.context = images, targets, context
+        self.group = group
+        self.batch = tf.shape(images)[0]
+        self.width = (int(np.prod(images.shape[1:])) if images.shape[1:].is_fully_defined()
+                      else tf.reduce_prod(tf.shape(images)[1:]))      # values per image
+        self.keys = _random.Keys(key_values, tf.range(self.batch))
+        self.params = scheme.prepare(images, extras)
+        self.offsets = extras[SCORE_OFFSET] if scheme.offset_points > 0 else None
+        self.layout = (_Ragged(counts, firsts, smallest_round * group)
+                       if smallest_round is not None else _Uniform(self.batch, scheme.num_points))
+        self.span = min(size, -(-size // self.layout.min_points) + 1)
 
-        def by_draw(value, flat, offset, end, pending):
-            """Sums each draw's points: ``(one value per draw completed in this chunk,
-            their images, the partial sum of a draw continued in the next chunk)``."""
-            first_draw = offset // group
-            sums = _moments.segment_sums(value, flat // group - first_draw, max_draws)
-            sums = tf.concat([sums[:1] + pending[None], sums[1:]], 0)
-            complete = end // group - first_draw
-            # Selected, not multiplied: a NaN of a finished draw never leaks on.
-            pending = tf.where(end % group != 0, sums[complete], tf.zeros_like(pending))
-            image = layout.image_of((first_draw + tf.range(complete)) * group)
-            return sums[:complete] * draw_scale, image, pending
+    def evaluate(self, offset, count):
+        """``(values (count, width), image of each, flat index of each, end)``."""
+        scheme, layout, total = self.scheme, self.layout, self.layout.total
+        flat = tf.minimum(offset + tf.range(count), total - 1)
+        image = layout.image_of(flat)
+        k = layout.index_of(flat, image)
+        z, m, w = scheme.points(
+            tf.gather(self.images, image),
+            tf.nest.map_structure(lambda t: tf.gather(t, image), self.params),
+            self.keys.gather(image), k)
+        if scheme.draw_weights is not None:
+            w = scheme.weight_of(k)
+        value = self.gradients(z, tf.gather(self.targets, image),
+                               tuple(tf.gather(c, image) for c in self.context))
+        if self.offsets is not None:                  # the control variate, in float32
+            value -= tf.reshape(tf.gather(self.offsets, image), [-1] + [1] * (z.shape.rank - 1))
+        if m is not None:
+            value *= m
+        value = tf.reshape(value, [count, self.width])
+        if w is not None:
+            value *= tf.cast(w, tf.float32)[:, None]
+        end = offset + count
+        if self.jit:                                  # drop the padding
+            valid = tf.minimum(count, total - offset)
+            value, image, flat, end = value[:valid], image[:valid], flat[:valid], \
+                offset + valid
+        return value, image, flat, end
 
-        def chunk(offset, count, state):
-            """Folds the points [offset, offset + count) into the open rows.
 
-            ``state`` = (finished images, first image of the open rows, open rows of
-            Σ w·v, of M2, of the heatmap's Σ and M2, a draw's pending partial sum).
-            """
-            done, open_start, first, second, heat, heat_m2, pending = state
-            start = layout.image_of(offset)                # the chunk's first image
-            # Rows before `start` are final: write each once, shift the window.
-            shift = start - open_start
-            done = _write_rows(done, open_start, first[:shift],
-                               second[:shift] if moments == 2 else None,
-                               (heat[:shift], heat_m2[:shift]) if with_error else None)
-            first = _shift(first, shift, span, width)
-            if moments == 2:
-                second = _shift(second, shift, span, width)
-            if with_error:
-                heat = _shift(heat, shift, span, heat_width)
-                heat_m2 = _shift(heat_m2, shift, span, heat_width)
+def _zeros(*shape):
+    return (tf.zeros(shape) if all(isinstance(d, int) for d in shape)
+            else tf.zeros(tf.stack(shape)))
 
-            value, image, flat, end = evaluate(offset, count)
-            if group > 1:
-                value, image, pending = by_draw(value, flat, offset, end, pending)
-            # Each value is added into its own image's row only, by sorted segment
-            # sums: a non-finite gradient never reaches another image.
-            row = image - start
-            if moments == 1:
-                first += _moments.segment_sums(value, row, span)
-            else:
-                before = layout.draws_before(offset // group, start + tf.range(span), group)
-                first, second = _moments.merge(first, second, before, value, row, span)
-                if with_error:
-                    heat_values = tf.reduce_sum(tf.reshape(value, [-1, heat_width, channels]),
-                                                axis=-1)
-                    if scheme.centred_error:      # judge the map without its mean
-                        heat_values -= tf.reduce_mean(heat_values, axis=1, keepdims=True)
-                    heat, heat_m2 = _moments.merge(heat, heat_m2, before, heat_values, row,
-                                                   span)
-            return done, start, first, second, heat, heat_m2, pending
 
-        rows = zeros(span, width)
-        heat_rows = zeros(span, heat_width) if with_error else tf.zeros([])
-        state = (tf.TensorArray(tf.float32, size=batch, element_shape=[None]),
-                 tf.constant(0), rows, rows if moments == 2 else tf.zeros([]),
-                 heat_rows, heat_rows, zeros(width) if group > 1 else tf.zeros([]))
+class _Sums:
+    """Accumulates ``Σ w·v`` per image (one moment); the open rows are the state."""
 
-        def step(index, *state):
-            # The last chunk runs at its own size (no wasted gradients), except
-            # under XLA, where a new shape means a new compilation: there it is
-            # padded to `size`. One loop body: the model is traced once.
-            offset = index * size
-            count = size if jit else tf.minimum(size, total - offset)
-            return (index + 1, *chunk(offset, count, state))
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
 
-        _, done, open_start, first, second, heat, heat_m2, _ = tf.while_loop(
-            lambda index, *_: index < (total + size - 1) // size, step,
-            [tf.constant(0), *state], parallel_iterations=1)
-        left = batch - open_start
-        done = _write_rows(done, open_start, first[:left],
-                           second[:left] if moments == 2 else None,
-                           (heat[:left], heat_m2[:left]) if with_error else None)
-        stacked = done.stack()
-        if rounds:
-            return stacked
-        if with_error:
-            draws = scheme.num_points // group
-            return _moments.standard_errors(stacked, tf.shape(images), width, heat_width,
-                                            draws, scheme.equal_weight(draws))
-        sums = tf.reshape(stacked, [batch, 2 if moments == 2 else 1, -1])
-        first = tf.reshape(sums[:, 0], tf.shape(images))
-        second = tf.reshape(sums[:, -1], tf.shape(images))
-        if scheme.point_weight is not None:
-            first, second = first * scheme.point_weight, second * scheme.point_weight
-        return scheme.finalize(first, second if moments == 2 else None)
+    def initial(self):
+        return (_zeros(self.evaluator.span, self.evaluator.width),)
 
-    extra_specs = {name: tf.TensorSpec((None,), dtype)
-                   for name, dtype in engine.extra_specs().items()}
-    context_specs = tuple(tf.TensorSpec((None,) + shape, dtype)
-                          for _, shape, dtype in model.context)
-    signature = [engine.image_spec(), tf.TensorSpec((None,), tf.int32),
-                 tf.TensorSpec((None,), tf.int64), extra_specs, context_specs]
-    if rounds:
-        signature += [tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
-    return _tracing.graph_function(attribute, input_signature=signature)
+    def finished(self, state, count):
+        return [state[0][:count]]
+
+    def shifted(self, state, shift):
+        return (_shift(state[0], shift, self.evaluator.span, self.evaluator.width),)
+
+    def add(self, state, value, image, flat, offset, end, start):
+        # Each value is added into its own image's row only, by sorted segment
+        # sums: a non-finite gradient never reaches another image.
+        return (state[0] + _moments.segment_sums(value, image - start, self.evaluator.span),)
+
+    def result(self, stacked):
+        first = self._finish(stacked, 1)[0]
+        return self.evaluator.scheme.finalize(first, None)
+
+    def _finish(self, stacked, moments):
+        evaluator = self.evaluator
+        sums = tf.reshape(stacked, [evaluator.batch, moments, -1])
+        parts = [tf.reshape(sums[:, 0], tf.shape(evaluator.images)),
+                 tf.reshape(sums[:, -1], tf.shape(evaluator.images))]
+        weight = evaluator.scheme.point_weight
+        return [part * weight for part in parts] if weight is not None else parts
+
+
+class _Moments(_Sums):
+    """Accumulates ``Σ w·v`` and the centred second moment ``M2`` per image (the
+    statistics of SquareGrad and VarGrad)."""
+
+    def initial(self):
+        rows = _zeros(self.evaluator.span, self.evaluator.width)
+        return rows, rows
+
+    def finished(self, state, count):
+        return [state[0][:count], state[1][:count]]
+
+    def shifted(self, state, shift):
+        span, width = self.evaluator.span, self.evaluator.width
+        return _shift(state[0], shift, span, width), _shift(state[1], shift, span, width)
+
+    def add(self, state, value, image, flat, offset, end, start):
+        before = self.evaluator.layout.draws_before(
+            offset, start + tf.range(self.evaluator.span), 1)
+        return _moments.merge(state[0], state[1], before, value, image - start,
+                              self.evaluator.span)
+
+    def result(self, stacked):
+        first, second = self._finish(stacked, 2)
+        return self.evaluator.scheme.finalize(first, second)
+
+
+class _Draws(_Moments):
+    """With standard errors: each draw's points summed first (a draw may straddle two
+    chunks: its partial sum is carried, ``pending``), then the draws' sums and
+    centred second moments merged, for the attributions and the heatmap."""
+
+    def __init__(self, evaluator, size: int):
+        super().__init__(evaluator)
+        scheme = evaluator.scheme
+        self.channels = int(evaluator.images.shape[-1])
+        self.heat_width = evaluator.width // self.channels
+        # Per-point weights of grouped schemes hold 1 / (draws of a full run): a draw's
+        # own estimate is its points' weighted sum times that many.
+        self.draw_scale = float(scheme.num_points // scheme.draw_size)
+        self.max_draws = -(-size // evaluator.group) + 1   # draws one chunk can touch
+
+    def initial(self):
+        rows, heat = super().initial(), _zeros(self.evaluator.span, self.heat_width)
+        return (*rows, heat, heat, _zeros(self.evaluator.width) if self.evaluator.group > 1
+                else tf.zeros([]))
+
+    def finished(self, state, count):
+        return super().finished(state, count) + [state[2][:count], state[3][:count]]
+
+    def shifted(self, state, shift):
+        span = self.evaluator.span
+        return (*super().shifted(state, shift), _shift(state[2], shift, span, self.heat_width),
+                _shift(state[3], shift, span, self.heat_width), state[4])
+
+    def _by_draw(self, value, flat, offset, end, pending):
+        """Sums each draw's points: ``(one value per draw completed in this chunk,
+        their images, the partial sum of a draw continued in the next chunk)``."""
+        group = self.evaluator.group
+        first_draw = offset // group
+        sums = _moments.segment_sums(value, flat // group - first_draw, self.max_draws)
+        sums = tf.concat([sums[:1] + pending[None], sums[1:]], 0)
+        complete = end // group - first_draw
+        # Selected, not multiplied: a NaN of a finished draw never leaks on.
+        pending = tf.where(end % group != 0, sums[complete], tf.zeros_like(pending))
+        image = self.evaluator.layout.image_of((first_draw + tf.range(complete)) * group)
+        return sums[:complete] * self.draw_scale, image, pending
+
+    def add(self, state, value, image, flat, offset, end, start):
+        evaluator, (first, second, heat, heat_m2, pending) = self.evaluator, state
+        group, span = evaluator.group, evaluator.span
+        if group > 1:
+            value, image, pending = self._by_draw(value, flat, offset, end, pending)
+        row = image - start
+        before = evaluator.layout.draws_before(offset // group, start + tf.range(span), group)
+        first, second = _moments.merge(first, second, before, value, row, span)
+        heat_values = tf.reduce_sum(tf.reshape(value, [-1, self.heat_width, self.channels]),
+                                    axis=-1)
+        if evaluator.scheme.centred_error:            # judge the map without its mean
+            heat_values -= tf.reduce_mean(heat_values, axis=1, keepdims=True)
+        heat, heat_m2 = _moments.merge(heat, heat_m2, before, heat_values, row, span)
+        return first, second, heat, heat_m2, pending
+
+    def result(self, stacked):
+        evaluator = self.evaluator
+        draws = evaluator.scheme.num_points // evaluator.group
+        return _moments.standard_errors(stacked, tf.shape(evaluator.images), evaluator.width,
+                                        self.heat_width, draws,
+                                        evaluator.scheme.equal_weight(draws))
 
 
 def check(scheme) -> None:
@@ -283,9 +361,8 @@ def _shift(rows: tf.Tensor, shift, span: int, width) -> tf.Tensor:
                       [span, width])
 
 
-def _write_rows(done: tf.TensorArray, start, first, second, heat=None) -> tf.TensorArray:
+def _write_rows(done: tf.TensorArray, start, parts) -> tf.TensorArray:
     """Writes finished rows (one image each) at ``start, start + 1, ...``: the
     sums, then the M2 and the heatmap's sums and M2 when they are kept."""
-    parts = [first] + ([] if second is None else [second]) + list(heat or ())
     rows = parts[0] if len(parts) == 1 else tf.concat(parts, 1)
     return done.scatter(start + tf.range(tf.shape(rows)[0]), rows)
