@@ -1,12 +1,9 @@
 """Turns a Keras model into the function the methods differentiate: logits.
 
-Attribution methods explain the **pre-softmax logit** of a class (PAPER.md).
-A model whose last layer turns logits into probabilities — a softmax or a
-sigmoid (multi-label heads), as a ``Softmax``/``Activation``/``Lambda`` layer,
-as any layer's ``activation`` (``"softmax"``, ``keras.activations.softmax``,
-``tf.nn.softmax``, ...; Keras Applications use this form), or as the last layer
-of a nested sub-model — is explained on the logits beneath it; the user's model
-is never modified.
+Attribution methods explain the **pre-softmax logit** of a class (PAPER.md): a
+final softmax or sigmoid is looked through (``engine.softmax``); the input
+explained, and those held fixed per image, come from ``engine.structure``. The
+user's model is never modified.
 """
 
 import warnings
@@ -16,36 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_smoothtaylor.engine.softmax import strip_softmax
+from tf_smoothtaylor.engine.structure import InputSelection, model_inputs, unwrap
 from tf_smoothtaylor.engine.tracing import graph_function
 
-
-_PROBABILITY_FUNCTIONS = ("softmax", "softmax_v2", "sigmoid")
-
-
-def _is_softmax(fn) -> bool:
-    """Whether ``fn`` maps logits to probabilities (softmax or sigmoid)."""
-    return fn in (keras.activations.softmax, keras.activations.sigmoid) or getattr(
-        fn, "__name__", "") in _PROBABILITY_FUNCTIONS
-
-
-class InputSelection:
-    """A multi-input Keras model with the input to explain named (see
-    ``tf_smoothtaylor.models.select_input``); the other inputs are held fixed
-    per image and given with the images as a dict."""
-
-    def __init__(self, model, input_name: str):
-        self.model, self.input_name = _unwrap(model), input_name
-        for name in ("preprocess", "deprocess"):       # a ModelSpec's transforms
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
-
-
-def _unwrap(model):
-    """Accepts a Keras model or an object holding one as ``.model``."""
-    inner = getattr(model, "model", None)
-    if not isinstance(model, keras.Model) and isinstance(inner, keras.Model):
-        return inner
-    return model
+__all__ = ["InputSelection", "LogitModel", "as_float32", "resolve_targets", "select_target"]
 
 
 class LogitModel:
@@ -60,7 +32,7 @@ class LogitModel:
     def __init__(self, model):
         selected = getattr(model, "input_name", None) if isinstance(
             model, InputSelection) else None
-        model = _unwrap(model)
+        model = unwrap(model)
         if not isinstance(model, keras.Model):
             raise TypeError(
                 "Expected `model` to be a Keras model (keras.Model). "
@@ -68,98 +40,22 @@ class LogitModel:
         self.model = model
         self.stripped = False
         self._fn = lambda z: model(z, training=False)
-        try:
-            inputs, outputs = model.inputs, model.outputs
-        except (AttributeError, ValueError):
-            inputs = outputs = None
-        if not inputs or not outputs:
-            raise ValueError(
-                "Expected `model` to be a built Keras model with known inputs "
-                "(call it once on data, or build it with keras.Input). "
-                f"Received: model {model.name!r} with no inputs")
-        # The model's own input structure (a dict for dict-input models). Not
-        # ``model.input``: for a sub-model called inside another, that is the input of
-        # its latest call, not its own.
-        structure = getattr(model, "_inputs_struct", None)
-        functional = getattr(model, "_functional", None)     # Sequential
-        if structure is None and functional is not None:
-            structure = getattr(functional, "_inputs_struct", None)
-        if structure is None or len(tf.nest.flatten(structure)) != len(inputs):
-            structure = inputs[0] if len(inputs) == 1 else list(inputs)
-        flat = tf.nest.flatten(structure)
-        names = [tensor.name for tensor in flat]
-        if selected is None and len(flat) != 1:
-            raise ValueError(
-                "Expected `model` to have one input, or the input to explain named: "
-                f"tf_smoothtaylor.models.select_input(model, {names[0]!r}) (the other inputs "
-                f"are then held fixed per image). Received: a model with inputs {names}")
-        if selected is not None and selected not in names:
-            raise ValueError(f"Expected `input_name` to be one of the model's inputs {names}. "
-                             f"Received: {selected!r}")
-        self.input_names = names
-        self.input_index = names.index(selected) if selected is not None else 0
-        self._structure = structure
-        explained = flat[self.input_index]
+        found = model_inputs(model, selected)
+        self.input_names = list(found.names)
+        self.input_index = found.index
+        self._structure = found.structure
         # The inputs held fixed per image: name, shape (without batch) and dtype.
-        self.context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
-                             for i, (name, t) in enumerate(zip(names, flat))
-                             if i != self.input_index)
-        self.input_shape = tuple(explained.shape[1:])
-        self.num_outputs = len(outputs)
-        self.output_shape = tuple(outputs[0].shape)
+        self.context = found.context
+        self.input_shape = found.input_shape
+        self.num_outputs = len(found.outputs)
+        self.output_shape = tuple(found.outputs[0].shape)
         # The dtype of the explained scores (16-bit logits lose the differences that
         # forward-only methods take).
-        self.output_dtype = tf.as_dtype(outputs[0].dtype)
+        self.output_dtype = tf.as_dtype(found.outputs[0].dtype)
         if self.num_outputs == 1:
-            self._strip_softmax(model, inputs, outputs[0])
-
-    def _strip_softmax(self, model, inputs, output):
-        last = model.layers[-1] if model.layers else None
-        if last is None:
-            return
-        try:
-            if last.output is not output:
-                return
-            below = last.input
-        except (AttributeError, ValueError):
-            return
-        activation = getattr(last, "activation", None)
-        # The model's own input structure (a single input as a tensor, not a one-element
-        # list): the trunk is called like the model (no "structure of inputs" warning).
-        inputs = self._structure
-        if isinstance(last, keras.layers.Softmax) or (
-                isinstance(last, (keras.layers.Activation, keras.layers.Lambda))
-                and _is_softmax(getattr(last, "function", activation))):
-            trunk = keras.Model(inputs, below)
-            self._fn = lambda z: trunk(z, training=False)
-            self.stripped = True
-            self.output_dtype = tf.as_dtype(below.dtype)
-        elif isinstance(last, keras.Model) and not isinstance(below, (list, tuple)):
-            try:
-                inner = LogitModel(last)             # a nested sub-model: strip inside it
-            except (ValueError, TypeError):          # subclassed: no graph to look into
-                return
-            if inner.stripped:
-                trunk = keras.Model(inputs, below)
-                self._fn = lambda z: inner._fn(trunk(z, training=False))
-                self.stripped = True
-                self.output_dtype = inner.output_dtype
-        elif _is_softmax(activation):
-            trunk = keras.Model(inputs, below)
-
-            def logits(z):
-                # The layer's own weights with its activation bypassed: swapped
-                # only while tracing, restored at once, so weights stay shared.
-                features = trunk(z, training=False)
-                last.activation = keras.activations.linear
-                try:
-                    return last(features, training=False)
-                finally:
-                    last.activation = activation
-
-            self._fn = logits
-            self.stripped = True
-            self.output_dtype = tf.as_dtype(getattr(last, "compute_dtype", below.dtype))
+            logits = strip_softmax(model, found.structure, found.outputs[0])
+            if logits is not None:
+                self._fn, self.output_dtype, self.stripped = logits.fn, logits.output_dtype, True
 
     def compiled(self):
         """The model's compiled forward pass for the explained input: ``(images,
