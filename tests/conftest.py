@@ -30,9 +30,9 @@ class Quadratic(keras.layers.Layer):
 # in a parallel run they start early and no long test is left running alone at the end.
 LONG = ("test_dask.py::", "test_notebook.py::", "test_beam.py::test_beam_run_with_two_workers",
         "test_examples.py::test_reproduce_paper", "test_examples.py::test_train_",
-        "test_cli.py::test_killed_evaluate", "test_cli.py::test_every_method_runs",
+        "test_cli_runs.py::test_killed_evaluate", "test_cli.py::test_every_method_runs",
         "test_distribute.py::test_imports_start_no_runtime",
-        "test_cli.py::test_a_second_run_into", "test_serving.py::test_a_target_list_of_the")
+        "test_cli_runs.py::test_a_second_run_into", "test_serving.py::test_a_target_list_of_the")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,0 +1,26 @@
+"""What the command-line test modules share: the environment of a fresh process,
+running the command in one, and absl's flags marked as parsed."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+    yield
+
+
+def run_cli(*args, timeout=300):
+    """Runs ``python -m tf_smoothtaylor`` with ``args`` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "tf_smoothtaylor", *args], env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
