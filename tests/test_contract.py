@@ -40,7 +40,8 @@ def test_every_registered_method_has_small_settings_here():
 
 def check_invariances(cls, settings, model, images):
     """Chunk size, batch order and the other images of a call do not change the
-    maps; the seed repeats them; ``settings()`` rebuilds the same explainer."""
+    maps; the seed repeats them; ``from_settings(model, settings())`` rebuilds the
+    same explainer, and refuses a setting the method does not take."""
     make = lambda **kw: cls(model, **settings, **kw)  # noqa: E731
     targets = np.array([0, 3, 1, 4], np.int32)
     reference = make(batch_size=64)(images, targets).numpy()
@@ -51,9 +52,30 @@ def check_invariances(cls, settings, model, images):
     assert max_abs_diff(small(images[order], targets[order]), reference[order]) <= 1e-5
     assert max_abs_diff(small(images[1:2], targets[1:2]), reference[1:2]) <= 1e-5
     assert max_abs_diff(make(batch_size=64)(images, targets), reference) == 0.0
-    again = cls(model, **small.settings())
-    assert again.settings().keys() == small.settings().keys()
+    again = cls.from_settings(model, small.settings())
+    assert _same_settings(again.settings(), small.settings())
     assert max_abs_diff(again(images, targets), reference) <= 1e-5
+    with pytest.raises(TypeError, match="Received: \\['not_a_setting'\\]"):
+        cls.from_settings(model, {**settings, "not_a_setting": 1})
+
+
+def _same_settings(mine: dict, theirs: dict) -> bool:
+    """Equal settings: arrays element-wise, explainers by method and settings."""
+    from tf_smoothtaylor.methods import Explainer
+    if mine.keys() != theirs.keys():
+        return False
+    for name, value in mine.items():
+        other = theirs[name]
+        if isinstance(value, Explainer):
+            if type(value) is not type(other) or not _same_settings(value.settings(),
+                                                                    other.settings()):
+                return False
+        elif isinstance(value, np.ndarray) or isinstance(other, np.ndarray):
+            if not np.array_equal(np.asarray(value), np.asarray(other)):
+                return False
+        elif value != other:
+            return False
+    return True
 
 
 def check_errors(cls, settings, model, images):
@@ -213,3 +235,16 @@ def check_bounds(cls, settings, model):
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_settings_outside_their_declared_bounds_are_errors_naming_them(name, cnn):
     check_bounds(BY_NAME[name], SMALL[name], cnn)
+
+
+def test_from_settings_moves_an_explainer_setting_to_the_new_model(cnn, images):
+    from tf_smoothtaylor.methods import IntegratedGradients, SmoothGrad
+    noisy_ig = SmoothGrad(cnn, base=IntegratedGradients(cnn, steps=4), num_samples=3)
+    other = small_cnn(seed=1)
+    moved = SmoothGrad.from_settings(other, noisy_ig.settings())
+    assert moved.base.model is other and moved.model is other
+    assert _same_settings(moved.settings(), noisy_ig.settings())
+    assert max_abs_diff(moved(images, 1), SmoothGrad(
+        other, base=IntegratedGradients(other, steps=4), num_samples=3)(images, 1)) == 0.0
+    with pytest.raises(TypeError, match="Expected `settings` to be a dict"):
+        SmoothGrad.from_settings(other, [("num_samples", 3)])

@@ -164,12 +164,31 @@ class Explainer:
             settings["preprocess"] = None
         return settings
 
+    @classmethod
+    def from_settings(cls, model, settings: dict) -> "Explainer":
+        """The explainer of this method on ``model`` with ``settings`` as
+        :meth:`settings` gives them (its inverse, as Keras's ``from_config`` is
+        ``get_config``'s); an explainer among them (SmoothGrad's ``base``) moves to
+        ``model``.
+
+        Raises:
+          TypeError: A setting this method does not take (naming it).
+        """
+        if not isinstance(settings, dict):
+            raise TypeError(f"Expected `settings` to be a dict. Received: {settings!r}")
+        taken = inspect.signature(cls.__init__).parameters
+        unknown = sorted(set(settings) - set(taken))
+        if unknown:
+            raise TypeError(f"Expected settings of {cls.__name__} "
+                            f"({', '.join(n for n in taken if n not in ('self', 'model'))}). "
+                            f"Received: {unknown}")
+        return cls(model, **{name: value.with_model(model) if isinstance(value, Explainer)
+                             else value for name, value in settings.items()})
+
     def with_model(self, model) -> "Explainer":
         """The same method with the same settings on another model (or ModelSpec);
         an explainer given as a setting (SmoothGrad's ``base``) moves along."""
-        settings = {name: value.with_model(model) if isinstance(value, Explainer) else value
-                    for name, value in self.settings().items()}
-        return type(self)(model, **settings)
+        return type(self).from_settings(model, self.settings())
 
     @property
     def trace_count(self) -> int:

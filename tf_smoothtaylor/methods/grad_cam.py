@@ -148,7 +148,7 @@ class GradCAM(SinglePassExplainer):
         settings = self.settings()
         if not self._layer_given:
             settings["layer"] = None
-        return type(self)(model, **settings)
+        return type(self).from_settings(model, settings)
 
     def _function(self, target_fn):
         return self._engine.compiled("grad_cam", target_fn, lambda: graph_function(
