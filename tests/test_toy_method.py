@@ -13,9 +13,10 @@ from absl.testing import flagsaver
 
 from test_contract import (check_bounds, check_errors, check_in_tf_function,  # noqa: F401
                            check_invariances, check_nan_isolation, nan_model)
+import cli_support
+from cli_support import parsed_flags  # noqa: F401
 from tf_smoothtaylor import demo
 from tf_smoothtaylor.cli import main as cli
-from tf_smoothtaylor.cli.loading import import_custom_objects
 from tf_smoothtaylor.methods import BY_NAME, registry
 
 PLUGIN = textwrap.dedent('''
@@ -54,24 +55,8 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory):
-    """The toy, registered from its own file as ``--custom_objects`` imports it;
-    removed from the registry (and the command line's choices) afterwards."""
-    path = tmp_path_factory.mktemp("plugin") / "toy_method_plugin.py"
-    path.write_text(PLUGIN)
-    import_custom_objects([str(path)])
-    cli.sync_registry()
-    yield str(path)
-    registry.unregister("toy")
-    cli.sync_registry()
-
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not cli.FLAGS.is_parsed():
-        cli.FLAGS.mark_as_parsed()
-    yield
+# The toy, registered from its own file as ``--custom_objects`` imports it.
+plugin = cli_support.plugin_fixture("toy_method_plugin", PLUGIN, lambda: registry.unregister("toy"))
 
 
 def test_the_toy_is_a_method_in_python_with_its_closed_form(plugin, linear):

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
+import cli_support
+from cli_support import parsed_flags  # noqa: F401
 from tf_smoothtaylor import demo
 from tf_smoothtaylor.cli import main as cli
-from tf_smoothtaylor.cli.loading import import_custom_objects
 from tf_smoothtaylor.metrics import registry
 
 PLUGIN = textwrap.dedent('''
@@ -41,22 +42,8 @@ def _top_half_share(heatmap: np.ndarray) -> float:
     return float(mass[:mass.shape[0] // 2].sum() / mass.sum())
 
 
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory):
-    path = tmp_path_factory.mktemp("plugin") / "toy_metric_plugin.py"
-    path.write_text(PLUGIN)
-    import_custom_objects([str(path)])
-    cli.sync_registry()
-    yield str(path)
-    registry.unregister("toy_mass")
-    cli.sync_registry()
-
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    if not cli.FLAGS.is_parsed():
-        cli.FLAGS.mark_as_parsed()
-    yield
+# The toy, registered from its own file as ``--custom_objects`` imports it.
+plugin = cli_support.plugin_fixture("toy_metric_plugin", PLUGIN, lambda: registry.unregister("toy_mass"))
 
 
 def test_the_toy_metric_in_python_with_its_known_values(plugin):
