@@ -79,8 +79,8 @@ def _same_settings(mine: dict, theirs: dict) -> bool:
 
 
 def check_errors(cls, settings, model, images):
-    """Out-of-range or miscounted targets and a missing batch axis are errors that
-    name them."""
+    """Out-of-range, miscounted or non-integer targets, a missing batch axis and
+    images that are not real numbers are errors that name them."""
     explainer = cls(model, **settings)
     with pytest.raises(ValueError, match="(?i)target|class"):
         explainer(images, np.array([0, 1, 2, 5], np.int32))       # 5 classes: 0..4
@@ -88,6 +88,11 @@ def check_errors(cls, settings, model, images):
         explainer(images, np.array([0, 1], np.int32))             # one per image
     with pytest.raises((ValueError, TypeError), match="(?i)image|input|shape|rank"):
         explainer(images[0], 0)                                   # no batch axis
+    for wrong in (images.astype(str), images.astype(np.complex64)):
+        with pytest.raises((ValueError, TypeError), match="(?i)`images`|`inputs`"):
+            explainer(wrong, 0)                                   # not real numbers
+    with pytest.raises(TypeError, match="`targets`"):
+        explainer(images, np.array([0.5, 1.0, 2.0, 3.0]))         # not class indices
 
 
 class NaNWhenBright(keras.layers.Layer):

@@ -75,15 +75,22 @@ def register(name: str, *, needs: str = "gradients", monte_carlo: str = "",
     return decorate
 
 
-def unregister(name: str) -> None:
-    """Removes method ``name`` (a plugin's, or a test's) from the registry.
+def remove(entries: dict, name: str, kind: str) -> None:
+    """Removes ``name`` from a registry's ``entries`` (a plugin's or a test's entry;
+    ``kind`` names the registry in the error).
 
     Raises:
       ValueError: ``name`` is not registered.
     """
-    if name not in ENTRIES:
-        raise ValueError(f"Expected a registered method name. Received: {name!r}")
-    del ENTRIES[name], BY_NAME[name]
+    if name not in entries:
+        raise ValueError(f"Expected a registered {kind} name. Received: {name!r}")
+    del entries[name]
+
+
+def unregister(name: str) -> None:
+    """Removes method ``name`` (a plugin's, or a test's) from the registry."""
+    remove(ENTRIES, name, "method")
+    del BY_NAME[name]
 
 
 def monte_carlo(*, flags: bool = False) -> str:

@@ -10,6 +10,8 @@ the entries.
 import dataclasses
 from typing import Callable, Dict, Tuple
 
+from tf_smoothtaylor.methods import registry as methods_registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
@@ -56,14 +58,8 @@ def register(name: str, *, lower_is_better: bool, needs_mask: bool = False):
 
 
 def unregister(name: str) -> None:
-    """Removes metric ``name`` (a plugin's, or a test's) from the registry.
-
-    Raises:
-      ValueError: ``name`` is not registered.
-    """
-    if name not in ENTRIES:
-        raise ValueError(f"Expected a registered metric name. Received: {name!r}")
-    del ENTRIES[name]
+    """Removes metric ``name`` (a plugin's, or a test's) from the registry."""
+    methods_registry.remove(ENTRIES, name, "metric")
 
 
 def names() -> Tuple[str, ...]:
