@@ -32,18 +32,29 @@ class Logits(NamedTuple):
     output_dtype: tf.DType
 
 
+def _last_call(model: keras.Model, output):
+    """The layer whose call made ``output`` in ``model``'s graph, and that call's input
+    (a nested model's own ``.output`` is its inner graph's, so the call is read from
+    the output's history); ``(None, None)`` when it cannot be told."""
+    history = getattr(output, "_keras_history", None)
+    last = model.layers[-1] if model.layers else None
+    try:
+        if history is not None and history.operation is last:
+            inputs = last._inbound_nodes[history.node_index].input_tensors
+            return last, inputs[0] if len(inputs) == 1 else list(inputs)
+        if last is not None and last.output is output:
+            return last, last.input
+    except (AttributeError, ValueError, IndexError):
+        pass
+    return None, None
+
+
 def strip_softmax(model: keras.Model, structure, output) -> Optional[Logits]:
     """The logits beneath ``model``'s final softmax or sigmoid (see the module
     docstring), or None when its last layer is none; ``structure`` is the model's
     own input structure and ``output`` its one output."""
-    last = model.layers[-1] if model.layers else None
+    last, below = _last_call(model, output)
     if last is None:
-        return None
-    try:
-        if last.output is not output:
-            return None
-        below = last.input
-    except (AttributeError, ValueError):
         return None
     activation = getattr(last, "activation", None)
     # The model's own input structure (a single input as a tensor, not a one-element
