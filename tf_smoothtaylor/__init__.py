@@ -24,6 +24,7 @@ _NAMES = {
     "adaptive_noising": "tf_smoothtaylor.integrations.adaptive",
     "completeness_gap": "tf_smoothtaylor.methods.maps",
     "heatmap": "tf_smoothtaylor.methods.maps",
+    "position_scores": "tf_smoothtaylor.methods.maps",
     "quadrature": "tf_smoothtaylor.engine.quadrature",
 }
 _MODULES = {

@@ -47,6 +47,7 @@ class LogitModel:
         # The inputs held fixed per image: name, shape (without batch) and dtype.
         self.context = found.context
         self.input_shape = found.input_shape
+        self.input_dtype = found.input_dtype
         self.num_outputs = len(found.outputs)
         self.output_shape = tuple(found.outputs[0].shape)
         # The dtype of the explained scores (16-bit logits lose the differences that

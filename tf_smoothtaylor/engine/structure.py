@@ -43,6 +43,7 @@ class ModelInputs:
       context: ``(name, shape without batch, dtype)`` of each input held fixed.
       input_shape: Shape of one explained input (without the batch axis).
       outputs: The model's output tensors.
+      input_dtype: The explained input's dtype (integer for token ids).
     """
 
     structure: Any
@@ -51,6 +52,7 @@ class ModelInputs:
     context: Tuple[Tuple[str, tuple, tf.DType], ...]
     input_shape: tuple
     outputs: tuple
+    input_dtype: tf.DType = tf.float32
 
 
 def model_inputs(model: keras.Model, selected: Optional[str]) -> ModelInputs:
@@ -93,4 +95,4 @@ def model_inputs(model: keras.Model, selected: Optional[str]) -> ModelInputs:
     context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
                     for i, (name, t) in enumerate(zip(names, flat)) if i != index)
     return ModelInputs(structure, names, index, context, tuple(flat[index].shape[1:]),
-                       tuple(outputs))
+                       tuple(outputs), tf.as_dtype(flat[index].dtype))

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
+from tf_smoothtaylor.engine.at_layer import LayerLogits, integer_input_error, split_inputs
 from tf_smoothtaylor.engine.logits import LogitModel
 from tf_smoothtaylor.engine import Engine, Scheme
 from tf_smoothtaylor.methods import registry
@@ -91,11 +92,19 @@ class Explainer:
         "seed": Option("Seed of every random draw", shared=True, minimum=0),
         "jit_compile": Option("Compile each chunk's forward/backward pass with XLA",
                               shared=True),
+        "layer": Option("Attribute to this layer's output (a name, a path through nested "
+                        "models, or the layer), the model's inputs held fixed: token ids "
+                        "through their embeddings", flag=None),
     }
 
-    def __init__(self, model, *, batch_size: int = 64, seed: int = 0,
+    def __init__(self, model, *, layer=None, batch_size: int = 64, seed: int = 0,
                  jit_compile: bool = False):
-        self._logits = LogitModel(model)
+        self._logits = LogitModel(model) if layer is None else LayerLogits(model, layer)
+        self.layer = None if layer is None else (
+            layer if isinstance(layer, str) else self._logits.layer.name)
+        if layer is None and self._logits.input_dtype.is_integer:
+            raise integer_input_error(self._logits.model, [self._logits.input_names[
+                self._logits.input_index]])
         self._built_on = model              # the model or ModelSpec given (its transforms)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.seed = _checks.seed(seed)
@@ -216,9 +225,18 @@ class Explainer:
         """
         if not tf.executing_eagerly():
             return self._traced(images, targets, keys, return_error)
-        images, context = self._engine.check_inputs(images)
+        images, context = self._inputs(images)
         return self._run(images, targets, self.scheme.extras(images), keys, context,
                          return_error)
+
+    def _inputs(self, images):
+        """``(explained values, inputs held fixed)``: the checked images (and a
+        multi-input model's other inputs), or with ``layer`` the layer's activations
+        and every model input."""
+        if self.layer is None:
+            return self._engine.check_inputs(images)
+        context = split_inputs(self._logits, images)
+        return self._logits.activations(context, self.batch_size), context
 
     def _traced(self, images, targets, keys, return_error):
         """``explain`` called while a ``tf.function`` is traced: the graph path
@@ -229,7 +247,8 @@ class Explainer:
             raise TypeError(f"Expected `return_error` to be a bool. Received: {return_error!r}")
         if isinstance(images, dict) or self._logits.context:
             raise ValueError("Expected a single-input model inside a tf.function. Received: "
-                             "a model with inputs held fixed per image (call it eagerly)")
+                             "a model with inputs held fixed per image, or `layer` (call "
+                             "it eagerly)")
         images = tf.convert_to_tensor(images, tf.float32)
         rank = len(self._logits.input_shape) + 1
         if images.shape.rank != rank:

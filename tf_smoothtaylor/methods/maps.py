@@ -77,3 +77,28 @@ def completeness_gap(model, images, attributions, baselines,
     f_b = select_target(logits(baselines), classes, target_fn)
     axes = list(range(1, images.shape.rank))
     return tf.reduce_sum(attributions, axis=axes) - (f_x - f_b)
+
+
+def position_scores(attributions, *, reduce: str = "sum") -> tf.Tensor:
+    """One score per position — a token, a time step, a pixel — from attributions
+    whose last axis holds a position's values (an embedding, channels):
+
+        s = Σ_d A[..., d]        (``reduce="sum"``: signed, sums to the total)
+        s = ‖A[..., :]‖₂         (``reduce="norm"``: magnitude, sign-free)
+
+    Args:
+      attributions: (batch, ..., d) attributions, e.g. (B, tokens, embedding) from
+        ``layer=`` an embedding layer.
+      reduce: "sum" or "norm".
+
+    Returns:
+      (batch, ...) float32 scores.
+    """
+    _checks.one_of("reduce", reduce, ("sum", "norm"))
+    values = tf.convert_to_tensor(attributions, tf.float32)
+    if values.shape.rank is None or values.shape.rank < 3:
+        raise ValueError("Expected `attributions` of shape (batch, positions..., values). "
+                         f"Received: shape {tuple(values.shape)}")
+    if reduce == "sum":
+        return tf.reduce_sum(values, axis=-1)
+    return tf.norm(values, axis=-1)

@@ -94,12 +94,12 @@ class SmoothTaylor(Explainer):
                  noise_scale: Optional[float] = None,
                  noise_level: Optional[float] = None,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+                 layer=None, batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
         self.num_roots, self.target_error, self.max_points = _checks.point_count(
             "num_roots", num_roots, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(0.5, None))
-        super().__init__(model, batch_size=batch_size, seed=seed,
+        super().__init__(model, layer=layer, batch_size=batch_size, seed=seed,
                          jit_compile=jit_compile)
 
     def explain(self, images, targets=None, *, noise_scale=None, draw=0,
@@ -119,7 +119,7 @@ class SmoothTaylor(Explainer):
                 raise ValueError("Expected no `noise_scale` and `draw` inside a tf.function "
                                  "(call it eagerly for adaptive noising)")
             return self._traced(images, targets, keys, return_error)
-        images, context = self._engine.check_inputs(images)
+        images, context = self._inputs(images)
         extras = self.scheme.extras(images)
         batch = int(images.shape[0])
         if noise_scale is not None:

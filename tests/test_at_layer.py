@@ -1,0 +1,103 @@
+"""Attribution to a layer's output (``engine.at_layer``): token ids explained through
+their embeddings, inside nested models and with inputs held fixed, against the
+head's own gradient and integrated gradients' completeness."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_smoothtaylor as tst
+from conftest import max_abs_diff
+
+IDS = np.random.default_rng(0).integers(1, 50, (4, 10)).astype(np.int32)
+
+
+def _text_model(nested: bool = False, masked: bool = False):
+    """Token ids -> embedding -> Conv1D -> mean -> 3 logits; the embedding inside a
+    nested "backbone" model, and a mask input that zeroes padded positions."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((10,), dtype="int32", name="ids")
+    inputs = [ids]
+    if nested:
+        inner = keras.Input((10,), dtype="int32")
+        backbone = keras.Model(inner, keras.layers.Embedding(50, 8, name="tok")(inner),
+                               name="backbone")
+        vectors = backbone(ids)
+    else:
+        vectors = keras.layers.Embedding(50, 8, name="tok")(ids)
+    if masked:
+        mask = keras.Input((10,), name="mask")
+        inputs.append(mask)
+        vectors = keras.layers.Multiply()([vectors, keras.layers.Reshape((10, 1))(mask)])
+    hidden = keras.layers.Conv1D(8, 3, padding="same", activation="tanh", name="conv")(vectors)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(hidden))
+    return keras.Model(inputs if masked else ids, outputs)
+
+
+def _head_gradient(model, vectors, target, mask=None):
+    """The gradient of logit ``target`` with respect to the embeddings, by hand."""
+    z = tf.constant(vectors)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        x = z if mask is None else z * mask[..., None]
+        hidden = model.get_layer("conv")(x)
+        logit = model.get_layer("head")(tf.reduce_mean(hidden, axis=1))[:, target]
+    return tape.gradient(logit, z).numpy(), logit.numpy()
+
+
+def test_token_ids_without_a_layer_name_the_embedding_and_a_wrong_name_the_close_ones():
+    model = _text_model()
+    with pytest.raises(ValueError, match="holds integers .* layer='tok'"):
+        tst.IntegratedGradients(model)
+    with pytest.raises(ValueError, match=r"Received: 'tk'; closest: \['tok'\]"):
+        tst.Gradient(model, layer="tk")
+    with pytest.raises(ValueError, match="does not use"):
+        tst.Gradient(model, layer=keras.layers.Dense(2))
+    with pytest.raises(TypeError, match="layer name"):
+        tst.Gradient(model, layer=3)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_gradients_and_integrated_gradients_at_the_embeddings(nested):
+    model = _text_model(nested=nested)
+    layer = "backbone/tok" if nested else "tok"
+    embedding = (model.get_layer("backbone") if nested else model).get_layer("tok")
+    vectors = embedding(IDS).numpy()
+    expected, logit = _head_gradient(model, vectors, 1)
+    assert max_abs_diff(tst.Gradient(model, layer=layer)(IDS, 1), expected) <= 1e-6
+    assert max_abs_diff(tst.GradientXInput(model, layer=embedding)(IDS, 1),
+                        vectors * expected) <= 1e-6
+    ig = tst.IntegratedGradients(model, layer=layer, steps=32, rule="gauss_legendre")
+    maps = ig(IDS, 1).numpy()
+    _, at_zero = _head_gradient(model, np.zeros_like(vectors), 1)
+    # Completeness at the layer: Σ IG = f(a) − f(0).
+    np.testing.assert_allclose(maps.reshape(4, -1).sum(1), logit - at_zero, atol=1e-5)
+    scores = tst.position_scores(maps)
+    assert scores.shape == (4, 10)
+    np.testing.assert_allclose(scores.numpy().sum(1), logit - at_zero, atol=1e-5)
+    assert np.all(tst.position_scores(maps, reduce="norm").numpy() >= 0)
+    with pytest.raises(ValueError, match="'uniform'"):
+        tst.IntegratedGradients(model, layer=layer, baseline="uniform")
+
+
+def test_inputs_held_fixed_and_noise_methods_at_the_layer():
+    """A mask input is held fixed per example; SmoothTaylor and SmoothGrad draw their
+    points in embedding space, repeat with the seed and do not depend on chunks."""
+    model = _text_model(masked=True)
+    mask = np.ones((4, 10), np.float32)
+    mask[:, 7:] = 0.0
+    inputs = {"ids": IDS, "mask": mask}
+    vectors = model.get_layer("tok")(IDS).numpy()
+    expected, _ = _head_gradient(model, vectors, 2, mask)
+    maps = tst.Gradient(model, layer="tok")(inputs, 2).numpy()
+    assert max_abs_diff(maps, expected) <= 1e-6
+    assert np.abs(maps[:, 7:]).max() == 0.0                       # masked tokens: nothing
+    for method in (tst.SmoothTaylor(model, layer="tok", num_roots=12, noise_scale=0.05),
+                   tst.SmoothGrad(model, layer="tok", num_samples=12)):
+        first = method(inputs, 2).numpy()
+        assert first.shape == (4, 10, 8) and np.isfinite(first).all()
+        again = type(method).from_settings(model, {**method.settings(), "batch_size": 5})
+        assert max_abs_diff(again(inputs, 2), first) <= 1e-5
+    with pytest.raises(ValueError, match=r"dict of every model input \['ids', 'mask'\]"):
+        tst.Gradient(model, layer="tok")(IDS, 2)

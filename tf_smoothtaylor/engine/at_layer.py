@@ -1,0 +1,241 @@
+"""A model seen from one of its layers: ``activations -> logits``.
+
+Layer attribution explains the target logit as a function of a layer's output
+``a = L(x)`` (an embedding, a block's features): the methods' points are made in
+that layer's space (IG's path from a baseline activation, SmoothTaylor's roots,
+SmoothGrad's noise) and the model's inputs ``x`` are held fixed per example (the
+token ids, a padding mask, segment ids). The model is run on ``x`` with the layer's
+output replaced by the point ``z`` — the layer's ``call`` swapped only while the
+forward pass is traced, so the user's model is never modified and the layer's
+weights stay shared. Works for layers inside nested models.
+
+This is how models on integer inputs (token ids) are explained: the gradient with
+respect to the ids does not exist, the gradient with respect to their embeddings
+does.
+"""
+
+import difflib
+from typing import List, Optional, Tuple, Union
+
+import keras
+import tensorflow as tf
+
+from tf_smoothtaylor.engine.logits import LogitModel, as_float32
+from tf_smoothtaylor.engine.structure import InputSelection, model_inputs, unwrap
+from tf_smoothtaylor.engine.tracing import graph_function
+
+
+def all_layers(model) -> List[Tuple[str, keras.layers.Layer]]:
+    """Every layer of ``model`` with its path (``"backbone/token_embedding"``), nested
+    models included, inputs excluded."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        found.append((layer.name, layer))
+        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+            found += [(f"{layer.name}/{path}", inner) for path, inner in all_layers(layer)]
+    return found
+
+
+def find(model, layer: Union[str, keras.layers.Layer]) -> keras.layers.Layer:
+    """The layer ``layer`` names (its name, its path through nested models, or the
+    layer itself) in ``model``.
+
+    Raises:
+      ValueError: No such layer (the message lists the closest names).
+      TypeError: ``layer`` is neither a string nor a Keras layer.
+    """
+    layers = all_layers(model)
+    if isinstance(layer, keras.layers.Layer):
+        if any(found is layer for _, found in layers):
+            return layer
+        raise ValueError(f"Expected `layer` to be a layer of model {model.name!r}. Received: "
+                         f"layer {layer.name!r}, which the model does not use")
+    if not isinstance(layer, str):
+        raise TypeError("Expected `layer` to be a layer name, a path such as "
+                        f"'backbone/token_embedding', or a Keras layer. Received: {layer!r}")
+    for path, found in layers:
+        if layer in (path, found.name):
+            return found
+    names = [path for path, _ in layers]
+    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
+    raise ValueError(f"Expected `layer` to name a layer of model {model.name!r}. Received: "
+                     f"{layer!r}; closest: {close or names[-5:]}")
+
+
+def embedding_layers(model) -> List[str]:
+    """The paths of ``model``'s embedding layers (what an integer input reaches)."""
+    return [path for path, layer in all_layers(model)
+            if isinstance(layer, keras.layers.Embedding)
+            or "embedding" in type(layer).__name__.lower()]
+
+
+def integer_input_error(model, names: List[str]) -> ValueError:
+    """The error for an integer (token id) input explained without ``layer=``."""
+    embeddings = embedding_layers(model)
+    hint = (f"layer={embeddings[0]!r}" + (f" (embedding layers: {embeddings})"
+                                          if len(embeddings) > 1 else "")
+            if embeddings else "layer=<the layer that turns them into vectors>")
+    return ValueError(f"Expected a float input to attribute to. Received: model "
+                      f"{model.name!r} whose input {names} holds integers (e.g. token ids), "
+                      f"which have no gradient: attribute to their embeddings with {hint}")
+
+
+class LayerLogits(LogitModel):
+    """``activations of layer -> float32 logits``, the model's inputs held fixed per
+    example (see the module docstring).
+
+    Attributes (besides ``LogitModel``'s):
+      layer: The Keras layer attributed to.
+      input_shape: The shape of one example's activations (without the batch axis).
+      context: Every model input, ``(name, shape, dtype)``: held fixed per example.
+    """
+
+    def __init__(self, model, layer: Union[str, keras.layers.Layer]):
+        model = unwrap(model)
+        if not isinstance(model, keras.Model):
+            raise TypeError("Expected `model` to be a Keras model (keras.Model). "
+                            f"Received: model of type {type(model).__name__}")
+        found = model_inputs(model, _first_input(model))
+        # The parent sees the first input as explained and the others as held fixed;
+        # here every input is held fixed and the layer's output is explained.
+        super().__init__(InputSelection(model, found.names[0]) if len(found.names) > 1
+                         else model)
+        flat = tf.nest.flatten(self._structure)
+        self.context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
+                             for name, t in zip(self.input_names, flat))
+        self.layer = find(self.model, layer)
+        shape = getattr(self.layer, "output", None)
+        shape = tuple(shape.shape[1:]) if shape is not None and hasattr(shape, "shape") \
+            else None
+        if not shape or any(not isinstance(s, int) for s in shape):
+            raise ValueError(f"Expected `layer` {self.layer.name!r} to have one output of a "
+                             f"known shape. Received: {shape}")
+        self.input_shape, self.input_dtype = shape, tf.float32
+        self.input_index = ("layer", id(self.layer))
+
+    def inputs_of(self, z, context=()):
+        """The model's inputs, all from ``context`` (``z`` enters at the layer)."""
+        if len(context) != len(self.context):
+            raise ValueError(f"Expected the model's inputs {[c[0] for c in self.context]} "
+                             f"with the activations. Received: {len(context)} of them")
+        return tf.nest.pack_sequence_as(self._structure, list(context))
+
+    def traced(self, z, context=()):
+        """The logits with the layer's output replaced by ``z``."""
+        layer, original = self.layer, self.layer.__dict__.get("call")
+        dtype = layer.compute_dtype
+
+        def replaced(*args, **kwargs):
+            return tf.cast(z, dtype)
+
+        layer.call = replaced                   # only while this pass is traced
+        try:
+            return as_float32(self._fn(self.inputs_of(z, context)))
+        finally:
+            if original is None:
+                del layer.call
+            else:
+                layer.call = original
+
+    def compiled(self):
+        return self.shared(self.input_index, None)
+
+    def shared(self, key, fn):
+        functions = _forwards_of(self.model)
+        function = functions.get(key)
+        if function is None:
+            function = functions[key] = graph_function(
+                lambda z, c: self.traced(z, c), input_signature=[
+                    tf.TensorSpec((None,) + self.input_shape, tf.float32),
+                    tuple(tf.TensorSpec((None,) + shape, dtype)
+                          for _, shape, dtype in self.context)])
+        return function
+
+    def activations(self, context, batch_size: int) -> tf.Tensor:
+        """The layer's float32 outputs for the model's inputs ``context`` (one tensor
+        per input), in chunks of ``batch_size``."""
+        record = _forwards_of(self.model).get(("activations", id(self.layer)))
+        if record is None:
+            record = _forwards_of(self.model)[("activations", id(self.layer))] = \
+                graph_function(self._record, input_signature=[tuple(
+                    tf.TensorSpec((None,) + shape, dtype)
+                    for _, shape, dtype in self.context)])
+        batch = int(context[0].shape[0])
+        chunks = [record(tuple(c[i:i + batch_size] for c in context))
+                  for i in range(0, batch, batch_size)]
+        if not chunks:
+            return tf.zeros((0,) + self.input_shape, tf.float32)
+        return tf.concat(chunks, 0)
+
+    def _record(self, context):
+        layer, original = self.layer, self.layer.__dict__.get("call")
+        seen = []
+        call = layer.call
+
+        def recording(*args, **kwargs):
+            output = call(*args, **kwargs)
+            seen.append(output)
+            return output
+
+        layer.call = recording
+        try:
+            self._fn(self.inputs_of(None, context))
+        finally:
+            if original is None:
+                del layer.call
+            else:
+                layer.call = original
+        if not seen:
+            raise ValueError(f"Expected layer {layer.name!r} to be used by the model's "
+                             "forward pass. Received: a layer the pass does not call")
+        return tf.cast(seen[0], tf.float32)
+
+
+def _first_input(model) -> Optional[str]:
+    """The name of the model's first input when it has several (None otherwise)."""
+    inputs = getattr(model, "inputs", None) or []
+    return inputs[0].name if len(inputs) > 1 else None
+
+
+def _forwards_of(model) -> dict:
+    from tf_smoothtaylor.engine import logits
+    return logits._forwards(model)
+
+
+def split_inputs(model: LayerLogits, inputs) -> Tuple[tf.Tensor, ...]:
+    """The model's inputs as one tensor per input (``context`` order): an array for a
+    single-input model, or a dict of every input.
+
+    Raises:
+      ValueError: Missing inputs, or inputs whose rows do not match.
+    """
+    names = [name for name, _, _ in model.context]
+    if len(names) == 1 and not isinstance(inputs, dict):
+        inputs = {names[0]: inputs}
+    if not isinstance(inputs, dict) or set(inputs) != set(names):
+        got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(f"Expected a dict of every model input {names}. Received: {got}")
+    values = []
+    for name, shape, dtype in model.context:
+        try:
+            value = tf.convert_to_tensor(inputs[name])
+        except (ValueError, TypeError) as error:
+            raise TypeError(f"Expected input {name!r} to be a numeric array. Received: "
+                            f"{type(inputs[name]).__name__} ({error})") from None
+        if value.shape.rank != len(shape) + 1 or not all(
+                e is None or e == s for e, s in zip(shape, value.shape[1:])):
+            wanted = "(batch, " + ", ".join(str(e) for e in shape) + ")"
+            raise ValueError(f"Expected input {name!r} of shape {wanted}. Received: shape "
+                             f"{tuple(value.shape)}")
+        if values and value.shape[0] != values[0].shape[0]:
+            raise ValueError(f"Expected every input to have one row per example. Received: "
+                             f"{value.shape[0]} rows of {name!r}, {values[0].shape[0]} of "
+                             f"{names[0]!r}")
+        values.append(tf.cast(value, dtype))
+    return tuple(values)
+
+
+__all__ = ["LayerLogits", "all_layers", "embedding_layers", "find", "integer_input_error",
+           "split_inputs"]
