@@ -1,7 +1,9 @@
 """Occlusion (Zeiler & Fergus, ECCV 2014).
 
 A window of ``h × w`` pixels (all channels) slides over the image with a
-stride; each position k replaces the window by a baseline, giving ``z_k``:
+stride — or, for a series (T, C), a window of time steps (all channels), and for
+features (F,), a window of features; each position k replaces the window by a
+baseline, giving ``z_k``:
 
     A_i = f(x) − (1 / c_i) Σ_{k: i ∈ W_k} f(z_k),   c_i = #{k: i ∈ W_k}
 
@@ -37,6 +39,30 @@ def _pair(name, value) -> Tuple[int, int]:
     return tuple(_checks.positive_int(name, v) for v in values)
 
 
+def _as_image(x: tf.Tensor) -> tf.Tensor:
+    """``x`` (batch, ...) as (batch, rows, columns, channels): images unchanged, a
+    series (batch, T, C) as (batch, T, 1, C), features (batch, F) as (batch, F, 1, 1)."""
+    if x.shape.rank == 4:
+        return x
+    if x.shape.rank == 3:
+        return x[:, :, None, :]
+    return x[:, :, None, None]
+
+
+def occlusion_size(input_shape, method: str = "Occlusion") -> Tuple[int, int]:
+    """The (rows, columns) windows slide over: an image's (H, W), a series' (T, 1),
+    features' (F, 1).
+
+    Raises:
+      ValueError: Another input shape, or an unknown size (naming ``method``).
+    """
+    if len(input_shape) in (1, 2, 3) and all(isinstance(d, int) for d in input_shape):
+        return (int(input_shape[0]), int(input_shape[1])) if len(input_shape) == 3 \
+            else (int(input_shape[0]), 1)
+    raise ValueError(f"Expected images (H, W, C), series (T, C) or features (F,) of fixed "
+                     f"size for {method}. Received: input shape {input_shape}")
+
+
 class OcclusionScheme(Scheme):
     """Window k of an image (row-major over the positions): ``z_k`` = x with the
     window filled, multiplier ``−1/c_i`` on the window's elements; ``c = f(x)``
@@ -64,7 +90,10 @@ class OcclusionScheme(Scheme):
         return {"fill": _baselines.fill(self.baseline, images, self.preprocess)}
 
     def points(self, x, params, keys, k):
-        height, width = int(x.shape[1]), int(x.shape[2])
+        # Series (T, C) and features (F,) are windowed as (T, 1, C) and (F, 1, 1) images.
+        shape = tf.shape(x)
+        x4 = _as_image(x)
+        height, width = int(x4.shape[1]), int(x4.shape[2])
         top = tf.gather(tf.constant(self._tops, tf.int32), k // len(self._lefts))
         left = tf.gather(tf.constant(self._lefts, tf.int32), k % len(self._lefts))
         rows = tf.range(height)[None, :, None, None]
@@ -72,10 +101,11 @@ class OcclusionScheme(Scheme):
         top, left = top[:, None, None, None], left[:, None, None, None]
         inside = ((rows >= top) & (rows < top + self.window[0])
                   & (cols >= left) & (cols < left + self.window[1]))
-        z = tf.where(inside, params["fill"], x)
+        z = tf.where(inside, _as_image(params["fill"]), x4)
         # Window k's share of the mean drop: −(f(z_k) − f(x)) / c_i on its elements.
         share = tf.cast(inside, tf.float32) / tf.maximum(self._coverage, 1.0)
-        return z, tf.broadcast_to(-share, tf.shape(x)), None
+        return (tf.reshape(z, shape), tf.reshape(tf.broadcast_to(-share, tf.shape(x4)), shape),
+                None)
 
     def offset_point(self, x, params, keys, k):
         return x
@@ -87,7 +117,8 @@ class Occlusion(Explainer):
 
     Args:
       model: Keras model (explained on its logits).
-      window: Window side in pixels, or (height, width).
+      window: Window side in pixels, or (height, width); for a series (T, C),
+        time steps (a window covers every channel); for features (F,), features.
       stride: Step between windows (default: the window, no overlap).
       baseline: What the window is replaced by: ``"zero"`` (black pixels through
         ``preprocess``), ``"mean"`` (each image's channel means), or model-input
@@ -99,7 +130,8 @@ class Occlusion(Explainer):
     """
 
     options = {
-        "window": Option("Window side in pixels (Python: or (height, width))",
+        "window": Option("Window side in pixels, time steps or features (Python: or "
+                         "(height, width))",
                          flag="occlusion_window", minimum=1),
         "stride": Option("Step between windows (default: the window)",
                          flag="occlusion_stride", kind=int, minimum=1),
@@ -124,13 +156,24 @@ class Occlusion(Explainer):
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
         _baselines.check_shape(self.baseline, self._logits.input_shape)
         warn_if_16_bit(self._logits, "Occlusion")
-        height, width = self._fixed_image_size("Occlusion")
+        if len(self._logits.input_shape) < 3:          # series and features: 1-D windows
+            if isinstance(window, (tuple, list)) or isinstance(stride, (tuple, list)):
+                raise ValueError("Expected `window` and `stride` to be ints for series "
+                                 "and features (windows over time steps or features). "
+                                 f"Received: window={window!r}, stride={stride!r}")
+            if isinstance(baseline, str) and baseline == "mean" and \
+                    len(self._logits.input_shape) == 1:
+                raise ValueError("Expected `baseline` 'zero' or values for features (an "
+                                 "example's own mean over features means nothing). "
+                                 "Received: baseline='mean'")
+            self.window, self.stride = (self.window[0], 1), (self.stride[0], 1)
+        height, width = occlusion_size(self._logits.input_shape)
         if self.window[0] > height or self.window[1] > width:
             raise ValueError(f"Expected `window` to fit the {height}×{width} input. "
                              f"Received: window={self.window}")
 
     def make_scheme(self) -> Scheme:
-        return OcclusionScheme(size=self._fixed_image_size("Occlusion"), window=self.window,
+        return OcclusionScheme(size=occlusion_size(self._logits.input_shape), window=self.window,
                                stride=self.stride, baseline=self.baseline,
                                preprocess=self.preprocess)
 
