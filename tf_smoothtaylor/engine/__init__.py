@@ -6,8 +6,10 @@ by image and point), ``scheme`` (what a method describes: points, multipliers,
 weights), ``moments`` (sums, standard errors, relative errors), ``report``
 (warnings about maps), ``inputs`` (input checks), ``structure`` (a model's inputs:
 the one explained, those held fixed), ``softmax`` (logits beneath a final
-softmax), ``logits`` (a model's logits and its targets), ``loop`` (the compiled chunk loop), ``auto`` (draws chosen per image),
-``core`` (``Calls``, ``Engine``). The engine imports no other part of the package.
+softmax), ``logits`` (a model's logits and its targets), ``at_layer`` (a model
+seen from one of its layers), ``loop`` (the compiled chunk loop), ``auto`` (draws
+chosen per image), ``core`` (``Calls``, ``Engine``). The engine imports no other
+part of the package.
 
 Names are resolved on first use, so importing one engine module does not import
 the rest.
