@@ -59,12 +59,9 @@ def bare_loop(head, batch: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--examples", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    for name, default in dict(tokens=128, dim=128, examples=8, steps=64, batch=64,
+                              repeats=5).items():
+        parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     model, head = text_model(args.tokens, args.dim)
     ids = np.random.default_rng(0).integers(1, 20000, (args.examples, args.tokens))

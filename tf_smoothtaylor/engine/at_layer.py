@@ -14,8 +14,9 @@ respect to the ids does not exist, the gradient with respect to their embeddings
 does.
 """
 
+import contextlib
 import difflib
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import keras
 import tensorflow as tf
@@ -23,6 +24,45 @@ import tensorflow as tf
 from tf_smoothtaylor.engine.logits import LogitModel, as_float32
 from tf_smoothtaylor.engine.structure import InputSelection, model_inputs, unwrap
 from tf_smoothtaylor.engine.tracing import graph_function
+
+
+@contextlib.contextmanager
+def swapped_call(layer: keras.layers.Layer, make: Callable[[Callable], Callable]):
+    """Within the block, ``layer.call`` is ``make(its own call)`` (only while a pass
+    is traced: the model is not modified and its weights stay shared); restored
+    after, also when the block raises."""
+    own = layer.__dict__.get("call")
+    layer.call = make(layer.call)
+    try:
+        yield
+    finally:
+        if own is None:
+            del layer.call
+        else:
+            layer.call = own
+
+
+@contextlib.contextmanager
+def recorded(layer: keras.layers.Layer):
+    """Within the block, every output of ``layer`` is appended to the list yielded.
+
+    Raises:
+      ValueError: After the block, when the layer was not called in it.
+    """
+    seen = []
+
+    def recording(call):
+        def record(*args, **kwargs):
+            output = call(*args, **kwargs)
+            seen.append(output)
+            return output
+        return record
+
+    with swapped_call(layer, recording):
+        yield seen
+    if not seen:
+        raise ValueError(f"Expected layer {layer.name!r} to be used by the model's "
+                         "forward pass. Received: a layer the pass does not call")
 
 
 def all_layers(model) -> List[Tuple[str, keras.layers.Layer]]:
@@ -124,20 +164,9 @@ class LayerLogits(LogitModel):
 
     def traced(self, z, context=()):
         """The logits with the layer's output replaced by ``z``."""
-        layer, original = self.layer, self.layer.__dict__.get("call")
-        dtype = layer.compute_dtype
-
-        def replaced(*args, **kwargs):
-            return tf.cast(z, dtype)
-
-        layer.call = replaced                   # only while this pass is traced
-        try:
+        dtype = self.layer.compute_dtype
+        with swapped_call(self.layer, lambda call: lambda *a, **k: tf.cast(z, dtype)):
             return as_float32(self._fn(self.inputs_of(z, context)))
-        finally:
-            if original is None:
-                del layer.call
-            else:
-                layer.call = original
 
     def compiled(self):
         return self.shared(self.input_index, None)
@@ -170,26 +199,8 @@ class LayerLogits(LogitModel):
         return tf.concat(chunks, 0)
 
     def _record(self, context):
-        layer, original = self.layer, self.layer.__dict__.get("call")
-        seen = []
-        call = layer.call
-
-        def recording(*args, **kwargs):
-            output = call(*args, **kwargs)
-            seen.append(output)
-            return output
-
-        layer.call = recording
-        try:
+        with recorded(self.layer) as seen:
             self._fn(self.inputs_of(None, context))
-        finally:
-            if original is None:
-                del layer.call
-            else:
-                layer.call = original
-        if not seen:
-            raise ValueError(f"Expected layer {layer.name!r} to be used by the model's "
-                             "forward pass. Received: a layer the pass does not call")
         return tf.cast(seen[0], tf.float32)
 
 
@@ -238,4 +249,4 @@ def split_inputs(model: LayerLogits, inputs) -> Tuple[tf.Tensor, ...]:
 
 
 __all__ = ["LayerLogits", "all_layers", "embedding_layers", "find", "integer_input_error",
-           "split_inputs"]
+           "recorded", "split_inputs", "swapped_call"]

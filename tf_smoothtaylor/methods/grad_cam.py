@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_smoothtaylor.engine.at_layer import recorded
 from tf_smoothtaylor.engine.logits import select_target
 from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.engine.report import finite_rows, warn_if_not_finite
@@ -160,29 +161,10 @@ class GradCAM(SinglePassExplainer):
         whether Grad-CAM++ met negative activations, logits, classes)``; with
         ``top1``, ``targets`` < 0 mean the top-1 class of this same pass."""
         self._engine.trace_count += 1
-        layer, seen = self._layer, []
-        original = layer.call
-
-        def recording(*args, **kwargs):
-            output = original(*args, **kwargs)
-            seen.append(output)
-            return output
-
-        own = layer.__dict__.get("call")
-        with tf.GradientTape() as tape:
-            layer.call = recording             # only while tracing: records A
-            try:
-                logits = self._logits.traced(images)
-                classes = graph_classes(logits, targets) if top1 else targets
-                score = select_target(logits, classes, target_fn)
-            finally:
-                if own is None:
-                    del layer.call
-                else:
-                    layer.call = own
-        if not seen:
-            raise ValueError(f"Expected layer {layer.name!r} to be used by the model's "
-                             "forward pass. Received: a layer the pass does not call")
+        with tf.GradientTape() as tape, recorded(self._layer) as seen:   # records A
+            logits = self._logits.traced(images)
+            classes = graph_classes(logits, targets) if top1 else targets
+            score = select_target(logits, classes, target_fn)
         activations = seen[-1]
         grads = tf.cast(tape.gradient(score, activations), tf.float32)
         activations = tf.cast(activations, tf.float32)
