@@ -19,10 +19,12 @@ import difflib
 from typing import Callable, List, Optional, Tuple, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tf_smoothtaylor.engine.inputs import check_input
 from tf_smoothtaylor.engine.logits import LogitModel, as_float32
-from tf_smoothtaylor.engine.structure import InputSelection, model_inputs, unwrap
+from tf_smoothtaylor.engine.structure import InputSelection, unwrap
 from tf_smoothtaylor.engine.tracing import graph_function
 
 
@@ -137,11 +139,10 @@ class LayerLogits(LogitModel):
         if not isinstance(model, keras.Model):
             raise TypeError("Expected `model` to be a Keras model (keras.Model). "
                             f"Received: model of type {type(model).__name__}")
-        found = model_inputs(model, _first_input(model))
         # The parent sees the first input as explained and the others as held fixed;
         # here every input is held fixed and the layer's output is explained.
-        super().__init__(InputSelection(model, found.names[0]) if len(found.names) > 1
-                         else model)
+        first = _first_input(model)
+        super().__init__(model if first is None else InputSelection(model, first))
         flat = tf.nest.flatten(self._structure)
         self.context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
                              for name, t in zip(self.input_names, flat))
@@ -169,28 +170,15 @@ class LayerLogits(LogitModel):
             return as_float32(self._fn(self.inputs_of(z, context)))
 
     def compiled(self):
-        return self.shared(self.input_index, None)
-
-    def shared(self, key, fn):
-        functions = _forwards_of(self.model)
-        function = functions.get(key)
-        if function is None:
-            function = functions[key] = graph_function(
-                lambda z, c: self.traced(z, c), input_signature=[
-                    tf.TensorSpec((None,) + self.input_shape, tf.float32),
-                    tuple(tf.TensorSpec((None,) + shape, dtype)
-                          for _, shape, dtype in self.context)])
-        return function
+        """The compiled ``(activations, inputs) -> float32 logits`` (see ``LogitModel``)."""
+        return self.cached(self.input_index, lambda: graph_function(
+            self.traced, input_signature=[self.input_spec(), self.context_specs()]))
 
     def activations(self, context, batch_size: int) -> tf.Tensor:
         """The layer's float32 outputs for the model's inputs ``context`` (one tensor
         per input), in chunks of ``batch_size``."""
-        record = _forwards_of(self.model).get(("activations", id(self.layer)))
-        if record is None:
-            record = _forwards_of(self.model)[("activations", id(self.layer))] = \
-                graph_function(self._record, input_signature=[tuple(
-                    tf.TensorSpec((None,) + shape, dtype)
-                    for _, shape, dtype in self.context)])
+        record = self.cached(("activations", id(self.layer)), lambda: graph_function(
+            self._record, input_signature=[self.context_specs()]))
         batch = int(context[0].shape[0])
         chunks = [record(tuple(c[i:i + batch_size] for c in context))
                   for i in range(0, batch, batch_size)]
@@ -210,17 +198,13 @@ def _first_input(model) -> Optional[str]:
     return inputs[0].name if len(inputs) > 1 else None
 
 
-def _forwards_of(model) -> dict:
-    from tf_smoothtaylor.engine import logits
-    return logits._forwards(model)
-
-
 def split_inputs(model: LayerLogits, inputs) -> Tuple[tf.Tensor, ...]:
     """The model's inputs as one tensor per input (``context`` order): an array for a
     single-input model, or a dict of every input.
 
     Raises:
-      ValueError: Missing inputs, or inputs whose rows do not match.
+      ValueError: Missing inputs, or inputs of other shapes or numbers of rows.
+      TypeError: An input that is not numeric.
     """
     names = [name for name, _, _ in model.context]
     if len(names) == 1 and not isinstance(inputs, dict):
@@ -228,24 +212,10 @@ def split_inputs(model: LayerLogits, inputs) -> Tuple[tf.Tensor, ...]:
     if not isinstance(inputs, dict) or set(inputs) != set(names):
         got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
         raise ValueError(f"Expected a dict of every model input {names}. Received: {got}")
-    values = []
-    for name, shape, dtype in model.context:
-        try:
-            value = tf.convert_to_tensor(inputs[name])
-        except (ValueError, TypeError) as error:
-            raise TypeError(f"Expected input {name!r} to be a numeric array. Received: "
-                            f"{type(inputs[name]).__name__} ({error})") from None
-        if value.shape.rank != len(shape) + 1 or not all(
-                e is None or e == s for e, s in zip(shape, value.shape[1:])):
-            wanted = "(batch, " + ", ".join(str(e) for e in shape) + ")"
-            raise ValueError(f"Expected input {name!r} of shape {wanted}. Received: shape "
-                             f"{tuple(value.shape)}")
-        if values and value.shape[0] != values[0].shape[0]:
-            raise ValueError(f"Expected every input to have one row per example. Received: "
-                             f"{value.shape[0]} rows of {name!r}, {values[0].shape[0]} of "
-                             f"{names[0]!r}")
-        values.append(tf.cast(value, dtype))
-    return tuple(values)
+    first = np.shape(inputs[names[0]])
+    batch = first[0] if first else None               # check_input names a missing axis
+    return tuple(check_input(name, inputs[name], shape, dtype, batch)
+                 for name, shape, dtype in model.context)
 
 
 __all__ = ["LayerLogits", "all_layers", "embedding_layers", "find", "integer_input_error",

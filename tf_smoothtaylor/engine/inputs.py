@@ -63,16 +63,8 @@ class InputChecks:
                              f"explained: {explained!r}). Received: {got}")
         images = self.check_images(inputs[explained])
         batch = int(images.shape[0])
-        context = []
-        for name, shape, dtype in context_specs:
-            value = tf.convert_to_tensor(inputs[name])
-            if (value.shape.rank != len(shape) + 1 or value.shape[0] != batch or not all(
-                    e is None or e == s for e, s in zip(shape, value.shape[1:]))):
-                wanted = "(" + ", ".join(str(e) for e in (batch,) + shape) + ")"
-                raise ValueError(f"Expected input {name!r} of shape {wanted}, one row per "
-                                 f"image. Received: shape {tuple(value.shape)}")
-            context.append(tf.cast(value, dtype))
-        return images, tuple(context)
+        return images, tuple(check_input(name, inputs[name], shape, dtype, batch)
+                             for name, shape, dtype in context_specs)
 
 
     def check_keys(self, keys, batch: int) -> Optional[tf.Tensor]:
@@ -87,3 +79,24 @@ class InputChecks:
             raise ValueError(f"Expected `keys` to hold one integer per image ({batch}). "
                              f"Received: keys of shape {array.shape}")
         return tf.constant(array.astype(np.int64))
+
+
+def check_input(name: str, value, shape: tuple, dtype: tf.DType, batch: int) -> tf.Tensor:
+    """One model input ``name``, ``batch`` rows of ``shape`` (None: any size), as a
+    ``dtype`` tensor.
+
+    Raises:
+      TypeError: ``value`` is not numeric.
+      ValueError: Its shape or its number of rows differs.
+    """
+    try:
+        value = tf.convert_to_tensor(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"Expected input {name!r} to be a numeric array. Received: "
+                        f"{type(value).__name__} ({error})") from None
+    if (value.shape.rank != len(shape) + 1 or value.shape[0] != batch or not all(
+            e is None or e == s for e, s in zip(shape, value.shape[1:]))):
+        wanted = "(" + ", ".join(str(e) for e in (batch,) + tuple(shape)) + ")"
+        raise ValueError(f"Expected input {name!r} of shape {wanted}, one row per "
+                         f"example. Received: shape {tuple(value.shape)}")
+    return tf.cast(value, dtype)

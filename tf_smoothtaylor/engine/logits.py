@@ -74,15 +74,25 @@ class LogitModel:
         Keras model under ``key`` (hashable, naming everything ``fn`` computes with):
         the first caller's ``fn`` is traced once and every later caller with the same
         key calls that function. :meth:`compiled` is the model's own forward pass."""
+        return self.cached(key, lambda: graph_function(
+            lambda x, c: as_float32(fn(self.inputs_of(x, c))), input_signature=[
+                self.input_spec(), self.context_specs()]))
+
+    def cached(self, key, build: Callable[[], Callable]):
+        """The function kept on the Keras model under ``key``, made by ``build()`` the
+        first time (see ``_forwards``)."""
         functions = _forwards(self.model)
-        function = functions.get(key)
-        if function is None:
-            function = functions[key] = graph_function(
-                lambda x, c: as_float32(fn(self.inputs_of(x, c))), input_signature=[
-                    tf.TensorSpec((None,) + self.input_shape, tf.float32),
-                    tuple(tf.TensorSpec((None,) + shape, dtype)
-                          for _, shape, dtype in self.context)])
-        return function
+        if key not in functions:
+            functions[key] = build()
+        return functions[key]
+
+    def input_spec(self) -> tf.TensorSpec:
+        """A batch of explained inputs, float32."""
+        return tf.TensorSpec((None,) + self.input_shape, tf.float32)
+
+    def context_specs(self) -> tuple:
+        """A batch of each input held fixed."""
+        return tuple(tf.TensorSpec((None,) + shape, dtype) for _, shape, dtype in self.context)
 
     def predict(self, images, batch_size: int, context=()) -> np.ndarray:
         """Float32 outputs of ``images`` as NumPy, in chunks of ``batch_size``
