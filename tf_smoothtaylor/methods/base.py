@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks
 from tf_smoothtaylor.engine.at_layer import LayerLogits, integer_input_error, split_inputs
-from tf_smoothtaylor.engine.logits import LogitModel
+from tf_smoothtaylor.engine.logits import LogitModel, resolve_targets
 from tf_smoothtaylor.engine import Engine, Scheme
 from tf_smoothtaylor.methods import registry
 from tf_smoothtaylor.methods.options import Option
@@ -337,11 +337,8 @@ def graph_targets(targets, batch: tf.Tensor, num_classes: Optional[int]) -> tf.T
         raise ValueError(f"Expected `targets` to hold one class index per image ({known}). "
                          f"Received: targets of shape {targets.shape}")
     value = tf.get_static_value(targets)
-    if value is not None and num_classes is not None and value.size and (
-            value.min() < 0 or value.max() >= num_classes):
-        bad = value[(value < 0) | (value >= num_classes)][0]
-        raise ValueError(f"Expected `targets` to be class indices in [0, {num_classes - 1}]. "
-                         f"Received: targets containing {int(bad)}")
+    if value is not None:                  # known while tracing: the eager call's checks
+        resolve_targets(value, len(value), num_classes, predict=None)
     checks = [tf.debugging.assert_equal(
                   tf.shape(targets)[0], batch,
                   message="Expected `targets` to hold one class index per image"),
