@@ -9,7 +9,7 @@ command line finds it through ``--plugin``.
 """
 
 import dataclasses
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping
 
 #: What a method evaluates: gradients of the model, or forward passes only.
 NEEDS = ("gradients", "forwards")
@@ -109,8 +109,3 @@ def monte_carlo(*, flags: bool = False) -> str:
 def default_name() -> str:
     """The method used when none is named (its entry says ``default=True``)."""
     return next(entry.name for entry in ENTRIES.values() if entry.default)
-
-
-def names() -> Tuple[str, ...]:
-    """The registered method names."""
-    return tuple(BY_NAME)
