@@ -88,7 +88,99 @@ def test_the_image_only_parts_say_so_by_name():
                        ("Grad-CAM", lambda: tst.GradCAM(model))):
         with pytest.raises(ValueError, match=name):
             call()
-    for call in (lambda: tst.metrics.aupc(model, FEATURES, maps),
-                 lambda: tst.metrics.autvc(maps), lambda: tst.heatmap(maps)):
-        with pytest.raises(ValueError, match="height, width"):
+    for name, call in (("AUPC", lambda: tst.metrics.aupc(model, FEATURES, maps)),
+                       ("AUTVC", lambda: tst.metrics.autvc(maps))):
+        with pytest.raises(ValueError, match=f"{name} is defined on image"):
             call()
+    with pytest.raises(ValueError, match="'blur'"):
+        tst.metrics.deletion(model, FEATURES, maps, replacement="blur")
+    with pytest.raises(ValueError, match=r"\(batch, features\) = \(4, 20\)"):
+        tst.metrics.deletion(model, FEATURES, maps[:, :5])
+    with pytest.raises(ValueError, match="series"):
+        tst.heatmap(np.zeros((2, 3, 4, 5, 6)))
+
+
+def test_deletion_and_insertion_over_features_and_steps_follow_the_linear_closed_form():
+    """f = w·x with zero replacement: deleting the k most relevant features (or time
+    steps) leaves f(x) minus their contributions; inserting them gives their sum."""
+    model, weights = _linear((20,))
+    parts = FEATURES * weights[:, 2]
+    order = np.argsort(-parts, axis=1, kind="stable")
+    ranked = np.take_along_axis(parts, order, axis=1)
+    removed = np.concatenate([np.zeros((4, 1)), np.cumsum(ranked, axis=1)], axis=1)
+    deleted = tst.metrics.deletion(model, FEATURES, parts, targets=2, steps=20)
+    np.testing.assert_allclose(deleted.curves, parts.sum(1, keepdims=True) - removed,
+                               atol=1e-4)
+    inserted = tst.metrics.insertion(model, FEATURES, parts, targets=2, steps=20)
+    np.testing.assert_allclose(inserted.curves, removed, atol=1e-4)
+    series_model, series_weights = _linear((32, 2))
+    steps = (SERIES * series_weights[:, 1].reshape(32, 2)).sum(-1)
+    maps = tst.heatmap(SERIES * series_weights[:, 1].reshape(32, 2))
+    np.testing.assert_allclose(maps, steps, atol=1e-5)
+    ranked = -np.sort(-steps, axis=1)
+    curve = tst.metrics.Deletion(series_model, steps=32)(SERIES, maps, 1).curves
+    np.testing.assert_allclose(curve, steps.sum(1, keepdims=True) - np.concatenate(
+        [np.zeros((3, 1)), np.cumsum(ranked, axis=1)], axis=1), atol=1e-4)
+    mean_row = FEATURES.mean(0)         # a reference set's mean as what deleted becomes
+    last = tst.metrics.deletion(model, FEATURES, parts, targets=2, steps=4,
+                                replacement=mean_row).curves[:, -1]
+    np.testing.assert_allclose(last, np.full(4, mean_row @ weights[:, 2]), atol=1e-4)
+
+
+def test_sensitivity_n_is_one_for_exact_contributions_of_features_and_steps():
+    model, weights = _linear((20,))
+    exact = tst.metrics.sensitivity_n(model, FEATURES, FEATURES * weights[:, 0], ns=(1, 5, 19),
+                                      num_subsets=20, targets=0)
+    np.testing.assert_allclose(exact, 1.0, atol=1e-4)
+    shuffled = np.random.default_rng(1).permutation(FEATURES * weights[:, 0], axis=1)
+    assert np.asarray(tst.metrics.sensitivity_n(
+        model, FEATURES, shuffled, ns=(5,), num_subsets=20, targets=0)).mean() < 0.9
+    series_model, series_weights = _linear((32, 2))
+    maps = tst.heatmap(SERIES * series_weights[:, 0].reshape(32, 2))
+    np.testing.assert_allclose(tst.metrics.sensitivity_n(
+        series_model, SERIES, maps, ns=(3, 10), num_subsets=20, targets=0), 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match=r"features of shape \(20,\)"):
+        tst.metrics.sensitivity_n(model, FEATURES, FEATURES, ns=(21,))
+
+
+def test_randomisation_check_over_features():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(16, activation="tanh"),
+                              keras.layers.Dense(3)])
+    explainer = tst.IntegratedGradients(model, steps=8)
+    kept = tst.metrics.randomization_check(explainer, images=FEATURES, layers=[])
+    np.testing.assert_allclose(kept, 1.0, atol=1e-6)      # nothing randomised: same maps
+    changed = tst.metrics.randomization_check(explainer, images=FEATURES, seed=3)
+    assert np.asarray(changed).mean() < 0.8
+
+
+def _keyword_model(vocabulary=30, length=12, keyword=7):
+    """Token ids → embedding → mean → logit; class 0's logit is large exactly when
+    token ``keyword`` occurs (its embedding alone carries the signal)."""
+    embedding = np.zeros((vocabulary, 4), np.float32)
+    embedding[:, 1:] = np.random.default_rng(2).normal(scale=0.01, size=(vocabulary, 3))
+    embedding[keyword, 0] = 1.0
+    model = keras.Sequential([keras.Input((length,), dtype="int32"),
+                              keras.layers.Embedding(vocabulary, 4, name="embed"),
+                              keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(2)])
+    model.get_layer("embed").set_weights([embedding])
+    dense = np.zeros((4, 2), np.float32)
+    dense[0, 0], dense[0, 1] = 24.0, -24.0
+    model.layers[-1].set_weights([dense, np.zeros(2, np.float32)])
+    return model
+
+
+def test_one_decisive_token_is_ranked_first_and_deleting_it_drops_the_logit():
+    tokens = np.random.default_rng(4).integers(1, 30, size=(5, 12))
+    tokens[tokens == 7] = 8
+    places = np.array([0, 3, 6, 9, 11])
+    tokens[np.arange(5), places] = 7
+    model = _keyword_model()
+    attributions = tst.IntegratedGradients(model, steps=16, layer="embed")(tokens, 0)
+    scores = tst.position_scores(attributions).numpy()
+    assert (scores.argmax(1) == places).all()
+    curve = tst.metrics.deletion(model, tokens, scores, targets=0, steps=12,
+                                 replacement=0).curves.numpy()   # deleted → the pad id 0
+    np.testing.assert_allclose(curve[:, 0] - curve[:, 1], 2.0, atol=1e-3)  # 24 · 1/12
+    np.testing.assert_allclose(curve[:, 1:], curve[:, 1:2] + 0 * curve[:, 1:], atol=0.05)

@@ -127,7 +127,7 @@ def test_model_not_differentiable_wrt_input():
 def test_heatmap_and_completeness_gap_check_shapes(cnn):
     assert tst.heatmap(tf.ones([2, 4, 4, 3])).numpy().tolist() == np.full((2, 4, 4), 3.0).tolist()
     with pytest.raises(ValueError, match="attributions"):
-        tst.heatmap(tf.ones([4, 4, 3]))
+        tst.heatmap(tf.ones([4]))
     with pytest.raises(ValueError, match="attributions"):
         tst.completeness_gap(cnn, GOOD, GOOD[:1], 0.0)
     with pytest.raises(ValueError, match="baselines"):

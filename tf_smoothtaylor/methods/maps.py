@@ -10,21 +10,25 @@ from tf_smoothtaylor.engine.logits import LogitModel, resolve_targets, select_ta
 
 
 def heatmap(attributions, *, data_format: Optional[str] = None) -> tf.Tensor:
-    """The paper's heatmap: the signed sum over channels.
+    """The paper's heatmap: the signed sum over channels — one value per pixel, per
+    time step or per feature.
 
-        h[b, i, j] = Σ_c A[b, i, j, c]      (channels last)
+        h[b, i, j] = Σ_c A[b, i, j, c]      images (B, H, W, C), channels last
+        h[b, t]    = Σ_c A[b, t, c]         series (B, T, C)
+        h[b, f]    = A[b, f]                features (B, F)
 
     Args:
-      attributions: (B, H, W, C) or, channels first, (B, C, H, W) attributions.
+      attributions: (B, H, W, C) or, channels first, (B, C, H, W) attributions;
+        (B, T, C) series or (B, C, T) channels first; (B, F) features.
       data_format: "channels_last" or "channels_first"; None follows Keras's
         ``keras.config.image_data_format()`` (the layout Keras models use).
 
     Returns:
-      float32 tensor (B, H, W).
+      float32 tensor (B, H, W), (B, T) or (B, F).
 
     Raises:
-      ValueError: if ``attributions`` is not of rank 4 or ``data_format`` is
-        unknown.
+      ValueError: if ``attributions`` is not of rank 2, 3 or 4 or ``data_format``
+        is unknown.
 
     Example:
       >>> heatmap(tf.ones([2, 8, 8, 3])).shape
@@ -35,11 +39,15 @@ def heatmap(attributions, *, data_format: Optional[str] = None) -> tf.Tensor:
         data_format = keras.config.image_data_format()
     _checks.one_of("data_format", data_format, ("channels_last", "channels_first"))
     attributions = tf.convert_to_tensor(attributions, tf.float32)
-    if attributions.shape.rank != 4:
+    rank = attributions.shape.rank
+    if rank not in (2, 3, 4):
         layout = "height, width, channels" if data_format == "channels_last" else \
             "channels, height, width"
-        raise ValueError(f"Expected `attributions` of shape (batch, {layout}). "
+        raise ValueError(f"Expected `attributions` of shape (batch, {layout}), a series "
+                         "(batch, steps, channels) or features (batch, features). "
                          f"Received: shape {attributions.shape}")
+    if rank == 2:
+        return attributions
     return tf.reduce_sum(attributions, axis=-1 if data_format == "channels_last" else 1)
 
 

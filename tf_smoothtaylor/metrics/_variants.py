@@ -5,7 +5,8 @@ A metric describes variant v of image i by ``make(x, params, keys, v) ->
 (images × variants) through the model in chunks of ``batch_size`` inside one
 compiled function (one per image shape, reused across calls) and returns the
 target logit of every variant (B, V) and the optional per-variant scalar
-``extra`` (B, V). Random draws are keyed by image content, so results do not
+``extra`` (B, V). Variants made in the metrics' view of a series or of features
+(``_inputs.units``) reach the model in its own input shape. Random draws are keyed by image content, so results do not
 depend on the chunk size or on the other images.
 """
 
@@ -40,13 +41,15 @@ class VariantScorer:
         self._param_specs = param_specs
         self._functions = {}
 
-    def __call__(self, images, params, classes):
-        key = tuple(images.shape[1:])
+    def __call__(self, images, params, classes, shape=None):
+        """Scores of ``images`` (B, ...) — a view whose variants the model takes
+        reshaped to ``shape`` (one input's own shape) when given."""
+        key = (tuple(images.shape[1:]), None if shape is None else tuple(shape))
         if key not in self._functions:
-            self._functions[key] = self._build(key)
+            self._functions[key] = self._build(*key)
         return self._functions[key](images, params, tf.constant(classes, tf.int32))
 
-    def _build(self, image_shape):
+    def _build(self, image_shape, shape=None):
         size, variants, model = self.batch_size, self.num_variants, self.model
 
         def run(images, params, targets):
@@ -62,6 +65,8 @@ class VariantScorer:
                     tf.gather(images, image),
                     {name: tf.gather(value, image) for name, value in params.items()},
                     keys.gather(image), flat % variants)
+                if shape is not None:
+                    inputs = tf.reshape(inputs, [-1, *shape])
                 value = select_target(model(inputs), tf.gather(targets, image), None)
                 index = flat[:, None]
                 scores = tf.tensor_scatter_nd_update(scores, index, value)

@@ -29,7 +29,7 @@ from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine.logits import LogitModel, select_target
 from tf_smoothtaylor.engine.tracing import graph_function
 from tf_smoothtaylor.metrics import registry
-from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
+from tf_smoothtaylor.metrics._inputs import images_and_heatmaps, images_only
 from tf_smoothtaylor.metrics.integrate import simpson
 
 _PIXEL_TOLERANCE = 1e-3
@@ -126,6 +126,7 @@ class AUPC:
         return AUPCResult(simpson(curves), curves, regions)
 
     def _check(self, images, heatmaps):
+        images_only("AUPC", images)
         images, maps = images_and_heatmaps(images, heatmaps)
         expected = self._logits.input_shape
         if any(e is not None and e != s for e, s in zip(expected, images.shape[1:])):

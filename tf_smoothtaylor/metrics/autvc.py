@@ -127,6 +127,10 @@ def autvc(heatmaps, *, downscale: float = 1.5, min_size: int = 30,
     Example:
       >>> scores = autvc(tf_smoothtaylor.heatmap(attributions))
     """
+    if np.ndim(heatmaps) == 2:
+        raise ValueError("AUTVC is defined on image heatmaps (batch, height, width); for "
+                         "series, features or tokens use deletion, insertion or "
+                         f"sensitivity_n. Received: heatmaps of shape {np.shape(heatmaps)}")
     maps = check_heatmaps(heatmaps)
     downscale = _checks.positive_float("downscale", downscale)
     if downscale <= 1.0:

@@ -1,7 +1,7 @@
 """Sensitivity-n (Ancona et al., ICLR 2018).
 
-For random subsets S of n pixels (all channels together), removing S (setting
-it to the baseline) changes the target logit by ``Δf(S) = f(x) − f(x[S = b])``.
+For random subsets S of n pixels (all channels together) — or time steps of a
+series, or features —, removing S (setting it to the baseline) changes the target logit by ``Δf(S) = f(x) − f(x[S = b])``.
 Sensitivity-n is the Pearson correlation, over ``num_subsets`` subsets,
 between ``Σ_{i ∈ S} h_i`` and ``Δf(S)``. It is 1 for every n when the heatmap
 sums exactly to the output change, e.g. Gradient × Input (or IG) of a linear
@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks, streams as _random
-from tf_smoothtaylor.metrics._inputs import images_and_heatmaps
+from tf_smoothtaylor.metrics._inputs import units
 from tf_smoothtaylor.metrics._stats import pearson
 from tf_smoothtaylor.metrics._variants import VariantMetric, per_image
 
@@ -24,7 +24,7 @@ class SensitivityN(VariantMetric):
 
     Args:
       model: Keras model (logits are used).
-      ns: Subset sizes n (each ≤ H·W of the images it is called on).
+      ns: Subset sizes n (each ≤ the pixels, steps or features of the inputs).
       num_subsets: Random subsets per n (≥ 2).
       baseline: Value of removed pixels (model-input space), broadcastable to images.
       seed: Seed of the subsets.
@@ -43,27 +43,35 @@ class SensitivityN(VariantMetric):
                          seed=seed)
 
     def __call__(self, images, heatmaps, targets=None) -> tf.Tensor:
-        """Sensitivity-n of ``heatmaps`` (B, H, W) for model inputs ``images`` (B, H, W, C).
+        """Sensitivity-n of ``heatmaps`` for model inputs ``images``.
+
+        Args:
+          images: (B, H, W, C) images, (B, T, C) series or (B, F) features.
+          heatmaps: (B, H, W), (B, T) or (B, F): one value per pixel, step or feature.
+          targets: None (top-1), an int or one int per image.
 
         Returns:
           float32 tensor (B, len(ns)) of correlations in [−1, 1].
         """
-        images, maps = images_and_heatmaps(images, heatmaps)
+        given = units(images, heatmaps)
+        view, maps = given.view, given.maps
         pixels = int(maps.shape[1] * maps.shape[2])
         if max(self.ns) > pixels:
-            raise ValueError(f"Expected `ns` to be sizes in [1, {pixels}] for images of "
-                             f"{tuple(maps.shape[1:])} pixels. Received: ns={self.ns}")
+            raise ValueError(f"Expected `ns` to be sizes in [1, {pixels}] for {given.kind} "
+                             f"of shape {given.shape}. Received: ns={self.ns}")
+        batch = int(view.shape[0])
         try:
-            baseline = tf.broadcast_to(tf.cast(self.baseline, tf.float32), tf.shape(images))
+            baseline = tf.reshape(tf.broadcast_to(tf.cast(self.baseline, tf.float32),
+                                                  [batch, *given.shape]), tf.shape(view))
         except (ValueError, tf.errors.InvalidArgumentError):
             raise ValueError("Expected `baseline` broadcastable to `images`. "
                              f"Received: shape {np.shape(self.baseline)}") from None
-        if int(images.shape[0]) == 0:
+        if batch == 0:
             return tf.zeros([0, len(self.ns)])
-        classes, start = self._logits.metric_classes(images, targets, self.batch_size,
-                                                     start=True)
-        scores, relevance = self._scorer(images, {"heatmap": maps, "baseline": baseline},
-                                         classes)
+        classes, start = self._logits.metric_classes(
+            tf.reshape(view, [-1, *given.shape]), targets, self.batch_size, start=True)
+        scores, relevance = self._scorer(view, {"heatmap": maps, "baseline": baseline},
+                                         classes, given.shape)
         drop = start[:, None] - scores
         shape = [-1, len(self.ns), self.num_subsets]
         return pearson(tf.reshape(relevance, shape), tf.reshape(drop, shape))
@@ -88,9 +96,9 @@ def sensitivity_n(model, images, heatmaps, *, ns: Sequence[int] = (1, 10, 100, 1
 
     Args:
       model: Keras model (logits are used).
-      images: (B, H, W, C) model inputs.
-      heatmaps: (B, H, W) relevance per pixel.
-      ns: Subset sizes n (each ≤ H·W).
+      images: (B, H, W, C) images, (B, T, C) series or (B, F) features (model inputs).
+      heatmaps: (B, H, W), (B, T) or (B, F): relevance per pixel, step or feature.
+      ns: Subset sizes n (each ≤ the number of pixels, steps or features).
       num_subsets: Random subsets per n.
       baseline: Value of removed pixels (model-input space), broadcastable to images.
       targets: None (top-1), an int or one int per image.
