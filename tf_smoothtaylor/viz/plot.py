@@ -1,4 +1,6 @@
-"""Figures on matplotlib: attribution maps, metric curves, convergence, adaptive noising.
+"""Figures on matplotlib: attribution maps, metric curves, convergence, adaptive noising;
+for inputs that are not images, ``tokens``, ``features`` and ``series`` (from
+``viz.sequences``).
 
 Every function returns a ``matplotlib.figure.Figure`` made without ``pyplot`` (no
 window, no global state, nothing shown): a notebook displays it, ``fig.savefig``
@@ -14,33 +16,19 @@ colours compare; otherwise each map has its own. The colour bar of each map show
 its scale in the map's own units (attribution per pixel, summed over channels).
 """
 
-import functools
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from tf_smoothtaylor.viz.palette import (DIVERGING, FORMATS, SEQUENTIAL,
+                                         figure_class as _figure_class, scale_of, to_bytes)
+from tf_smoothtaylor.viz.sequences import features, series, tokens
+
+__all__ = ["FORMATS", "SIGNS", "attributions", "convergence", "curves", "features",
+           "noise_search", "run", "run_arrays", "scale_of", "series", "signed_view",
+           "to_bytes", "tokens"]
+
 SIGNS = ("all", "positive", "negative", "absolute")
-DIVERGING, SEQUENTIAL = "RdBu_r", "inferno"
-FORMATS = ("png", "pdf", "svg")
-
-
-def to_bytes(figure, figure_format: str = "png") -> bytes:
-    """A figure encoded as PNG (100 dpi), PDF or SVG."""
-    if figure_format not in FORMATS:
-        raise ValueError(f"Expected a figure format among {FORMATS}. "
-                         f"Received: {figure_format!r}")
-    import io
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=figure_format, dpi=100)
-    return buffer.getvalue()
-
-
-@functools.lru_cache(maxsize=None)
-def _figure_class():
-    """``Figure`` that a notebook displays as PNG without pyplot (made once; matplotlib
-    is imported on the first figure, not with this module)."""
-    from matplotlib.figure import Figure
-    return type("Figure", (Figure,), {"_repr_png_": lambda self: to_bytes(self)})
 
 
 def _figure(rows: int, columns: int, *, width: float = 2.6, height: float = 2.6,
@@ -84,13 +72,6 @@ def signed_view(heatmap: np.ndarray, sign: str) -> np.ndarray:
     if sign == "negative":
         return np.maximum(-heatmap, 0.0)
     return np.abs(heatmap)
-
-
-def scale_of(heatmap: np.ndarray, clip_percentile: float) -> float:
-    """``v``: the ``clip_percentile``-th percentile of ``|h|`` (1 for a zero map)."""
-    finite = np.abs(heatmap[np.isfinite(heatmap)])
-    value = float(np.percentile(finite, clip_percentile)) if finite.size else 0.0
-    return value if value > 0 else 1.0
 
 
 SHORT_NAMES = {"aupc": "AUPC", "autvc": "AUTVC", "relevance_mass": "mass",
