@@ -163,7 +163,7 @@ class ModelSpec:
       model: Keras model from model inputs to logits.
       preprocess: Pixels in [0, 1] → model inputs (TensorFlow ops).
       deprocess: Model inputs → pixels in [0, 1] (exact inverse).
-      input_size: (height, width).
+      input_size: (height, width); None for a series or features model.
       mode: Preprocessing mode ("caffe", "torch", "tf", "scale255", "custom", or "identity"
         for a wrapped model without transforms).
       name: Registry name or the model's name.
@@ -171,7 +171,7 @@ class ModelSpec:
     model: keras.Model
     preprocess: Callable
     deprocess: Callable
-    input_size: Tuple[int, int]
+    input_size: Optional[Tuple[int, int]]
     mode: str
     name: str
     _class_names: Optional[Sequence[str]] = None
@@ -265,11 +265,13 @@ def load(name: str, *, weights: Optional[str] = "imagenet",
 def wrap(model: keras.Model, *, preprocess: Optional[Callable] = None,
          deprocess: Optional[Callable] = None,
          class_names: Optional[Sequence[str]] = None) -> ModelSpec:
-    """Any Keras image classifier as a :class:`ModelSpec`.
+    """Any Keras classifier with one input as a :class:`ModelSpec`.
 
     Args:
-      model: Keras model with one (batch, height, width, channels) input.
-      preprocess: Pixels in [0, 1] → model inputs (identity if None).
+      model: Keras model with one (batch, height, width, channels) image input, or
+        one series (batch, steps, channels) or features (batch, features) input
+        (``input_size`` None: no pixel transforms, the values are model inputs).
+      preprocess: Pixels in [0, 1] → model inputs (identity if None); images only.
       deprocess: Its inverse (identity if None); give both or neither.
       class_names: Optional names of the output classes.
     """
@@ -279,10 +281,13 @@ def wrap(model: keras.Model, *, preprocess: Optional[Callable] = None,
         raise ValueError("Expected both `preprocess` and `deprocess`, or neither. "
                          f"Received: preprocess={preprocess!r}, deprocess={deprocess!r}")
     shape = tuple(model.inputs[0].shape[1:]) if model.inputs else ()
-    if len(shape) != 3:
-        raise ValueError("Expected `model` to take (batch, height, width, channels) images. "
-                         f"Received: input shape {shape}")
+    if len(shape) not in (1, 2, 3) or (len(shape) != 3 and preprocess is not None):
+        raise ValueError("Expected `model` to take (batch, height, width, channels) images "
+                         "(series (batch, steps, channels) and features (batch, features) "
+                         f"without pixel transforms). Received: input shape {shape}"
+                         + (" with `preprocess`" if len(shape) in (1, 2) else ""))
     identity = lambda t: tf.convert_to_tensor(t, tf.float32)  # noqa: E731
-    return ModelSpec(model, preprocess or identity, deprocess or identity, shape[:2],
+    return ModelSpec(model, preprocess or identity, deprocess or identity,
+                     shape[:2] if len(shape) == 3 else None,
                      "custom" if preprocess else "identity", model.name,
                      None if class_names is None else list(class_names))

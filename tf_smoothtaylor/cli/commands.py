@@ -13,7 +13,8 @@ import tensorflow as tf
 from tf_smoothtaylor.cli import inputs, runs
 from tf_smoothtaylor.cli.config import RunConfig
 from tf_smoothtaylor.cli.explainers import method_options, metric_options
-from tf_smoothtaylor.cli.job import Job, own_class_names, prepare, report_failures, start
+from tf_smoothtaylor.cli.job import (Job, check_inputs, own_class_names, prepare,
+                                     report_failures, start)
 from tf_smoothtaylor.cli.loading import load_spec, reference_inputs
 from tf_smoothtaylor.integrations import convergence
 from tf_smoothtaylor.methods import BY_NAME, registry
@@ -44,6 +45,7 @@ def run(mode: str, config: RunConfig) -> None:
     if mode == "export":
         export(config, spec)
         return
+    check_inputs(mode, config, spec)
     entries = inputs.list_entries(config)
     config, job, out = start(mode, config, entries, spec=spec)
     try:

@@ -77,6 +77,13 @@ class RunConfig:
         (),
         "Image files or globs (repeat the flag).",
         kind="multi_string")
+    inputs: Tuple[str, ...] = setting(
+        (),
+        "Arrays to explain instead of images (repeat the flag): .npy or .npz files, one "
+        "example per row (an .npz's array x, labels in y if present), or .csv files (a "
+        "header row; a 'label' column is the label). Tabular rows (rows, features), series "
+        "(rows, steps, channels) or images; the values are what --preprocess receives.",
+        kind="multi_string")
     image_folder: Optional[str] = setting(
         None,
         "A tfds ImageFolder root (root/split/label/*).",
@@ -249,6 +256,7 @@ class RunConfig:
         changes = {
             "output_dir": absolute(self.output_dir),
             "images": tuple(absolute(pattern) for pattern in self.images),
+            "inputs": tuple(absolute(path) for path in self.inputs),
             "image_folder": absolute(self.image_folder),
             "manual_dir": absolute(self.manual_dir),
             "data_dir": absolute(self.data_dir),

@@ -96,7 +96,8 @@ def metric_options(config, spec) -> dict:
     if config.model == "demo":
         defaults = DEMO_METRIC_DEFAULTS
     else:
-        fitted = metrics_settings.fitted_settings(*spec.input_size)
+        # Series and tabular rows have no pixel size (AUPC and AUTVC refuse them).
+        fitted = metrics_settings.fitted_settings(*(spec.input_size or (224, 224)))
         defaults = {**fitted["aupc"], **fitted["autvc"]}
     value = lambda name: getattr(config, name) or defaults[name]  # noqa: E731
     return {"aupc": dict(window=value("window"), num_regions=value("num_regions"),

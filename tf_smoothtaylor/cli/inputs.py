@@ -11,6 +11,8 @@ random draws, which are keyed by id):
 * ``--image_folder``: a tfds ImageFolder's examples in tfds's fixed order;
 * ``--manual_dir``: ImageNet 2012 validation images by file name (the first
   ``--limit``), as in the paper;
+* ``--inputs``: the rows of ``.npy``/``.npz``/``.csv`` files (``data.arrays``), the
+  files in the order given, row r of a file named ``FILE#r``;
 
 then the first ``--limit`` of them. Entry i gets the id ``runs.image_id(i, name)``.
 A file that exists but cannot be decoded is not an error here: the run reports it
@@ -25,6 +27,8 @@ import dataclasses
 import os
 import re
 from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from tf_smoothtaylor.cli.config import RunConfig
 from tf_smoothtaylor.data.formats import IMAGE_EXTENSIONS
@@ -126,11 +130,45 @@ def list_entries(config: RunConfig, *, glob: Optional[Callable] = None,
     checked on this machine (Beam passes its own file systems' glob)."""
     if config.manual_dir:
         entries = _imagenet_entries(config)
+    elif config.inputs:
+        entries = _array_entries(config.inputs)
     elif config.image_folder:
         entries = _folder_entries(config.image_folder)
     else:
         entries = _file_entries(config, glob, local)
     return entries[:config.limit] if config.limit is not None else entries
+
+
+ROW = "#"          # FILE#r: row r of an --inputs file
+
+
+def _array_entries(paths: Sequence[str]) -> List[Entry]:
+    """Every row of the ``--inputs`` files, in order; rows of one shape."""
+    from tf_smoothtaylor.cli import runs
+    from tf_smoothtaylor.data import arrays
+    entries, shapes = [], {}
+    for path in dict.fromkeys(paths):
+        rows = arrays.read(path)
+        shapes[path] = rows.values.shape[1:]
+        first, stem = len(entries), os.path.splitext(path)[0]
+        entries.extend([Entry(runs.image_id(first + r, f"{stem}_row{r}"), f"{path}{ROW}{r}",
+                              int(label)) for r, label in enumerate(rows.labels)])
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"--inputs files hold examples of different shapes: {shapes}")
+    return entries
+
+
+def array_batches(entries: List[Entry], batch_size: int):
+    """Batches of (values, labels, names) of ``--inputs`` entries (rows as stored)."""
+    from tf_smoothtaylor.data import arrays
+    for start in range(0, len(entries), batch_size):
+        chosen = entries[start:start + batch_size]
+        values = []
+        for entry in chosen:
+            path, row = entry.source.rsplit(ROW, 1)
+            values.append(arrays.read(path).values[int(row)])
+        yield (np.stack(values), np.array([entry.label for entry in chosen], np.int64),
+               np.array([entry.source for entry in chosen]))
 
 
 def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
@@ -142,7 +180,8 @@ def _file_entries(config: RunConfig, glob, local) -> List[Entry]:
     elif config.model == "demo":
         files = demo.sample_paths()
     else:
-        raise ValueError("missing input: give --images, --image_folder or --manual_dir")
+        raise ValueError("missing input: give --images, --inputs, --image_folder or "
+                         "--manual_dir")
     return [Entry(runs.image_id(i, path), path) for i, path in enumerate(files)]
 
 
@@ -150,8 +189,16 @@ def recorded(entries: Sequence[Entry], *, local: bool = True) -> List[str]:
     """The inputs as ``run.json`` records them: absolute paths of local files (two
     spellings of one file are one input), else the sources as given."""
     from tf_smoothtaylor.data import paths as _paths
-    return [_paths.absolute(e.source) if local and e.position < 0 and _paths.exists(e.source)
-            else e.source for e in entries]
+
+    def one(source):
+        if local and _paths.exists(source):
+            return _paths.absolute(source)
+        file, _, row = source.rpartition(ROW)
+        if local and file and _paths.exists(file):            # FILE#r of --inputs
+            return _paths.absolute(file) + ROW + row
+        return source
+
+    return [one(e.source) if e.position < 0 else e.source for e in entries]
 
 
 def input_size(config, spec) -> Tuple[Tuple[int, int], Optional[int]]:
@@ -167,6 +214,8 @@ def input_batches(config, spec, entries: List[Entry]):
     """Batches of (pixels, labels, names) of ``entries``, unreadable images left out
     (``unreadable`` says which and why)."""
     from tf_smoothtaylor import data
+    if config.inputs:
+        return array_batches(entries, config.images_per_step)
     size, resize = input_size(config, spec)
     common = dict(size=size, resize=resize, batch_size=config.images_per_step,
                   skip_unreadable=True)
@@ -184,13 +233,15 @@ def unreadable(entries: List[Entry], done, config, spec) -> List[dict]:
     import tensorflow as tf
     from tf_smoothtaylor import data
     done = set(done)
-    size, resize = input_size(config, spec)
+    size, resize = input_size(config, spec) if not config.inputs else (None, None)
     failures = []
     for entry in entries:
         if entry.id in done:
             continue
         reason = "could not be decoded"
-        if entry.position < 0:
+        if config.inputs:
+            reason = "not processed (see summary.md)"
+        elif entry.position < 0:
             try:
                 data.decode_and_crop(tf.io.read_file(entry.source), size=size, resize=resize)
                 reason = "not processed (see summary.md)"

@@ -30,9 +30,16 @@ class Job:
     settings: dict
 
 
-def default_metrics(config: RunConfig, entries: List[inputs.Entry]) -> Tuple[str, ...]:
+IMAGE_ONLY = ("aupc", "autvc")
+
+
+def default_metrics(config: RunConfig, entries: List[inputs.Entry],
+                    spec: Optional[models.ModelSpec] = None) -> Tuple[str, ...]:
     """evaluate's metrics when --metric is not given: AUPC and AUTVC, and relevance
-    mass when every image has a ground-truth mask (the bundled demo's samples)."""
+    mass when every image has a ground-truth mask (the bundled demo's samples);
+    deletion and insertion for series and tabular rows."""
+    if spec is not None and spec.input_size is None:
+        return ("deletion", "insertion")
     masked = config.model == "demo" and not (config.image_folder or config.manual_dir) and all(
         demo.mask_for(entry.source) is not None for entry in entries)
     return ("aupc", "autvc") + (("relevance_mass",) if masked and entries else ())
@@ -49,7 +56,7 @@ def prepare(mode: str, config: RunConfig, spec: Optional[models.ModelSpec] = Non
         metric_names = []
     else:
         metric_names = list(dict.fromkeys(config.metric or default_metrics(
-            config, inputs.list_entries(config))))
+            config, inputs.list_entries(config), spec)))
     if mode == "adapt":
         if config.num_roots == "auto":
             raise ValueError("adapt needs a fixed --num_roots (each σ tried is scored on "
@@ -90,13 +97,33 @@ def start(mode: str, config: RunConfig, entries: List[inputs.Entry], *,
     """What a run does before its images, in process or on Beam's driver: the
     metrics resolved into the config (so Beam's workers get the same), the job, the
     masks checked, and the output directory opened with the run's inputs."""
-    config = config.replace(metric=config.metric or default_metrics(config, entries))
+    spec = spec or load_spec(config)
+    check_inputs(mode, config, spec)
+    config = config.replace(metric=config.metric or default_metrics(config, entries, spec))
     job = prepare(mode, config, spec)
     check_masks(job, entries)
     out = runs.OutputDir(config.output_dir, job.settings, overwrite=config.overwrite,
                          force=config.force, files=files,
                          inputs=inputs.recorded(entries, local=local))
     return config, job, out
+
+
+def check_inputs(mode: str, config: RunConfig, spec: models.ModelSpec) -> None:
+    """Refuses a run whose inputs do not fit the model, and image-only metrics for
+    series and tabular rows, in one line."""
+    if spec.input_size is not None:
+        return
+    shape = tuple(spec.model.inputs[0].shape[1:])
+    if not config.inputs:
+        kind = "series" if len(shape) == 2 else "features"
+        raise ValueError(f"--model {config.model} takes {kind} of shape {shape}, not images; "
+                         "give them with --inputs FILE (.npy, .npz or .csv, one example a row)")
+    asked = [name for name in config.metric or () if name in IMAGE_ONLY]
+    if mode == "adapt" and config.objective in IMAGE_ONLY:
+        asked.append(config.objective)
+    if asked:
+        raise ValueError(f"--metric {', '.join(sorted(set(asked)))}: defined on images; for "
+                         f"the {shape} inputs of --model use deletion or insertion")
 
 
 def check_masks(job: "Job", entries: List[inputs.Entry]) -> None:

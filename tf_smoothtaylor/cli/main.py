@@ -156,10 +156,10 @@ COUNT_FLAGS = [name for name, flag in METHOD_FLAGS.items() if flag.kind == "coun
 
 flags.register_validator("output_dir", lambda value: bool(value),
                          message="--output_dir is required.")
+INPUT_FLAGS = ("images", "inputs", "image_folder", "manual_dir")
 flags.register_multi_flags_validator(
-    ["images", "image_folder", "manual_dir"],
-    lambda f: sum(bool(f[k]) for k in ("images", "image_folder", "manual_dir")) <= 1,
-    message="give at most one input: --images, --image_folder or --manual_dir.")
+    list(INPUT_FLAGS), lambda f: sum(bool(f[k]) for k in INPUT_FLAGS) <= 1,
+    message="give at most one input: --images, --inputs, --image_folder or --manual_dir.")
 flags.register_multi_flags_validator(
     COUNT_FLAGS + ["target_error", "max_points"],
     lambda f: "auto" in [f[name] for name in COUNT_FLAGS] or (
@@ -198,6 +198,9 @@ def main(argv):
                            "options are accepted only with --runner; see --help)")
     if FLAGS.runner and argv[1] == "export":
         raise CommandError("--runner applies to explain, evaluate and adapt, not export")
+    if FLAGS.runner and FLAGS.inputs:
+        raise CommandError("--inputs runs in this process; --runner takes --images, "
+                           "--image_folder or --manual_dir")
     if FLAGS.convergence and (argv[1] != "evaluate" or FLAGS.runner):
         raise CommandError("--convergence applies to evaluate run in this process (no "
                            "--runner)")

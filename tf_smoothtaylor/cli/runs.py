@@ -169,7 +169,11 @@ def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, ma
                 "target_logit": float(logits[i, target]), "methods": {}}
                for i, (identifier, name, label, target) in enumerate(zip(ids, names, labels,
                                                                          targets))]
+    images = spec.input_size is not None
     for i, record in enumerate(records):
+        if not images:                 # a series or a tabular row: its values
+            record["input_npy"] = out.write_input(record["id"], pixels[i])
+            continue
         record["input_png"] = os.path.join("maps", f"{record['id']}__input.png")
         out.write(record["input_png"], tf.io.encode_png(np.round(np.clip(pixels[i], 0, 1) * 255)
                                       .astype(np.uint8)).numpy())
@@ -181,7 +185,7 @@ def process_batch(spec, pixels, labels, names, ids, explainers, out, metrics, ma
         scores = {name: np.asarray(fn(inputs, maps, targets, mask_batch), np.float64)
                   for name, fn in metrics.items()}
         for i, record in enumerate(records):
-            pictures = visualize.map_pngs(attributions[i], pixels[i])
+            pictures = visualize.map_pngs(attributions[i], pixels[i]) if images else None
             entry = {"files": out.write_map(record["id"], method, attributions[i], pictures)}
             entry.update({name: _number(values[i]) for name, values in scores.items()})
             entry.update({name: _number(np.asarray(values)[i]) for name, values in extra.items()})

@@ -122,7 +122,7 @@ def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = 
                figure_format: str = "png",
                class_names: Optional[Sequence[str]] = None) -> Tuple[str, int]:
     """grid.<format>: the first ``max_images`` images (None: all), each with one
-    overlay per method (``plot.attributions``: diverging colours, a colour bar per
+    overlay per method (inputs that are not images: ``plot.run_examples``) (``plot.attributions``: diverging colours, a colour bar per
     map, the class (its name, given ``class_names``) and logit over each image, the
     run's scores under each title).
     Returns the file's path and how many images it shows."""
@@ -130,6 +130,11 @@ def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = 
         return "", 0
     from tf_smoothtaylor.viz import plot
     shown = records[:max_images] if max_images else records
+    if "input_png" not in shown[0]:
+        figure = plot.run_examples(out, shown, class_names=class_names)
+        name = f"grid.{figure_format}"
+        out.write(name, plot.to_bytes(figure, figure_format))
+        return out.files.join(out.path, name), len(shown)
     images, maps, _, metrics = plot.run_arrays(out, shown)
     figure = plot.attributions(
         images, maps, labels=[class_names[r["target"]] if class_names else f"class {r['target']}"

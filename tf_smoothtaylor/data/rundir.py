@@ -287,17 +287,24 @@ class OutputDir:
         return f"results/{identifier}.json"
 
     def write_map(self, identifier: str, method: str, attributions: np.ndarray,
-                  pictures: Dict[str, bytes]) -> Dict[str, str]:
+                  pictures: Optional[Dict[str, bytes]]) -> Dict[str, str]:
         """The .npy of one map and its PNGs (``pictures``: ``heatmap_png`` and
-        ``overlay_png`` bytes, ``viz.pictures.map_pngs``); returns their relative
-        paths."""
+        ``overlay_png`` bytes, ``viz.pictures.map_pngs``; None for inputs that are not
+        images); returns their relative paths."""
         base = os.path.join("maps", f"{identifier}__{method}")
-        files = {"npy": base + ".npy", "heatmap_png": base + "_heatmap.png",
-                 "overlay_png": base + "_overlay.png"}
+        files = {"npy": base + ".npy"}
         self.write(files["npy"], _npy_bytes(attributions))
-        for name in ("heatmap_png", "overlay_png"):
-            self.write(files[name], pictures[name])
+        for name, suffix in (("heatmap_png", "_heatmap.png"), ("overlay_png", "_overlay.png")):
+            if pictures is not None:
+                files[name] = base + suffix
+                self.write(files[name], pictures[name])
         return files
+
+    def write_input(self, identifier: str, values: np.ndarray) -> str:
+        """An input that is not an image as .npy; returns its relative path."""
+        name = os.path.join("maps", f"{identifier}__input.npy")
+        self.write(name, _npy_bytes(np.asarray(values, np.float32)))
+        return name
 
     def write_result(self, identifier: str, record: dict) -> None:
         self.write(self._result(identifier),

@@ -101,6 +101,10 @@ def export(spec: Union[ModelSpec, Explainer], export_dir: str, *, method=None, t
     top_k = _checks.positive_int("top_k", top_k)
     max_batch = _checks.positive_int("max_batch", max_batch)
     max_image_bytes = _checks.positive_int("max_image_bytes", max_image_bytes)
+    if spec.input_size is None:
+        raise ValueError("Expected an image model to export (the SavedModel takes encoded "
+                         "images). Received: a model whose input is not (height, width, "
+                         "channels)")
     height, width = spec.input_size
     # The paper's ratio on the shorter side (256 → 224); non-square inputs are covered
     # then centre-cropped.

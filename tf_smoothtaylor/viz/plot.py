@@ -25,8 +25,8 @@ from tf_smoothtaylor.viz.palette import (DIVERGING, FORMATS, SEQUENTIAL,
 from tf_smoothtaylor.viz.sequences import features, series, tokens
 
 __all__ = ["FORMATS", "SIGNS", "attributions", "convergence", "curves", "features",
-           "noise_search", "run", "run_arrays", "scale_of", "series", "signed_view",
-           "to_bytes", "tokens"]
+           "noise_search", "run", "run_arrays", "run_examples", "scale_of", "series",
+           "signed_view", "to_bytes", "tokens"]
 
 SIGNS = ("all", "positive", "negative", "absolute")
 
@@ -329,6 +329,31 @@ def run(output_dir: str, *, max_images: Optional[int] = None, **options):
     options.setdefault("labels", labels)
     options.setdefault("metrics", metrics)
     return attributions(images, maps, **options)
+
+
+def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None):
+    """The figure of a run's examples that are not images: per example and method,
+    signed bars of the top features (tabular rows) or the series over its relevance
+    band (``features``, ``series``), titled with the example, method, class and logit."""
+    import io
+    values = np.stack([np.load(io.BytesIO(out.read(record["input_npy"])))
+                       for record in records])
+    rows, labels, inputs = [], [], []
+    for record, x in zip(records, values):
+        target = record["target"]
+        name = class_names[target] if class_names else f"class {target}"
+        for method, entry in record["methods"].items():
+            rows.append(np.load(io.BytesIO(out.read(entry["files"]["npy"]))))
+            labels.append(f"{record['id']} · {method} · {name} (logit "
+                          f"{record['target_logit']:.3g})")
+            inputs.append(x)
+    maps = np.stack(rows)
+    if values.ndim == 2:
+        return features(maps, values=np.stack(inputs), labels=labels)
+    if values.ndim == 3:
+        return series(np.stack(inputs), maps.sum(axis=-1), labels=labels)
+    raise ValueError(f"Expected tabular rows or series in the run. Received: inputs of "
+                     f"shape {values.shape[1:]}")
 
 
 def run_arrays(out, records):
