@@ -2,7 +2,8 @@
 
 Everything here works offline: the weights and a dozen sample images (with
 ground-truth object masks) ship with the package. The model is rebuilt by
-``examples/train_demo_model.py``.
+``examples/train_demo_model.py``. ``demo.tasks``: tabular, series and text tasks with
+known evidence and their small trained models.
 
 Example:
   >>> spec = demo.load()                      # ModelSpec, logits, preprocess = 2p − 1
