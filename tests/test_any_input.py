@@ -83,8 +83,7 @@ def test_one_decisive_feature_is_ranked_first():
 def test_the_image_only_parts_say_so_by_name():
     model, _ = _linear((20,))
     maps = tst.Gradient(model)(FEATURES, 0)
-    for name, call in (("RISE", lambda: tst.RISE(model)),
-                       ("Blur IG", lambda: tst.BlurIntegratedGradients(model)),
+    for name, call in (("Blur IG", lambda: tst.BlurIntegratedGradients(model)),
                        ("Grad-CAM", lambda: tst.GradCAM(model))):
         with pytest.raises(ValueError, match=name):
             call()
@@ -180,7 +179,46 @@ def test_one_decisive_token_is_ranked_first_and_deleting_it_drops_the_logit():
     attributions = tst.IntegratedGradients(model, steps=16, layer="embed")(tokens, 0)
     scores = tst.position_scores(attributions).numpy()
     assert (scores.argmax(1) == places).all()
+    occluded = tst.Occlusion(model, window=1, baseline=0)(tokens, 0).numpy()   # → pad id
+    assert (occluded.argmax(1) == places).all()
+    np.testing.assert_allclose(occluded.max(1), 2.0, atol=1e-3)      # 24 · 1/12, exactly
     curve = tst.metrics.deletion(model, tokens, scores, targets=0, steps=12,
                                  replacement=0).curves.numpy()   # deleted → the pad id 0
     np.testing.assert_allclose(curve[:, 0] - curve[:, 1], 2.0, atol=1e-3)  # 24 · 1/12
     np.testing.assert_allclose(curve[:, 1:], curve[:, 1:2] + 0 * curve[:, 1:], atol=0.05)
+
+
+def test_rise_finds_the_decisive_feature_and_time_window():
+    weights = np.full((20, 2), 0.01, np.float32)
+    weights[7] = [4.0, -4.0]
+    model, _ = _linear((20,), classes=2)
+    model.layers[-1].set_weights([weights])
+    x = np.abs(FEATURES) + 0.5
+    maps = tst.RISE(model, num_masks=400, grid_size=10, baseline=0.0)(x, 0).numpy()
+    assert maps.shape == x.shape and (maps.argmax(axis=1) == 7).all()
+    series_model, _ = _linear((32, 2), classes=2)
+    window = np.zeros((32, 2, 2), np.float32)
+    window[12:16, :, 0] = 2.0
+    series_model.layers[-1].set_weights([window.reshape(64, 2)])
+    y = np.abs(SERIES) + 0.5
+    steps = tst.heatmap(tst.RISE(series_model, num_masks=400, grid_size=8, baseline=0.0)(
+        y, 0)).numpy()
+    assert np.isin(np.argsort(-steps, axis=1)[:, :2], np.arange(11, 17)).all()
+
+
+def test_rise_error_on_features_matches_the_spread_over_seeds():
+    """The reported relative error of a features map (judged per feature, centred)
+    against the spread of independent runs."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(2)])
+    x = FEATURES[:2]
+    rise = tst.RISE(model, num_masks=64, grid_size=10)
+    runs = [rise(x, 0, keys=np.array([2 * run, 2 * run + 1]), return_error=True)
+            for run in range(16)]                       # independent draws, one trace
+    maps = np.stack([r.attributions.numpy() for r in runs])          # (seeds, B, F)
+    centred = maps - maps.mean(axis=2, keepdims=True)
+    spread = np.linalg.norm(centred.std(axis=0, ddof=1), axis=1)
+    truth = spread / np.linalg.norm(centred.mean(axis=0), axis=1)
+    reported = np.mean([r.relative_error.numpy() for r in runs], axis=0)
+    assert np.all((reported / truth > 0.7) & (reported / truth < 1.4)), (reported, truth)

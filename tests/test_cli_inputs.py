@@ -40,6 +40,7 @@ def _run(mode, **flags):
 
 
 def _error(capsys, *args):
+    capsys.readouterr()                              # what earlier runs printed
     with flagsaver.flagsaver(), pytest.raises(SystemExit) as exited:
         cli._main_with_errors(cli._parse_flags(["tf-smoothtaylor", *args]))
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -126,5 +127,44 @@ def test_array_files_read_as_documented(tmp_path):
     np.savez(tmp_path / "labels.npz", x=np.ones((2, 3)), y=np.array([0.5, 1]))
     with pytest.raises(ValueError, match="one integer label per row"):
         arrays.read(str(tmp_path / "labels.npz"))
-    with pytest.raises(ValueError, match=".npy, .npz, .csv"):
+    with pytest.raises(ValueError, match=".npy, .npz, .csv, .txt"):
+        arrays.read(str(tmp_path / "rows.json"))
+    with pytest.raises(ValueError, match="needs --vocabulary"):
         arrays.read(str(tmp_path / "rows.txt"))
+
+
+def test_texts_through_a_vocabulary_are_explained_at_the_embedding_layer(tmp_path, capsys):
+    from tf_smoothtaylor.demo import tasks
+    tasks.load("text").save(tmp_path / "text.keras")
+    (tmp_path / "vocab.txt").write_text("\n".join(tasks.VOCABULARY) + "\n")
+    (tmp_path / "reviews.txt").write_text("The movie was GREAT\n\nawful plot and bad cast\n")
+    common = dict(model=str(tmp_path / "text.keras"), inputs=[str(tmp_path / "reviews.txt")],
+                  vocabulary=str(tmp_path / "vocab.txt"), output_dir=str(tmp_path / "run"))
+    _run("evaluate", method=["integrated_gradients"], layer="embedding", **common)
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "run" / "results").glob("*"))]
+    assert [r["target"] for r in records] == [1, 0]
+    ids = [np.load(tmp_path / "run" / r["input_npy"]) for r in records]
+    words = [[tasks.VOCABULARY[int(i)] for i in row] for row in ids]
+    assert words[0][:6] == ["the", "movie", "was", "great", "[PAD]", "[PAD]"]
+    assert words[1][:6] == ["awful", "plot", "and", "bad", "cast", "[PAD]"]
+    for record, expected in zip(records, ([3], [0, 3])):
+        maps = np.load(tmp_path / "run" / record["methods"]["integrated_gradients"]["files"]
+                       ["npy"])
+        assert maps.shape == (tasks.LENGTH, 8)
+        assert int(np.argmax(np.abs(maps.sum(-1)))) in expected          # a keyword
+        assert record["methods"]["integrated_gradients"]["deletion"] is not None
+    assert (tmp_path / "run" / "grid.png").stat().st_size > 1000
+    (tmp_path / "odd.txt").write_text("the movie was great.\n")
+    assert "text 1: '.' is not in the vocabulary" in _error(
+        capsys, "explain", "--model", common["model"], "--inputs", str(tmp_path / "odd.txt"),
+        "--vocabulary", common["vocabulary"], "--layer", "embedding",
+        "--output_dir", str(tmp_path / "o"))
+    assert "--layer embedding" in _error(
+        capsys, "explain", "--model", common["model"], "--inputs", common["inputs"][0],
+        "--vocabulary", common["vocabulary"], "--output_dir", str(tmp_path / "o"))
+
+
+def test_layer_with_images_is_for_grad_cam(capsys, tmp_path):
+    assert "--layer with images applies to Grad-CAM" in _error(
+        capsys, "explain", "--method", "integrated_gradients", "--layer", "conv2d",
+        "--output_dir", str(tmp_path / "o"))

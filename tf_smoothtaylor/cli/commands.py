@@ -117,8 +117,12 @@ def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],
            class_names: Optional[List[str]] = None) -> None:
     """Writes the run's tables and grid, and prints where they are."""
     summary = runs.write_tables(out, records, metric_names, failures=failures)
+    vocabulary = None
+    if config.vocabulary:
+        from tf_smoothtaylor.data import arrays
+        vocabulary = arrays.vocabulary(config.vocabulary)
     grid, shown = runs.write_grid(out, records, config.grid_images or None,
-                                  config.figure_format, class_names)
+                                  config.figure_format, class_names, vocabulary)
     print(f"{len(records)} images -> {out.path} (grid: {grid}, {shown} of {len(records)} "
           "images; --grid_images to change)")
     if summary:

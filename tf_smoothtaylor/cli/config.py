@@ -82,8 +82,15 @@ class RunConfig:
         "Arrays to explain instead of images (repeat the flag): .npy or .npz files, one "
         "example per row (an .npz's array x, labels in y if present), or .csv files (a "
         "header row; a 'label' column is the label). Tabular rows (rows, features), series "
-        "(rows, steps, channels) or images; the values are what --preprocess receives.",
+        "(rows, steps, channels) or images; the values are what --preprocess receives. "
+        ".txt files: one text a line, as token ids of --vocabulary.",
         kind="multi_string")
+    vocabulary: Optional[str] = setting(
+        None,
+        "Vocabulary of --inputs .txt files: one token a line, its line number its id; "
+        "texts are lower-cased and split into words and punctuation, unknown words become "
+        "[UNK], [PAD] pads to the model's length.",
+        kind="string")
     image_folder: Optional[str] = setting(
         None,
         "A tfds ImageFolder root (root/split/label/*).",
@@ -257,6 +264,7 @@ class RunConfig:
             "output_dir": absolute(self.output_dir),
             "images": tuple(absolute(pattern) for pattern in self.images),
             "inputs": tuple(absolute(path) for path in self.inputs),
+            "vocabulary": absolute(self.vocabulary),
             "image_folder": absolute(self.image_folder),
             "manual_dir": absolute(self.manual_dir),
             "data_dir": absolute(self.data_dir),

@@ -11,8 +11,9 @@ random draws, which are keyed by id):
 * ``--image_folder``: a tfds ImageFolder's examples in tfds's fixed order;
 * ``--manual_dir``: ImageNet 2012 validation images by file name (the first
   ``--limit``), as in the paper;
-* ``--inputs``: the rows of ``.npy``/``.npz``/``.csv`` files (``data.arrays``), the
-  files in the order given, row r of a file named ``FILE#r``;
+* ``--inputs``: the rows of ``.npy``/``.npz``/``.csv`` files and the texts of ``.txt``
+  files (token ids of ``--vocabulary``; ``data.arrays``), the files in the order
+  given, row r of a file named ``FILE#r``;
 
 then the first ``--limit`` of them. Entry i gets the id ``runs.image_id(i, name)``.
 A file that exists but cannot be decoded is not an error here: the run reports it
@@ -143,30 +144,37 @@ ROW = "#"          # FILE#r: row r of an --inputs file
 
 
 def _array_entries(paths: Sequence[str]) -> List[Entry]:
-    """Every row of the ``--inputs`` files, in order; rows of one shape."""
+    """Every row (or text) of the ``--inputs`` files, in order; rows of one shape."""
     from tf_smoothtaylor.cli import runs
     from tf_smoothtaylor.data import arrays
     entries, shapes = [], {}
     for path in dict.fromkeys(paths):
-        rows = arrays.read(path)
-        shapes[path] = rows.values.shape[1:]
+        if path.lower().endswith(".txt"):
+            labels = [-1] * len(arrays.texts(path))       # token ids: made per batch
+        else:
+            rows = arrays.read(path)
+            shapes[path], labels = rows.values.shape[1:], rows.labels
         first, stem = len(entries), os.path.splitext(path)[0]
         entries.extend([Entry(runs.image_id(first + r, f"{stem}_row{r}"), f"{path}{ROW}{r}",
-                              int(label)) for r, label in enumerate(rows.labels)])
+                              int(label)) for r, label in enumerate(labels)])
     if len(set(shapes.values())) > 1:
         raise ValueError(f"--inputs files hold examples of different shapes: {shapes}")
     return entries
 
 
-def array_batches(entries: List[Entry], batch_size: int):
-    """Batches of (values, labels, names) of ``--inputs`` entries (rows as stored)."""
+def array_batches(entries: List[Entry], batch_size: int, *, vocabulary: Optional[str] = None,
+                  length: Optional[int] = None):
+    """Batches of (values, labels, names) of ``--inputs`` entries (rows as stored; texts
+    as token ids of ``vocabulary``, ``length`` of them)."""
     from tf_smoothtaylor.data import arrays
     for start in range(0, len(entries), batch_size):
         chosen = entries[start:start + batch_size]
         values = []
         for entry in chosen:
             path, row = entry.source.rsplit(ROW, 1)
-            values.append(arrays.read(path).values[int(row)])
+            text = path.lower().endswith(".txt")
+            values.append(arrays.read(path, vocabulary if text else None,
+                                      length if text else None).values[int(row)])
         yield (np.stack(values), np.array([entry.label for entry in chosen], np.int64),
                np.array([entry.source for entry in chosen]))
 
@@ -215,7 +223,9 @@ def input_batches(config, spec, entries: List[Entry]):
     (``unreadable`` says which and why)."""
     from tf_smoothtaylor import data
     if config.inputs:
-        return array_batches(entries, config.images_per_step)
+        shape = tuple(spec.model.inputs[0].shape[1:])
+        return array_batches(entries, config.images_per_step, vocabulary=config.vocabulary,
+                             length=shape[0] if len(shape) == 1 else None)
     size, resize = input_size(config, spec)
     common = dict(size=size, resize=resize, batch_size=config.images_per_step,
                   skip_unreadable=True)

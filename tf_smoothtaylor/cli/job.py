@@ -111,9 +111,24 @@ def start(mode: str, config: RunConfig, entries: List[inputs.Entry], *,
 def check_inputs(mode: str, config: RunConfig, spec: models.ModelSpec) -> None:
     """Refuses a run whose inputs do not fit the model, and image-only metrics for
     series and tabular rows, in one line."""
+    layer = getattr(config, "layer", None)
+    methods = [name for name in dict.fromkeys(config.method) if not name.startswith("grad_cam")]
     if spec.input_size is not None:
+        if layer and methods and mode != "export":
+            raise ValueError(f"--layer with images applies to Grad-CAM; {', '.join(methods)} "
+                             "attribute to the pixels (layer attribution of images: Python's "
+                             "layer=)")
         return
     shape = tuple(spec.model.inputs[0].shape[1:])
+    if spec.model.inputs[0].dtype not in ("float16", "float32", "float64", "bfloat16") \
+            and not layer:
+        from tf_smoothtaylor.engine.at_layer import embedding_layers
+        found = embedding_layers(spec.model)
+        raise ValueError(f"--model {config.model} takes token ids, which have no gradient; "
+                         "attribute to their embeddings with --layer "
+                         + (found[0] + (f" (embedding layers: {', '.join(found)})"
+                                        if len(found) > 1 else "") if found
+                            else "<the layer that turns them into vectors>"))
     if not config.inputs:
         kind = "series" if len(shape) == 2 else "features"
         raise ValueError(f"--model {config.model} takes {kind} of shape {shape}, not images; "
@@ -155,6 +170,8 @@ def report_failures(failures: List[dict], total: int, out: runs.OutputDir) -> No
 def _settings(mode, config, metric_names, metric_settings) -> dict:
     keys = ["model", "weights", "preprocess", "images", "image_folder", "manual_dir", "limit",
             "size", "method", "objective", "max_iterations", "strategy"]
+    if config.inputs:
+        keys += ["inputs", "vocabulary"]
     settings = {key: getattr(config, key) for key in keys}
     methods = [AdaptiveNoising.method] if mode == "adapt" else list(dict.fromkeys(config.method))
     settings.update(method_settings(config, methods))

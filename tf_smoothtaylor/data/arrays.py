@@ -6,6 +6,10 @@ row, on any file system TensorFlow reads.
   when present (one integer per row).
 * ``.csv``: a header row of column names, then one numeric row per example; a
   column named ``label`` is the label, not a feature.
+* ``.txt``: one text a line, turned into token ids by a vocabulary file (one token
+  a line, its line number its id): lower-cased, split into words and punctuation,
+  a word not in the vocabulary becomes ``[UNK]`` (or ``<unk>``), and each text is
+  padded with ``[PAD]`` (or ``<pad>``, else id 0) or cut to ``length`` tokens.
 
 Labels are −1 where the file has none.
 """
@@ -13,12 +17,14 @@ Labels are −1 where the file has none.
 import csv
 import functools
 import io
-from typing import NamedTuple, Optional, Tuple
+import re
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-EXTENSIONS = (".npy", ".npz", ".csv")
+EXTENSIONS = (".npy", ".npz", ".csv", ".txt")
+PADDING, UNKNOWN = ("[PAD]", "<pad>"), ("[UNK]", "<unk>")
 LABEL_COLUMN = "label"
 
 
@@ -28,6 +34,33 @@ class Rows(NamedTuple):
     values: np.ndarray
     labels: np.ndarray
     columns: Optional[Tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=4)
+def vocabulary(path: str) -> Tuple[str, ...]:
+    """The tokens of a vocabulary file, one a line (a token's id is its line number)."""
+    tokens = tuple(line.rstrip("\r\n") for line in _read(path).decode("utf-8").split("\n"))
+    tokens = tokens[:-1] if tokens and tokens[-1] == "" else tokens
+    if not tokens:
+        raise ValueError(f"--vocabulary {path}: the file is empty")
+    return tokens
+
+
+def tokenize(text: str, tokens: Tuple[str, ...], length: int, *, where: str = "") -> List[int]:
+    """The ids of ``text`` (see the module docstring), ``length`` of them."""
+    index = {token: i for i, token in enumerate(tokens)}
+    unknown = next((index[t] for t in UNKNOWN if t in index), None)
+    pad = next((index[t] for t in PADDING if t in index), 0)
+    ids = []
+    for word in re.findall(r"\w+|[^\w\s]", text.lower()):
+        if word in index:
+            ids.append(index[word])
+        elif unknown is not None:
+            ids.append(unknown)
+        else:
+            raise ValueError(f"{where}: {word!r} is not in the vocabulary, which has no "
+                             f"{UNKNOWN[0]} token")
+    return (ids + [pad] * length)[:length]
 
 
 def _read(path: str) -> bytes:
@@ -90,9 +123,16 @@ def _csv(text: str, path: str) -> Rows:
                 tuple(header[j] for j in keep))
 
 
+def texts(path: str) -> List[str]:
+    """The non-empty lines of a ``.txt`` file."""
+    return [line for line in _read(path).decode("utf-8-sig").splitlines() if line.strip()]
+
+
 @functools.lru_cache(maxsize=8)
-def read(path: str) -> Rows:
+def read(path: str, vocabulary_path: Optional[str] = None,
+         length: Optional[int] = None) -> Rows:
     """The examples of ``path`` (see the module docstring); read once per process.
+    ``.txt`` files need ``vocabulary_path`` and ``length``.
 
     Raises:
       ValueError: in one line naming the file: not found, another extension, not
@@ -101,6 +141,17 @@ def read(path: str) -> Rows:
     extension = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if extension not in EXTENSIONS:
         raise ValueError(f"--inputs {path}: expected a {', '.join(EXTENSIONS)} file")
+    if extension == ".txt":
+        if vocabulary_path is None or length is None:
+            raise ValueError(f"--inputs {path}: a text file needs --vocabulary (one token "
+                             "a line) and a model on token ids of fixed length")
+        tokens = vocabulary(vocabulary_path)
+        lines = texts(path)
+        if not lines:
+            raise ValueError(f"{path}: no text")
+        ids = [tokenize(line, tokens, length, where=f"{path}, text {number + 1}")
+               for number, line in enumerate(lines)]
+        return Rows(np.asarray(ids, np.float32), _labels(None, len(ids), path), None)
     content = _read(path)
     if extension == ".csv":
         return _csv(content.decode("utf-8-sig"), path)

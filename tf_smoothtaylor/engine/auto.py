@@ -91,7 +91,7 @@ def run_auto(engine, images: tf.Tensor, targets, extras: Dict[str, tf.Tensor], *
     scheme = engine.scheme
     size = scheme.draw_size
     width = int(np.prod(images.shape[1:]))
-    heat_width = width // int(images.shape[-1])
+    heat_width = width // (int(images.shape[-1]) if images.shape.rank >= 3 else 1)
     state = tf.zeros([batch, 2 * width + 2 * heat_width])
     used = np.zeros(batch, np.int64)
     planned = np.full(batch, pilot(size, max_points), np.int64)

@@ -282,7 +282,9 @@ class _Draws(_Moments):
     def __init__(self, evaluator, size: int):
         super().__init__(evaluator)
         scheme = evaluator.scheme
-        self.channels = int(evaluator.images.shape[-1])
+        # The heatmap sums channels (images, series); features are their own map.
+        images = evaluator.images
+        self.channels = int(images.shape[-1]) if images.shape.rank >= 3 else 1
         self.heat_width = evaluator.width // self.channels
         # Per-point weights of grouped schemes hold 1 / (draws of a full run): a draw's
         # own estimate is its points' weighted sum times that many.

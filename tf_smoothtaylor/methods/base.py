@@ -86,6 +86,10 @@ class Explainer:
       jit_compile: Compile each chunk's forward/backward pass with XLA.
     """
 
+    # Forward-only methods that replace whole inputs (Occlusion) can take integer
+    # inputs (token ids) as they are: what a window becomes is an id too.
+    takes_ids = False
+
     options = {
         "batch_size": Option("Model evaluations per compiled chunk (memory grows with it, "
                              "results do not change)", shared=True, minimum=1),
@@ -94,7 +98,7 @@ class Explainer:
                               shared=True),
         "layer": Option("Attribute to this layer's output (a name, a path through nested "
                         "models, or the layer), the model's inputs held fixed: token ids "
-                        "through their embeddings", flag=None),
+                        "through their embeddings", shared=True, kind=str),
     }
 
     def __init__(self, model, *, layer=None, batch_size: int = 64, seed: int = 0,
@@ -102,7 +106,7 @@ class Explainer:
         self._logits = LogitModel(model) if layer is None else LayerLogits(model, layer)
         self.layer = None if layer is None else (
             layer if isinstance(layer, str) else self._logits.layer.name)
-        if layer is None and self._logits.input_dtype.is_integer:
+        if layer is None and self._logits.input_dtype.is_integer and not self.takes_ids:
             raise integer_input_error(self._logits.model, [self._logits.input_names[
                 self._logits.input_index]])
         self._built_on = model              # the model or ModelSpec given (its transforms)

@@ -8,7 +8,9 @@ baseline, giving ``z_k``:
     A_i = f(x) − (1 / c_i) Σ_{k: i ∈ W_k} f(z_k),   c_i = #{k: i ∈ W_k}
 
 the mean drop of the target logit over the windows covering element i (0 for
-elements no window covers). For a linear model ``f = w·x + b_t`` this is the
+elements no window covers). Token ids (an integer input) are occluded as
+features: a window of tokens becomes the baseline's id (``"zero"``: id 0, the
+padding id of Keras and KerasHub vocabularies; or a mask id you give). For a linear model ``f = w·x + b_t`` this is the
 mean, over the windows covering i, of the window sums of ``w ⊙ (x − b)``; with
 the stride equal to the window, each element gets its own window's sum.
 Forward passes only, on the shared engine: the windows of every image are packed
@@ -128,6 +130,8 @@ class Occlusion(Explainer):
       batch_size: Forward passes per compiled chunk.
       seed, jit_compile: see ``Explainer`` (no random draws).
     """
+
+    takes_ids = True                   # token ids: a window becomes the baseline's id
 
     options = {
         "window": Option("Window side in pixels, time steps or features (Python: or "

@@ -5,7 +5,8 @@
 Each mask ``M_n`` is an ``s × s`` grid of cells kept with probability ``p``,
 upsampled bilinearly to ``(s + 1) · c`` pixels (``c = ⌈H / s⌉``, likewise for
 the width) and cropped to ``H × W`` at a random shift in ``[0, c)``. Every pixel
-of a mask has mean ``p``. Forward passes only, on the shared engine; masks and
+of a mask has mean ``p``. A series (T, C) — every channel of a step together —
+or features (F,) get masks of ``s`` cells along their one axis, made the same way. Forward passes only, on the shared engine; masks and
 shifts come from the keyed generator (mask n of an image is the same in every
 run), and the masks are independent draws (``return_error=True``,
 ``num_masks="auto"``).
@@ -39,6 +40,7 @@ from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme
 from tf_smoothtaylor.methods import _baselines
 from tf_smoothtaylor.methods.base import Explainer, warn_if_16_bit
+from tf_smoothtaylor.methods.occlusion import occlusion_size
 from tf_smoothtaylor.methods.options import AUTO, Option
 from tf_smoothtaylor.methods.registry import register
 
@@ -69,17 +71,20 @@ class RISEScheme(Scheme):
 
     def masks(self, keys, k, *, draw=0) -> tf.Tensor:
         """(n, H, W, 1) masks of points ``k`` (keyed like every draw; ``draw=1``: the
-        control variate's masks)."""
+        control variate's masks); a series or features (W = 1) has ``s`` cells along
+        its one axis."""
         height, width = self.size
         s = self.grid_size
-        cell_h, cell_w = -(-height // s), -(-width // s)
-        u = _random.uniform(keys, _random.MASKS, k, [s * s + 2], draw=draw)
-        grid = tf.cast(u[:, :s * s] < self.keep_probability, tf.float32)
-        grid = tf.reshape(grid, [-1, s, s, 1])
-        upsampled = tf.image.resize(grid, ((s + 1) * cell_h, (s + 1) * cell_w),
-                                    method="bilinear")
-        top = tf.cast(u[:, s * s] * cell_h, tf.int32)
-        left = tf.cast(u[:, s * s + 1] * cell_w, tf.int32)
+        across = 1 if width == 1 else s
+        cell_h, cell_w = -(-height // s), -(-width // across)
+        u = _random.uniform(keys, _random.MASKS, k, [s * across + 2], draw=draw)
+        grid = tf.cast(u[:, :s * across] < self.keep_probability, tf.float32)
+        grid = tf.reshape(grid, [-1, s, across, 1])
+        upsampled = tf.image.resize(grid, ((s + 1) * cell_h, (across + 1) * cell_w if
+                                           across > 1 else 1), method="bilinear")
+        top = tf.cast(u[:, s * across] * cell_h, tf.int32)
+        left = tf.cast(u[:, s * across + 1] * cell_w, tf.int32) if across > 1 else \
+            tf.zeros_like(top)
         rows = top[:, None] + tf.range(height)[None, :]
         cols = left[:, None] + tf.range(width)[None, :]
         cropped = tf.gather(upsampled, rows, axis=1, batch_dims=1)
@@ -88,19 +93,30 @@ class RISEScheme(Scheme):
     def prepare(self, images, extras):
         return {"fill": _baselines.fill(self.baseline, images, self.preprocess)}
 
+    @staticmethod
+    def _shaped(mask, x):
+        """An (n, H, W, 1) mask in the shape of ``x``: images as they are, a series
+        (n, T, 1), features (n, F)."""
+        if x.shape.rank == 4:
+            return mask
+        return mask[:, :, 0, :] if x.shape.rank == 3 else mask[:, :, 0, 0]
+
+    @staticmethod
+    def _channels(x) -> int:
+        return int(x.shape[-1]) if x.shape.rank >= 3 else 1
+
     def points(self, x, params, keys, k):
-        mask = self.masks(keys, k)
-        channels = int(x.shape[-1])
+        mask = self._shaped(self.masks(keys, k), x)
         z = x * mask + params["fill"] * (1.0 - mask)
-        return z, tf.broadcast_to(mask / channels, tf.shape(x)), None
+        return z, tf.broadcast_to(mask / self._channels(x), tf.shape(x)), None
 
     def offset_point(self, x, params, keys, k):
-        mask = self.masks(keys, k, draw=1)
+        mask = self._shaped(self.masks(keys, k, draw=1), x)
         return x * mask + params["fill"] * (1.0 - mask)
 
     def restore_offset(self, attributions, offsets):
-        channels = int(attributions.shape[-1])
-        return attributions + tf.reshape(offsets, [-1, 1, 1, 1]) / channels
+        shape = [-1] + [1] * (attributions.shape.rank - 1)
+        return attributions + tf.reshape(offsets, shape) / self._channels(attributions)
 
 
 @register("rise", needs="forwards", monte_carlo="always")
@@ -158,13 +174,13 @@ class RISE(Explainer):
         self.preprocess, self._preprocess_from_model = _baselines.resolve_preprocess(
             model, preprocess)
         super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
-        self._fixed_image_size("RISE")
+        occlusion_size(self._logits.input_shape, "RISE")
         _baselines.check_shape(self.baseline, self._logits.input_shape)
         warn_if_16_bit(self._logits, "RISE")
 
     def make_scheme(self) -> Scheme:
         return RISEScheme(
-            size=self._fixed_image_size("RISE"), grid_size=self.grid_size,
+            size=occlusion_size(self._logits.input_shape, "RISE"), grid_size=self.grid_size,
             keep_probability=self.keep_probability, baseline=self.baseline,
             preprocess=self.preprocess, num_points=self.max_points or self.num_masks,
             target_error=self.target_error, max_points=self.max_points)

@@ -331,10 +331,13 @@ def run(output_dir: str, *, max_images: Optional[int] = None, **options):
     return attributions(images, maps, **options)
 
 
-def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None):
+def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None,
+                 vocabulary: Optional[Sequence[str]] = None):
     """The figure of a run's examples that are not images: per example and method,
-    signed bars of the top features (tabular rows) or the series over its relevance
-    band (``features``, ``series``), titled with the example, method, class and logit."""
+    signed bars of the top features (tabular rows), the series over its relevance
+    band, or the text coloured per token (token ids explained at a layer, shown as
+    ``vocabulary``'s tokens) (``features``, ``series``, ``tokens``), titled with the
+    example, method, class and logit."""
     import io
     values = np.stack([np.load(io.BytesIO(out.read(record["input_npy"])))
                        for record in records])
@@ -348,6 +351,11 @@ def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None):
                           f"{record['target_logit']:.3g})")
             inputs.append(x)
     maps = np.stack(rows)
+    if values.ndim == 2 and maps.ndim == 3:            # token ids, attributions (L, D)
+        ids = np.stack(inputs).astype(np.int64)
+        words = [[vocabulary[i] if vocabulary is not None and 0 <= i < len(vocabulary)
+                  else str(i) for i in row] for row in ids]
+        return tokens(words, maps.sum(axis=-1), labels=labels)
     if values.ndim == 2:
         return features(maps, values=np.stack(inputs), labels=labels)
     if values.ndim == 3:
