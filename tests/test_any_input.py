@@ -8,6 +8,10 @@ import pytest
 
 import tf_smoothtaylor as tst
 
+# Closed forms here use baselines the data does not reach on purpose (the warning has
+# its own test below).
+pytestmark = pytest.mark.filterwarnings("ignore:.*outside the range of the inputs")
+
 RNG = np.random.default_rng(0)
 FEATURES = RNG.normal(size=(4, 20)).astype(np.float32)
 SERIES = RNG.normal(size=(3, 32, 2)).astype(np.float32)
@@ -222,3 +226,24 @@ def test_rise_error_on_features_matches_the_spread_over_seeds():
     truth = spread / np.linalg.norm(centred.mean(axis=0), axis=1)
     reported = np.mean([r.relative_error.numpy() for r in runs], axis=0)
     assert np.all((reported / truth > 0.7) & (reported / truth < 1.4)), (reported, truth)
+
+
+def test_a_baseline_outside_the_data_is_said_and_one_inside_is_not():
+    import warnings
+    model, _ = _linear((20,))
+    for explainer in (tst.IntegratedGradients(model, steps=4, baseline=10.0),
+                      tst.Occlusion(model, window=1, baseline=np.full(20, -8.0, np.float32))):
+        with pytest.warns(UserWarning, match=r"outside the range of the inputs given for "
+                                             r"20 of 20 features \(feature 0: baseline"):
+            explainer(FEATURES, 0)
+    with pytest.warns(UserWarning, match="'uniform' draws pixels"):
+        tst.IntegratedGradients(model, steps=4, baseline="uniform")(FEATURES, 0)
+    series_model, _ = _linear((32, 2))
+    with pytest.warns(UserWarning, match=r"1 of 2 channels \(channel 1: baseline 9"):
+        tst.RISE(series_model, num_masks=8, baseline=np.array([0.0, 9.0], np.float32))(
+            SERIES, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tst.IntegratedGradients(model, steps=4, baseline=FEATURES.mean(0))(FEATURES, 0)
+        tst.IntegratedGradients(model, steps=4, baseline=10.0)(FEATURES[:1], 0)  # one row
+        tst.Occlusion(series_model, window=4, baseline=0.0)(SERIES, 0)

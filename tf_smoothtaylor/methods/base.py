@@ -230,8 +230,13 @@ class Explainer:
         if not tf.executing_eagerly():
             return self._traced(images, targets, keys, return_error)
         images, context = self._inputs(images)
+        self._check_against(images)
         return self._run(images, targets, self.scheme.extras(images), keys, context,
                          return_error)
+
+    def _check_against(self, images: tf.Tensor) -> None:
+        """Warnings about the settings seen against the inputs explained (a baseline
+        outside their range); none by default."""
 
     def _inputs(self, images):
         """``(explained values, inputs held fixed)``: the checked images (and a

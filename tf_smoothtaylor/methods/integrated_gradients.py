@@ -156,6 +156,9 @@ class IntegratedGradients(Explainer):
                          jit_compile=jit_compile)
         _baselines.check_shape(baseline, self._logits.input_shape)
 
+    def _check_against(self, images):
+        _baselines.warn_if_outside(self.baseline, images, "IntegratedGradients")
+
     def make_scheme(self) -> Scheme:
         return IntegratedGradientsScheme(
             steps=self.steps, rule=self.rule, paths=self.max_points or self.num_baselines,

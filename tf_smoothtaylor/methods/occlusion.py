@@ -176,6 +176,9 @@ class Occlusion(Explainer):
             raise ValueError(f"Expected `window` to fit the {height}×{width} input. "
                              f"Received: window={self.window}")
 
+    def _check_against(self, images):
+        _baselines.warn_if_outside(self.baseline, images, "Occlusion")
+
     def make_scheme(self) -> Scheme:
         return OcclusionScheme(size=occlusion_size(self._logits.input_shape), window=self.window,
                                stride=self.stride, baseline=self.baseline,

@@ -178,6 +178,9 @@ class RISE(Explainer):
         _baselines.check_shape(self.baseline, self._logits.input_shape)
         warn_if_16_bit(self._logits, "RISE")
 
+    def _check_against(self, images):
+        _baselines.warn_if_outside(self.baseline, images, "RISE")
+
     def make_scheme(self) -> Scheme:
         return RISEScheme(
             size=occlusion_size(self._logits.input_shape, "RISE"), grid_size=self.grid_size,
