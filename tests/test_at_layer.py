@@ -101,3 +101,27 @@ def test_inputs_held_fixed_and_noise_methods_at_the_layer():
         assert max_abs_diff(again(inputs, 2), first) <= 1e-5
     with pytest.raises(ValueError, match=r"dict of every model input \['ids', 'mask'\]"):
         tst.Gradient(model, layer="tok")(IDS, 2)
+
+
+def test_attributing_to_a_layers_input_is_attributing_to_the_previous_output():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, activation="tanh", name="hidden")(inputs)
+    logits = keras.layers.Dense(3, name="head")(hidden)
+    model = keras.Model(inputs, logits)
+    x = np.random.default_rng(4).normal(size=(4, 6)).astype(np.float32)
+    at_input = tst.IntegratedGradients(model, steps=16, rule="gauss_legendre", layer="head",
+                                       layer_input=True)(x, 1).numpy()
+    at_output = tst.IntegratedGradients(model, steps=16, rule="gauss_legendre",
+                                        layer="hidden")(x, 1).numpy()
+    np.testing.assert_allclose(at_input, at_output, rtol=1e-5, atol=1e-7)
+    a = np.tanh(x @ model.get_layer("hidden").get_weights()[0]
+                + model.get_layer("hidden").get_weights()[1])
+    w, b = model.get_layer("head").get_weights()
+    np.testing.assert_allclose(at_input, a * w[:, 1], rtol=1e-5, atol=1e-6)  # linear head
+    first = tst.Gradient(model, layer="hidden", layer_input=True)(x, 2).numpy()
+    np.testing.assert_allclose(first, tst.Gradient(model)(x, 2).numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="layer_input=True"):
+        tst.Gradient(model, layer_input=True)
+    with pytest.raises(TypeError, match="layer_input"):
+        tst.Gradient(model, layer="head", layer_input="yes")

@@ -45,8 +45,9 @@ def swapped_call(layer: keras.layers.Layer, make: Callable[[Callable], Callable]
 
 
 @contextlib.contextmanager
-def recorded(layer: keras.layers.Layer):
-    """Within the block, every output of ``layer`` is appended to the list yielded.
+def recorded(layer: keras.layers.Layer, *, side: str = "output"):
+    """Within the block, every output of ``layer`` (``side="input"``: every first
+    input it is called on) is appended to the list yielded.
 
     Raises:
       ValueError: After the block, when the layer was not called in it.
@@ -55,8 +56,11 @@ def recorded(layer: keras.layers.Layer):
 
     def recording(call):
         def record(*args, **kwargs):
+            if side == "input":
+                seen.append(args[0] if args else kwargs["inputs"])
             output = call(*args, **kwargs)
-            seen.append(output)
+            if side == "output":
+                seen.append(output)
             return output
         return record
 
@@ -124,17 +128,25 @@ def integer_input_error(model, names: List[str]) -> ValueError:
                       f"which have no gradient: attribute to their embeddings with {hint}")
 
 
+SIDES = ("output", "input")
+
+
 class LayerLogits(LogitModel):
     """``activations of layer -> float32 logits``, the model's inputs held fixed per
-    example (see the module docstring).
+    example (see the module docstring). ``side="input"``: the activations are what
+    the layer receives (its one input), replaced before the layer's own call.
 
     Attributes (besides ``LogitModel``'s):
       layer: The Keras layer attributed to.
+      side: "output" or "input".
       input_shape: The shape of one example's activations (without the batch axis).
       context: Every model input, ``(name, shape, dtype)``: held fixed per example.
     """
 
-    def __init__(self, model, layer: Union[str, keras.layers.Layer]):
+    def __init__(self, model, layer: Union[str, keras.layers.Layer], *, side: str = "output"):
+        if side not in SIDES:
+            raise ValueError(f"Expected `side` among {SIDES}. Received: side={side!r}")
+        self.side = side
         model = unwrap(model)
         if not isinstance(model, keras.Model):
             raise TypeError("Expected `model` to be a Keras model (keras.Model). "
@@ -147,14 +159,18 @@ class LayerLogits(LogitModel):
         self.context = tuple((name, tuple(t.shape[1:]), tf.as_dtype(t.dtype))
                              for name, t in zip(self.input_names, flat))
         self.layer = find(self.model, layer)
-        shape = getattr(self.layer, "output", None)
-        shape = tuple(shape.shape[1:]) if shape is not None and hasattr(shape, "shape") \
+        try:
+            tensor = getattr(self.layer, side)
+        except (AttributeError, ValueError):          # a layer called several times
+            tensor = None
+        shape = tuple(tensor.shape[1:]) if tensor is not None and hasattr(tensor, "shape") \
             else None
         if not shape or any(not isinstance(s, int) for s in shape):
-            raise ValueError(f"Expected `layer` {self.layer.name!r} to have one output of a "
-                             f"known shape. Received: {shape}")
+            found = f"{len(tensor)} {side}s" if isinstance(tensor, (list, tuple)) else shape
+            raise ValueError(f"Expected `layer` {self.layer.name!r} to have one {side} of a "
+                             f"known shape. Received: {found}")
         self.input_shape, self.input_dtype = shape, tf.float32
-        self.input_index = ("layer", id(self.layer))
+        self.input_index = ("layer", id(self.layer), side)
 
     def inputs_of(self, z, context=()):
         """The model's inputs, all from ``context`` (``z`` enters at the layer)."""
@@ -164,9 +180,19 @@ class LayerLogits(LogitModel):
         return tf.nest.pack_sequence_as(self._structure, list(context))
 
     def traced(self, z, context=()):
-        """The logits with the layer's output replaced by ``z``."""
+        """The logits with the layer's output (or input) replaced by ``z``."""
         dtype = self.layer.compute_dtype
-        with swapped_call(self.layer, lambda call: lambda *a, **k: tf.cast(z, dtype)):
+        if self.side == "output":
+            def make(call):
+                return lambda *a, **k: tf.cast(z, dtype)
+        else:
+            def make(call):
+                def receive(*a, **k):
+                    if a:
+                        return call(tf.cast(z, dtype), *a[1:], **k)
+                    return call(**{**k, "inputs": tf.cast(z, dtype)})
+                return receive
+        with swapped_call(self.layer, make):
             return as_float32(self._fn(self.inputs_of(z, context)))
 
     def compiled(self):
@@ -177,7 +203,7 @@ class LayerLogits(LogitModel):
     def activations(self, context, batch_size: int) -> tf.Tensor:
         """The layer's float32 outputs for the model's inputs ``context`` (one tensor
         per input), in chunks of ``batch_size``."""
-        record = self.cached(("activations", id(self.layer)), lambda: graph_function(
+        record = self.cached(("activations", id(self.layer), self.side), lambda: graph_function(
             self._record, input_signature=[self.context_specs()]))
         batch = int(context[0].shape[0])
         chunks = [record(tuple(c[i:i + batch_size] for c in context))
@@ -187,7 +213,7 @@ class LayerLogits(LogitModel):
         return tf.concat(chunks, 0)
 
     def _record(self, context):
-        with recorded(self.layer) as seen:
+        with recorded(self.layer, side=self.side) as seen:
             self._fn(self.inputs_of(None, context))
         return tf.cast(seen[0], tf.float32)
 

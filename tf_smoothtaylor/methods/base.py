@@ -80,6 +80,10 @@ class Explainer:
 
     Args:
       model: A Keras model (or an object with a Keras model as ``.model``).
+      layer: Attribute to this layer's output instead of the model's input: its
+        name, its path through nested models (``"backbone/token_embedding"``) or
+        the layer (``engine.at_layer``); the model's inputs are held fixed.
+      layer_input: With ``layer``, attribute to what the layer receives instead.
       batch_size: Gradient evaluations per compiled chunk; memory grows with it,
         results do not change with it.
       seed: Seed of every random draw (roots, noise, baselines).
@@ -99,11 +103,20 @@ class Explainer:
         "layer": Option("Attribute to this layer's output (a name, a path through nested "
                         "models, or the layer), the model's inputs held fixed: token ids "
                         "through their embeddings", shared=True, kind=str),
+        "layer_input": Option("With `layer`: attribute to what the layer receives (its "
+                              "input) instead of its output", shared=True),
     }
 
-    def __init__(self, model, *, layer=None, batch_size: int = 64, seed: int = 0,
-                 jit_compile: bool = False):
-        self._logits = LogitModel(model) if layer is None else LayerLogits(model, layer)
+    def __init__(self, model, *, layer=None, layer_input: bool = False, batch_size: int = 64,
+                 seed: int = 0, jit_compile: bool = False):
+        if not isinstance(layer_input, bool):
+            raise TypeError(f"Expected `layer_input` to be a bool. Received: {layer_input!r}")
+        if layer_input and layer is None:
+            raise ValueError("Expected `layer` with layer_input=True (the layer whose input "
+                             "is attributed to). Received: layer=None")
+        self.layer_input = layer_input
+        self._logits = LogitModel(model) if layer is None else LayerLogits(
+            model, layer, side="input" if layer_input else "output")
         self.layer = None if layer is None else (
             layer if isinstance(layer, str) else self._logits.layer.name)
         if layer is None and self._logits.input_dtype.is_integer and not self.takes_ids:

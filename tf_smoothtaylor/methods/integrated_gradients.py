@@ -124,7 +124,8 @@ class IntegratedGradients(Explainer):
                  baseline: Union[str, np.ndarray, Callable] = "zero",
                  num_baselines: Union[int, str] = 1, preprocess: Optional[Callable] = None,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 layer=None, batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+                 layer=None, layer_input: bool = False, batch_size: int = 64,
+                 seed: int = 0, jit_compile: bool = False):
         quadrature(rule, steps)                      # checks both
         self.steps, self.rule = int(steps), rule
         self.num_baselines, self.target_error, self.max_points = _checks.point_count(
@@ -152,8 +153,8 @@ class IntegratedGradients(Explainer):
                                  "`layer` (a baseline in the layer's space). Received: "
                                  "baseline='uniform' (U[0, 1] pixels)")
             self.preprocess, self._preprocess_from_model = None, False
-        super().__init__(model, layer=layer, batch_size=batch_size, seed=seed,
-                         jit_compile=jit_compile)
+        super().__init__(model, layer=layer, layer_input=layer_input, batch_size=batch_size,
+                         seed=seed, jit_compile=jit_compile)
         _baselines.check_shape(baseline, self._logits.input_shape)
 
     def _check_against(self, images):

@@ -94,13 +94,14 @@ class SmoothTaylor(Explainer):
                  noise_scale: Optional[float] = None,
                  noise_level: Optional[float] = None,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 layer=None, batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+                 layer=None, layer_input: bool = False, batch_size: int = 64,
+                 seed: int = 0, jit_compile: bool = False):
         self.num_roots, self.target_error, self.max_points = _checks.point_count(
             "num_roots", num_roots, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
             noise_scale, noise_level, default=(0.5, None))
-        super().__init__(model, layer=layer, batch_size=batch_size, seed=seed,
-                         jit_compile=jit_compile)
+        super().__init__(model, layer=layer, layer_input=layer_input, batch_size=batch_size,
+                         seed=seed, jit_compile=jit_compile)
 
     def explain(self, images, targets=None, *, noise_scale=None, draw=0,
                 keys=None, return_error: bool = False):

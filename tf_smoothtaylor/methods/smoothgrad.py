@@ -124,7 +124,8 @@ class SmoothGrad(Explainer):
                  noise_level: Optional[float] = None, statistic: str = "mean",
                  base: Union[str, Explainer] = "gradient",
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 layer=None, batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+                 layer=None, layer_input: bool = False, batch_size: int = 64,
+                 seed: int = 0, jit_compile: bool = False):
         self.num_samples, self.target_error, self.max_points = _checks.point_count(
             "num_samples", num_samples, target_error, max_points)
         self.noise_scale, self.noise_level = _checks.noise_setting(
@@ -148,8 +149,8 @@ class SmoothGrad(Explainer):
                              "num_samples='auto' (its samples must be independent draws of "
                              f"one mean). Received: statistic={statistic!r}, base="
                              f"{type(base).__name__ if isinstance(base, Explainer) else base!r}")
-        super().__init__(model, layer=layer, batch_size=batch_size, seed=seed,
-                         jit_compile=jit_compile)
+        super().__init__(model, layer=layer, layer_input=layer_input, batch_size=batch_size,
+                         seed=seed, jit_compile=jit_compile)
         if isinstance(base, Explainer) and base.model is not self.model:
             raise ValueError("Expected `base` to explain the same model as "
                              "SmoothGrad. Received: a base built on model "
