@@ -32,8 +32,10 @@ setup(
         "dask": ["apache-beam[dask]>=2.60"],
         # Beam's DataflowRunner (Google Cloud clients).
         "dataflow": ["apache-beam[gcp]>=2.60"],
+        # KerasHub's text and vision models (BERT, ViT, ...) and their tokenizers.
+        "text": ["keras-hub"],
         "test": ["pytest", "pytest-xdist", "scikit-image", "scipy", "tensorboard",
-                 "apache-beam[dask]>=2.60", "nbclient", "nbformat", "ipykernel"],
+                 "apache-beam[dask]>=2.60", "nbclient", "nbformat", "ipykernel", "keras-hub"],
     },
     license="Apache-2.0",
 )

@@ -109,7 +109,9 @@ def test_streaming_yields_each_batch_in_order_and_keyed_draws_follow_the_keys(cn
 
 def test_streaming_memory_does_not_grow_with_the_number_of_images(cnn):
     """Peak Python-side memory (numpy arrays included) of streaming 2 000 images
-    is within 1.2× of streaming 200."""
+    exceeds streaming 200's by less than 400 kB: the 1 800 more images' inputs alone
+    are 3.1 MB and their heatmaps 1 MB, so keeping either would show; what remains is
+    allocator and cache noise (tens of kB, more on a loaded machine)."""
     import tracemalloc
     explainer = tst.Gradient(cnn)
     metric = {"total": lambda x, h, t: tf.reduce_sum(h, axis=[1, 2])}
@@ -132,7 +134,7 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(cnn):
 
     peak(50)                                                        # traces, warms caches
     small, large = peak(200), peak(2000)
-    assert large <= 1.2 * small, (small, large)
+    assert large - small < 400_000, (small, large)
 
 
 def test_strategies_across_workers_are_refused_with_the_way_out(cnn, images, monkeypatch):

@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine.inputs import check_input
 from tf_smoothtaylor.engine.logits import LogitModel, as_float32
-from tf_smoothtaylor.engine.structure import InputSelection, unwrap
+from tf_smoothtaylor.engine.structure import (InputSelection, all_layers,  # noqa: F401
+                                              embedding_layers, unwrap)
 from tf_smoothtaylor.engine.tracing import graph_function
 
 
@@ -71,19 +72,6 @@ def recorded(layer: keras.layers.Layer, *, side: str = "output"):
                          "forward pass. Received: a layer the pass does not call")
 
 
-def all_layers(model) -> List[Tuple[str, keras.layers.Layer]]:
-    """Every layer of ``model`` with its path (``"backbone/token_embedding"``), nested
-    models included, inputs excluded."""
-    found = []
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        found.append((layer.name, layer))
-        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
-            found += [(f"{layer.name}/{path}", inner) for path, inner in all_layers(layer)]
-    return found
-
-
 def find(model, layer: Union[str, keras.layers.Layer]) -> keras.layers.Layer:
     """The layer ``layer`` names (its name, its path through nested models, or the
     layer itself) in ``model``.
@@ -108,13 +96,6 @@ def find(model, layer: Union[str, keras.layers.Layer]) -> keras.layers.Layer:
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
     raise ValueError(f"Expected `layer` to name a layer of model {model.name!r}. Received: "
                      f"{layer!r}; closest: {close or names[-5:]}")
-
-
-def embedding_layers(model) -> List[str]:
-    """The paths of ``model``'s embedding layers (what an integer input reaches)."""
-    return [path for path, layer in all_layers(model)
-            if isinstance(layer, keras.layers.Embedding)
-            or "embedding" in type(layer).__name__.lower()]
 
 
 def integer_input_error(model, names: List[str]) -> ValueError:
@@ -165,7 +146,9 @@ class LayerLogits(LogitModel):
             tensor = None
         shape = tuple(tensor.shape[1:]) if tensor is not None and hasattr(tensor, "shape") \
             else None
-        if not shape or any(not isinstance(s, int) for s in shape):
+        # Axes of unknown size (a sequence length) take each call's own.
+        if not shape or not isinstance(shape[-1], int) or any(
+                s is not None and not isinstance(s, int) for s in shape):
             found = f"{len(tensor)} {side}s" if isinstance(tensor, (list, tuple)) else shape
             raise ValueError(f"Expected `layer` {self.layer.name!r} to have one {side} of a "
                              f"known shape. Received: {found}")

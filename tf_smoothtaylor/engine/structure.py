@@ -6,7 +6,7 @@ inputs are held fixed per image, given with the images as a dict.
 """
 
 import dataclasses
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -84,10 +84,19 @@ def model_inputs(model: keras.Model, selected: Optional[str]) -> ModelInputs:
     flat = tf.nest.flatten(structure)
     names = tuple(tensor.name for tensor in flat)
     if selected is None and len(flat) != 1:
+        floats = [name for name, t in zip(names, flat) if tf.as_dtype(t.dtype).is_floating]
+        if floats:
+            hint = (f"tf_smoothtaylor.models.select_input(model, {floats[0]!r}) (the other "
+                    "inputs are then held fixed per image)")
+        else:
+            found = embedding_layers(model)
+            hint = ("layer=" + (repr(found[0]) if found else "<the layer that turns them into "
+                                "vectors>") + " (its inputs hold integers such as token ids, "
+                    "explained through their embeddings), with a dict of every input"
+                    + (f"; embedding layers: {found}" if len(found) > 1 else ""))
         raise ValueError(
-            "Expected `model` to have one input, or the input to explain named: "
-            f"tf_smoothtaylor.models.select_input(model, {names[0]!r}) (the other inputs "
-            f"are then held fixed per image). Received: a model with inputs {list(names)}")
+            f"Expected `model` to have one input, or the input to explain named: {hint}. "
+            f"Received: a model with inputs {list(names)}")
     if selected is not None and selected not in names:
         raise ValueError(f"Expected `input_name` to be one of the model's inputs "
                          f"{list(names)}. Received: {selected!r}")
@@ -96,3 +105,23 @@ def model_inputs(model: keras.Model, selected: Optional[str]) -> ModelInputs:
                     for i, (name, t) in enumerate(zip(names, flat)) if i != index)
     return ModelInputs(structure, names, index, context, tuple(flat[index].shape[1:]),
                        tuple(outputs), tf.as_dtype(flat[index].dtype))
+
+
+def all_layers(model) -> List[Tuple[str, keras.layers.Layer]]:
+    """Every layer of ``model`` with its path (``"backbone/token_embedding"``), nested
+    models included, inputs excluded."""
+    found = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        found.append((layer.name, layer))
+        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+            found += [(f"{layer.name}/{path}", inner) for path, inner in all_layers(layer)]
+    return found
+
+
+def embedding_layers(model) -> List[str]:
+    """The paths of ``model``'s embedding layers (what an integer input reaches)."""
+    return [path for path, layer in all_layers(model)
+            if isinstance(layer, keras.layers.Embedding)
+            or "embedding" in type(layer).__name__.lower()]
