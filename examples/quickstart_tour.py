@@ -74,6 +74,42 @@ figure.savefig(os.path.join(FIGURES, "aupc_curves.png"), dpi=120)
 figure
 
 # %% [markdown]
+# ## Text, tabular rows and series
+#
+# The same methods on inputs that are not images, with the ground-truth tasks'
+# small models (`tst.demo.tasks`): a text explained at its embedding layer, one
+# score per token; tabular rows against a reference set's mean; a series with its
+# relevance per time step as a coloured band.
+
+# %%
+from tf_smoothtaylor.demo import tasks
+
+text = tasks.generate("text", 2, seed=3)
+ig = tst.IntegratedGradients(tasks.load("text"), steps=32, layer="embedding")
+scores = tst.position_scores(ig(text.inputs, text.labels))     # (texts, tokens)
+words = [[tasks.VOCABULARY[i] for i in row] for row in text.inputs]
+figure = tst.plot.tokens(words, scores, labels=[f"label {y}" for y in text.labels])
+figure.savefig(os.path.join(FIGURES, "tokens.png"), dpi=120)
+figure
+
+# %%
+rows = tasks.generate("tabular", 64, seed=3)
+baseline = rows.inputs.mean(axis=0)                            # the data's own terms
+ig = tst.IntegratedGradients(tasks.load("tabular"), steps=32, baseline=baseline)
+attributions = ig(rows.inputs[:2], rows.labels[:2])
+print("relevant features:", tasks.RELEVANT_FEATURES)
+figure = tst.plot.features(attributions, values=rows.inputs[:2], top=5)
+figure.savefig(os.path.join(FIGURES, "features.png"), dpi=120)
+figure
+
+# %%
+series = tasks.generate("series", 2, seed=3)
+ig = tst.IntegratedGradients(tasks.load("series"), steps=32)
+figure = tst.plot.series(series.inputs, tst.heatmap(ig(series.inputs, series.labels)))
+figure.savefig(os.path.join(FIGURES, "series.png"), dpi=120)
+figure
+
+# %% [markdown]
 # ## A Keras Application
 #
 # `weights=None` keeps this offline; with network access use `weights="imagenet"`

@@ -34,11 +34,12 @@ def test_the_notebook_is_the_script_and_runs(tmp_path, monkeypatch):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     figures = [cell for cell in book.cells if cell.cell_type == "code"
                and cell.source.rstrip().endswith("\nfigure")]
-    assert len(figures) == 3
+    assert len(figures) == 6
     for cell in figures:
         assert any("image/png" in output.get("data", {}) for output in cell.outputs), cell.source
     printed = "".join(output.get("text", "") for cell in book.cells
                       for output in cell.get("outputs", []))
     assert "relative error per map" in printed and "AUPC" in printed
     assert sorted(os.listdir(tmp_path / "quickstart_figures")) == [
-        "attributions.png", "aupc_curves.png", "mobilenet_v2.png"]
+        "attributions.png", "aupc_curves.png", "features.png", "mobilenet_v2.png",
+        "series.png", "tokens.png"]
