@@ -35,7 +35,8 @@ setup(
         # KerasHub's text and vision models (BERT, ViT, ...) and their tokenizers.
         "text": ["keras-hub"],
         "test": ["pytest", "pytest-xdist", "scikit-image", "scipy", "tensorboard",
-                 "apache-beam[dask]>=2.60", "nbclient", "nbformat", "ipykernel", "keras-hub"],
+                 "apache-beam[dask]>=2.60", "nbclient", "nbformat", "ipykernel", "keras-hub",
+                 "scikit-learn"],
     },
     license="Apache-2.0",
 )

@@ -65,3 +65,19 @@ def test_the_relevance_example_builds_its_methods_for_every_task():
         chosen = module.explainers(task, tasks.load(task))
         assert {"SmoothTaylor", "IntegratedGradients"} <= set(chosen)
         assert ("Occlusion" in chosen) == (task != "text")
+
+
+def test_a_real_tabular_set_offline_is_explained_better_than_a_random_ranking():
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed (the test extra)")
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", "tabular_breast_cancer.py")
+    spec = importlib.util.spec_from_file_location("tabular_breast_cancer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run(rows=32)
+    assert result["accuracy"] >= 0.93
+    deletion = result["deletion"]
+    for method in ("IntegratedGradients", "Occlusion", "GradientXInput"):
+        assert deletion[method] < deletion["random ranking"] - 2.0, deletion
