@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tf_smoothtaylor.lrp import layers as kinds
+from tf_smoothtaylor.lrp import table
 from tf_smoothtaylor.lrp.composites import Composite
 from tf_smoothtaylor.lrp.rules import STABILIZER, stabilize
 
@@ -89,7 +90,8 @@ class RelevanceFunction:
         that is not hashable."""
         if self.bounds is not None:
             return None
-        key = ("lrp", self.input_index, self.composite, self.canonize, self.strip)
+        key = ("lrp", self.input_index, self.composite, self.canonize, self.strip,
+               table.version())
         try:
             hash(key)
         except TypeError:
@@ -104,9 +106,11 @@ class RelevanceFunction:
             kind = kinds.kind(layer)
             if kind is None:
                 raise ValueError(
-                    f"Expected layers that LRP supports ({kinds.SUPPORTED}). Received: layer "
-                    f"{layer.name!r} of type {type(layer).__name__} in model {model.name!r}")
-            if kind == "model":
+                    f"Expected layers that LRP supports ({kinds.SUPPORTED}), or a handler "
+                    "registered for the layer's class (tf_smoothtaylor.lrp.register). "
+                    f"Received: layer {layer.name!r} of type {type(layer).__name__} in model "
+                    f"{model.name!r}")
+            if kind == "model" and table.find(layer).handler is None:
                 self.check(layer)
         if self.composite.needs_bounds and self.bounds is None:
             raise ValueError("Expected the input's bounds (low, high) for the box rule. "
@@ -153,9 +157,15 @@ class RelevanceFunction:
             xs = [values[id(t)] for t in node.input_tensors]
             last = at_output and all(id(t) in outputs for t in node.outputs)
             side = [near.get(id(t)) for t in node.input_tensors]
-            kind = kinds.kind(layer)
+            entry = table.find(layer)
+            kind = entry.kind
             if id(layer) in folded:
                 result = xs[0]                       # already applied by the linear layer
+            elif entry.handler is not None:          # the table's handler (users' first)
+                result = entry.handler(table.Call(
+                    layer=layer, node=node, inputs=xs, args=args, kwargs=kwargs, last=last,
+                    first=side[0] is not None, bounds=side[0] or None,
+                    nonnegative=id(node.input_tensors[0]) in nonnegative, function=self))
             elif kind in ("dense", "conv"):
                 result = self._linear(layer, kind, xs[0], folds.get(id(layer)),
                                       first=side[0] is not None,
@@ -163,17 +173,9 @@ class RelevanceFunction:
                                       nonnegative=id(node.input_tensors[0]) in nonnegative,
                                       rectified=self._rectified(layer, node, folds, readers,
                                                                 outputs))
-            elif kind == "model":
+            else:                                    # a nested model: rewritten the same way
                 result = self._run(layer, xs, side, at_output=last)
                 result = result[0] if len(result) == 1 else result
-            elif kind == "proportional":
-                result = _proportional(layer, xs, relative=self.composite.relative)
-            elif kind == "gate":
-                result = _gate(layer, node, xs)
-            elif kind == "pass":
-                result = self._pass(layer, xs[0], last)
-            else:                                    # route: the plain gradient
-                result = layer(*args, **_inference(layer, kwargs))
             produced = tf.nest.flatten(result)
             for t, y in zip(node.outputs, produced):
                 values[id(t)] = y
@@ -315,4 +317,47 @@ def _carry(layer, bounds):
     return tf.minimum(low, high), tf.maximum(low, high)
 
 
-__all__ = ["RelevanceFunction", "with_backward"]
+def passing(call: table.Call):
+    """Handler of elementwise maps: relevance passes through, ``R_in = R_out`` (a
+    softmax only as the model's last layer, where it is removed)."""
+    return call.function._pass(call.layer, call.inputs[0], call.last)
+
+
+def proportional(call: table.Call):
+    """Handler of weight-free sums (average pooling, Add): relevance split in
+    proportion to each input's contribution."""
+    return _proportional(call.layer, call.inputs,
+                         relative=call.function.composite.relative)
+
+
+def routing(call: table.Call):
+    """Handler of layers that move values (max pooling, reshapes, padding): the plain
+    gradient routes relevance to where each value came from."""
+    return call.layer(*call.args, **_inference(call.layer, call.kwargs))
+
+
+def gating(call: table.Call):
+    """Handler of Multiply by gates: the gates are held constant, the one other input
+    takes all the relevance."""
+    return _gate(call.layer, call.node, call.inputs)
+
+
+passing.kind, proportional.kind, routing.kind, gating.kind = (
+    "pass", "proportional", "route", "gate")
+
+L = keras.layers
+table.built_in([
+    table.Entry(kinds.DENSE, "dense", None),
+    table.Entry(kinds.CONV, "conv", None),
+    table.Entry((keras.Model,), "model", None),
+    table.Entry((L.UpSampling2D,), "unsupported", None,
+                accepts=lambda layer: layer.interpolation != "nearest"),
+    table.Entry(kinds.PROPORTIONAL, "proportional", proportional),
+    table.Entry(kinds.ROUTE, "route", routing),
+    table.Entry(kinds.PASS, "pass", passing),
+    table.Entry((L.Multiply,), "gate", gating),
+])
+
+
+__all__ = ["RelevanceFunction", "gating", "passing", "proportional", "routing",
+           "with_backward"]

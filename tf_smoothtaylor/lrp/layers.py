@@ -26,6 +26,7 @@ from typing import List, Optional
 import keras
 import tensorflow as tf
 
+from tf_smoothtaylor.lrp import table
 from tf_smoothtaylor.lrp.rules import Step
 
 L = keras.layers
@@ -53,21 +54,10 @@ SIGMOIDS = ("sigmoid", "hard_sigmoid")
 
 
 def kind(layer) -> Optional[str]:
-    """The layer's kind (module docstring), or None when LRP does not support it."""
-    if isinstance(layer, DENSE):
-        return "dense"
-    if isinstance(layer, CONV):
-        return "conv"
-    if isinstance(layer, keras.Model):
-        return "model"
-    if isinstance(layer, L.UpSampling2D) and layer.interpolation != "nearest":
-        return None
-    for name, kinds in (("proportional", PROPORTIONAL), ("route", ROUTE), ("pass", PASS)):
-        if isinstance(layer, kinds):
-            return name
-    if isinstance(layer, L.Multiply):
-        return "gate"
-    return None
+    """The layer's kind (module docstring; a registered handler's own kind first), or
+    None when LRP does not support it (``lrp.table``)."""
+    entry = table.find(layer)
+    return None if entry is None or entry.kind == "unsupported" else entry.kind
 
 
 SUPPORTED = ("Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, "
