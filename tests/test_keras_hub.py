@@ -11,14 +11,20 @@ import tensorflow as tf
 import tf_smoothtaylor as tst
 from tf_smoothtaylor.engine.at_layer import LayerLogits, split_inputs
 
-keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed "
-                                "(pip install '.[text]')")
+
+
+@pytest.fixture(scope="module")
+def keras_hub():
+    """KerasHub, imported by the tests that use it (its import takes seconds: not at
+    collection, in every worker)."""
+    return pytest.importorskip("keras_hub", reason="keras-hub is not installed "
+                               "(pip install '.[text]')")
 
 LAYER = "bert_backbone/token_embedding"
 
 
 @pytest.fixture(scope="module")
-def bert():
+def bert(keras_hub):
     keras.utils.set_random_seed(0)                     # from a config: random weights
     backbone = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
                                              hidden_dim=16, intermediate_dim=32,
@@ -52,7 +58,7 @@ def test_bert_is_explained_through_its_token_embeddings_completely(bert):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_vit_on_images_is_complete():
+def test_vit_on_images_is_complete(keras_hub):
     backbone = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8,
                                             num_layers=1, num_heads=2, hidden_dim=16,
                                             mlp_dim=32)

@@ -76,7 +76,7 @@ def test_a_real_tabular_set_offline_is_explained_better_than_a_random_ranking():
     spec = importlib.util.spec_from_file_location("tabular_breast_cancer", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.run(rows=32)
+    result = module.run(epochs=30, rows=32)
     assert result["accuracy"] >= 0.93
     deletion = result["deletion"]
     for method in ("IntegratedGradients", "Occlusion", "GradientXInput"):
