@@ -125,3 +125,23 @@ def test_attributing_to_a_layers_input_is_attributing_to_the_previous_output():
         tst.Gradient(model, layer_input=True)
     with pytest.raises(TypeError, match="layer_input"):
         tst.Gradient(model, layer="head", layer_input="yes")
+
+
+def test_expected_gradients_at_the_embeddings_of_a_linear_head_is_closed_form():
+    """Token ids → embedding → mean → Dense: the logit is linear in the embeddings, so
+    with one reference text b, every sample gives (e(x) − e(b)) ⊙ ∇, exactly IG's."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((10,), dtype="int32"),
+                              keras.layers.Embedding(30, 4, name="embed"),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3)])
+    ids = np.random.default_rng(5).integers(1, 30, size=(3, 10))
+    reference = np.zeros((1, 10), np.int64)                          # all padding
+    eg = tst.ExpectedGradients(model, references=reference, num_samples=8, layer="embed")
+    maps = eg(ids, 2).numpy()
+    embed = model.get_layer("embed").get_weights()[0]
+    w = model.layers[-1].get_weights()[0][:, 2]
+    expected = (embed[ids] - embed[reference])[...] * w / 10.0
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+    ig = tst.IntegratedGradients(model, steps=4, layer="embed",
+                                 baseline=embed[reference[0]])(ids, 2).numpy()
+    np.testing.assert_allclose(maps, ig, rtol=1e-5, atol=1e-6)

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tf_smoothtaylor.engine import checks as _checks, streams as _random
 from tf_smoothtaylor.engine import Scheme, per_point
+from tf_smoothtaylor.engine.at_layer import split_inputs
 from tf_smoothtaylor.methods.base import Explainer
 from tf_smoothtaylor.methods.options import AUTO, Option
 from tf_smoothtaylor.methods.registry import register
@@ -106,6 +107,9 @@ class ExpectedGradients(Explainer):
       noise_scale: σ of GradientSHAP's input noise (None: Expected Gradients).
       max_references: Most reference inputs kept (default 1000).
       target_error, max_points: With ``num_samples="auto"``.
+      layer, layer_input: Attribute at a layer (see ``Explainer``): the references
+        are model inputs (an array, or a dict of every input of a multi-input
+        model) whose activations there are the baselines.
       batch_size, seed, jit_compile: see ``Explainer``.
 
     Example:
@@ -129,15 +133,20 @@ class ExpectedGradients(Explainer):
     def __init__(self, model, *, references, num_samples: Union[int, str] = 100,
                  noise_scale: Optional[float] = None, max_references: int = 1000,
                  target_error: Optional[float] = None, max_points: Optional[int] = None,
-                 batch_size: int = 64, seed: int = 0, jit_compile: bool = False):
+                 layer=None, layer_input: bool = False, batch_size: int = 64, seed: int = 0,
+                 jit_compile: bool = False):
         self.num_samples, self.target_error, self.max_points = _checks.point_count(
             "num_samples", num_samples, target_error, max_points)
         self.noise_scale = (None if noise_scale is None
                             else _checks.positive_float("noise_scale", noise_scale))
         self.max_references = _checks.positive_int("max_references", max_references)
-        array = _reference_array(references, self.max_references, _checks.seed(seed))
         self.references = references
-        super().__init__(model, batch_size=batch_size, seed=seed, jit_compile=jit_compile)
+        super().__init__(model, layer=layer, layer_input=layer_input, batch_size=batch_size,
+                         seed=seed, jit_compile=jit_compile)
+        if layer is None:
+            array = _reference_array(references, self.max_references, _checks.seed(seed))
+        else:                                 # the references' activations at the layer
+            array = self._layer_references(references, _checks.seed(seed))
         shape = self._logits.input_shape
         fits = array.ndim == len(shape) + 1 and len(array) > 0 and all(
             s is None or s == a for s, a in zip(shape, array.shape[1:]))
@@ -148,6 +157,23 @@ class ExpectedGradients(Explainer):
             raise ValueError("Expected `references` to be finite. Received: NaN or Inf")
         # A variable, not a constant: the set is not copied into every traced graph.
         self._references = tf.Variable(array, trainable=False, name="references")
+
+    def _layer_references(self, references, seed: int) -> np.ndarray:
+        """At most ``max_references`` reference inputs (an array or a dict of every
+        input; a seeded random subset of more) as the layer's activations."""
+        rows = references if isinstance(references, dict) else {"": references}
+        counts = {len(np.asarray(v)) for v in rows.values()}
+        if len(counts) != 1:
+            raise ValueError("Expected every input of `references` to hold the same number "
+                             f"of rows. Received: {sorted(counts)}")
+        count = counts.pop()
+        if count > self.max_references:
+            picked = np.sort(np.random.default_rng([seed, 0x5EF]).choice(
+                count, self.max_references, replace=False))
+            rows = {k: np.asarray(v)[picked] for k, v in rows.items()}
+        given = rows[""] if "" in rows else rows
+        context = split_inputs(self._logits, given)
+        return self._logits.activations(context, self.batch_size).numpy()
 
     def make_scheme(self) -> Scheme:
         return ExpectedGradientsScheme(
