@@ -49,7 +49,8 @@ def test_a_non_finite_gradient_stays_in_its_own_row(method, jit_compile, policy)
     healthy = np.random.default_rng(0).uniform(0.5, 1.5, (4, 4, 4, 2)).astype(np.float32)
     poisoned = healthy.copy()
     poisoned[2] = 0.0
-    for batch_size in (1, 2, 7, 64):
+    # XLA compiles each chunk size anew: a chunk of one and a partial chunk of seven there.
+    for batch_size in (1, 7) if jit_compile else (1, 2, 7, 64):
         explainer = POISON_METHODS[method](model, batch_size=batch_size,
                                            jit_compile=jit_compile)
         clean = explainer(healthy, targets=1).numpy()
