@@ -48,13 +48,18 @@ def _error(capsys, *args):
     return lines[0]
 
 
-def test_tabular_rows_from_csv_get_x_times_w_and_resume(tabular, capsys):
+def test_tabular_rows_from_csv_get_x_times_w_and_resume(tabular, capsys, monkeypatch):
+    from tf_smoothtaylor.viz import plot
     folder, weights = tabular
     out = folder / "run"
     common = dict(model=str(folder / "linear.keras"), inputs=[str(folder / "rows.csv")],
                   output_dir=str(out), method=["integrated_gradients"])
     _run("evaluate", limit=4, **common)
+    drawn = []
+    own = plot.features
+    monkeypatch.setattr(plot, "features", lambda *a, **k: drawn.append(k) or own(*a, **k))
     _run("evaluate", **common)
+    assert drawn[-1]["names"] == COLUMNS                        # the CSV's column names
     assert "2 computed, 4 resumed" in capsys.readouterr().err
     records = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
     assert [r["label"] for r in records] == [0, 1, 2, 0, 1, 2]

@@ -117,12 +117,12 @@ def report(out: runs.OutputDir, records: List[dict], metric_names: List[str],
            class_names: Optional[List[str]] = None) -> None:
     """Writes the run's tables and grid, and prints where they are."""
     summary = runs.write_tables(out, records, metric_names, failures=failures)
-    vocabulary = None
-    if config.vocabulary:
-        from tf_smoothtaylor.data import arrays
-        vocabulary = arrays.vocabulary(config.vocabulary)
+    from tf_smoothtaylor.data import arrays
+    vocabulary = arrays.vocabulary(config.vocabulary) if config.vocabulary else None
+    csv_files = [path for path in config.inputs if path.lower().endswith(".csv")]
+    feature_names = arrays.read(csv_files[0]).columns if csv_files else None
     grid, shown = runs.write_grid(out, records, config.grid_images or None,
-                                  config.figure_format, class_names, vocabulary)
+                                  config.figure_format, class_names, vocabulary, feature_names)
     print(f"{len(records)} images -> {out.path} (grid: {grid}, {shown} of {len(records)} "
           "images; --grid_images to change)")
     if summary:

@@ -121,7 +121,8 @@ GRID_IMAGES = 16
 def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = GRID_IMAGES,
                figure_format: str = "png",
                class_names: Optional[Sequence[str]] = None,
-               vocabulary: Optional[Sequence[str]] = None) -> Tuple[str, int]:
+               vocabulary: Optional[Sequence[str]] = None,
+               feature_names: Optional[Sequence[str]] = None) -> Tuple[str, int]:
     """grid.<format>: the first ``max_images`` images (None: all), each with one
     overlay per method (inputs that are not images: ``plot.run_examples``) (``plot.attributions``: diverging colours, a colour bar per
     map, the class (its name, given ``class_names``) and logit over each image, the
@@ -132,7 +133,8 @@ def write_grid(out: OutputDir, records: List[dict], max_images: Optional[int] = 
     from tf_smoothtaylor.viz import plot
     shown = records[:max_images] if max_images else records
     if "input_png" not in shown[0]:
-        figure = plot.run_examples(out, shown, class_names=class_names, vocabulary=vocabulary)
+        figure = plot.run_examples(out, shown, class_names=class_names, vocabulary=vocabulary,
+                                   feature_names=feature_names)
         name = f"grid.{figure_format}"
         out.write(name, plot.to_bytes(figure, figure_format))
         return out.files.join(out.path, name), len(shown)

@@ -332,12 +332,13 @@ def run(output_dir: str, *, max_images: Optional[int] = None, **options):
 
 
 def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None,
-                 vocabulary: Optional[Sequence[str]] = None):
+                 vocabulary: Optional[Sequence[str]] = None,
+                 feature_names: Optional[Sequence[str]] = None):
     """The figure of a run's examples that are not images: per example and method,
     signed bars of the top features (tabular rows), the series over its relevance
     band, or the text coloured per token (token ids explained at a layer, shown as
-    ``vocabulary``'s tokens) (``features``, ``series``, ``tokens``), titled with the
-    example, method, class and logit."""
+    ``vocabulary``'s tokens; tabular features named ``feature_names``) (``features``,
+    ``series``, ``tokens``), titled with the example, method, class and logit."""
     import io
     values = np.stack([np.load(io.BytesIO(out.read(record["input_npy"])))
                        for record in records])
@@ -357,7 +358,9 @@ def run_examples(out, records, *, class_names: Optional[Sequence[str]] = None,
                   else str(i) for i in row] for row in ids]
         return tokens(words, maps.sum(axis=-1), labels=labels)
     if values.ndim == 2:
-        return features(maps, values=np.stack(inputs), labels=labels)
+        names = list(feature_names) if feature_names is not None and len(
+            feature_names) == values.shape[1] else None
+        return features(maps, names=names, values=np.stack(inputs), labels=labels)
     if values.ndim == 3:
         return series(np.stack(inputs), maps.sum(axis=-1), labels=labels)
     raise ValueError(f"Expected tabular rows or series in the run. Received: inputs of "
