@@ -340,3 +340,36 @@ def test_local_paths_become_absolute_for_workers_and_urls_stay(tmp_path, monkeyp
     named = RunConfig(output_dir="gs://bucket/out", model="mobilenet_v2").with_absolute_paths()
     assert (named.output_dir, named.model, named.image_folder) == (
         "gs://bucket/out", "mobilenet_v2", None)
+
+
+def test_array_inputs_run_on_beam_like_in_process(tmp_path):
+    """Texts (token ids through a vocabulary, explained at the embeddings) and CSV rows
+    on the DirectRunner: the same maps, records and summary as in this process."""
+    import keras
+    from tf_smoothtaylor.demo import tasks
+    tasks.load("text").save(tmp_path / "text.keras")
+    (tmp_path / "vocab.txt").write_text("\n".join(tasks.VOCABULARY) + "\n")
+    (tmp_path / "reviews.txt").write_text("the movie was great\nawful plot and bad cast\n"
+                                          "a fine film\n")
+    weights = np.random.default_rng(2).normal(size=(4, 2)).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, use_bias=False)])
+    model.layers[0].set_weights([weights])
+    model.save(tmp_path / "tabular.keras")
+    (tmp_path / "rows.csv").write_text("a,b,c,d,label\n1,2,3,4,0\n-1,0.5,2,0,1\n3,1,-2,1,1\n")
+    runs_ = (dict(model=str(tmp_path / "text.keras"), inputs=[str(tmp_path / "reviews.txt")],
+                  vocabulary=str(tmp_path / "vocab.txt"), layer="embedding"),
+             dict(model=str(tmp_path / "tabular.keras"), inputs=[str(tmp_path / "rows.csv")]))
+    for number, common in enumerate(runs_):
+        for name, runner in (("in_process", None), ("beam", "DirectRunner")):
+            with flagsaver.flagsaver(output_dir=str(tmp_path / f"{name}{number}"),
+                                     runner=runner, method=["integrated_gradients"],
+                                     **common):
+                cli.main(["tf-smoothtaylor", "evaluate"])
+        beam_dir, reference = tmp_path / f"beam{number}", tmp_path / f"in_process{number}"
+        maps = sorted(p.name for p in (reference / "maps").glob("*.npy"))
+        assert len(maps) == 6 and maps == sorted(p.name for p in (beam_dir / "maps").glob("*"))
+        for name in maps:
+            np.testing.assert_allclose(np.load(beam_dir / "maps" / name),
+                                       np.load(reference / "maps" / name), rtol=1e-6,
+                                       atol=1e-7)
+        assert (beam_dir / "summary.md").read_text() == (reference / "summary.md").read_text()

@@ -143,10 +143,12 @@ class ReadImages(beam.DoFn):
     pixels), ...])`` for the images to explain; a finished image yields
     ``(FINISHED, record)`` instead, an unreadable one ``(READ_FAILED, failure)``."""
 
-    def __init__(self, config: RunConfig, size: Tuple[int, int], resize: Optional[int],
-                 metric_names: Tuple[str, ...] = ()):
+    def __init__(self, config: RunConfig, size: Optional[Tuple[int, int]],
+                 resize: Optional[int], metric_names: Tuple[str, ...] = (),
+                 length: Optional[int] = None):
         self.config, self.size, self.resize = config, size, resize
         self.metric_names = tuple(metric_names)
+        self.length = length                 # token ids per text (--inputs .txt)
 
     def setup(self):
         from tf_smoothtaylor.cli import quiet as _quiet
@@ -174,6 +176,9 @@ class ReadImages(beam.DoFn):
             yield IMAGE, images
 
     def _read(self, todo: List[Entry]):
+        if self.config.inputs:
+            yield from self._rows(todo)
+            return
         if todo and todo[0].position >= 0:
             yield from self._from_tfds(todo)
             return
@@ -186,6 +191,17 @@ class ReadImages(beam.DoFn):
                 yield READ_FAILED, _failure(entry, error)
                 continue
             yield from self._decoded(entry, encoded)
+
+    def _rows(self, todo: List[Entry]):
+        """Rows (and texts as token ids) of ``--inputs`` files, as stored."""
+        from tf_smoothtaylor.cli.inputs import ROW
+        from tf_smoothtaylor.data import arrays
+        for entry in todo:
+            path, row = entry.source.rsplit(ROW, 1)
+            text = path.lower().endswith(".txt")
+            rows = arrays.read(path, self.config.vocabulary if text else None,
+                               self.length if text else None)
+            yield IMAGE, (entry.id, entry.source, entry.label, rows.values[int(row)])
 
     def _decoded(self, entry: Entry, encoded: bytes):
         import tensorflow as tf
@@ -297,6 +313,13 @@ class WriteTables(beam.DoFn):
     def __init__(self, config: RunConfig, metric_names: List[str],
                  class_names: Optional[List[str]] = None):
         self.config, self.metric_names, self.class_names = config, metric_names, class_names
+        self.vocabulary = self.feature_names = None
+        if config.inputs:                      # the figure's words and feature names
+            from tf_smoothtaylor.data import arrays
+            if config.vocabulary:
+                self.vocabulary = arrays.vocabulary(config.vocabulary)
+            tables = [path for path in config.inputs if path.lower().endswith(".csv")]
+            self.feature_names = arrays.read(tables[0]).columns if tables else None
 
     def process(self, gathered):
         from tf_smoothtaylor.cli import runs
@@ -309,7 +332,8 @@ class WriteTables(beam.DoFn):
         out = runs.OutputDir(self.config.output_dir, files=BeamFiles())
         runs.write_tables(out, records, self.metric_names, failures=failures)
         runs.write_grid(out, records, self.config.grid_images or None,
-                        self.config.figure_format, self.class_names)
+                        self.config.figure_format, self.class_names, self.vocabulary,
+                        self.feature_names)
         yield len(records), len(failures)
 
 
@@ -325,14 +349,15 @@ def _groups(entries: List[Entry], size: int) -> List[List[Entry]]:
 
 
 def build(pipeline, mode: str, config: RunConfig, entries: List[Entry], *,
-          size: Tuple[int, int], resize: Optional[int], metric_names: List[str],
-          class_names: Optional[List[str]] = None):
+          size: Optional[Tuple[int, int]], resize: Optional[int], metric_names: List[str],
+          class_names: Optional[List[str]] = None, length: Optional[int] = None):
     """Adds the run's transforms to ``pipeline``; returns the (records, failures)
     counts' PCollection."""
     read = (pipeline
             | "List" >> beam.Create(_groups(entries, config.images_per_step))
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadImages(config, size, resize, tuple(metric_names))))
+            | "Read" >> beam.ParDo(ReadImages(config, size, resize, tuple(metric_names),
+                                              length)))
     explained = (read
                  | "Images" >> beam.Filter(lambda item: item[0] == IMAGE)
                  | "Pixels" >> beam.Map(lambda item: item[1])
@@ -372,10 +397,19 @@ def run(mode: str, config: RunConfig) -> None:
                                   local=_local(config))
     try:
         resumed = out.results_count()
-        size, resize = inputs.input_size(config, job.spec)
+        size, resize, length = None, None, None
+        if config.inputs:                  # texts tokenised here first: errors in one line
+            shape = tuple(job.spec.model.inputs[0].shape[1:])
+            length = shape[0] if len(shape) == 1 else None
+            for _ in inputs.array_batches(entries, len(entries), vocabulary=config.vocabulary,
+                                          length=length):
+                pass
+        else:
+            size, resize = inputs.input_size(config, job.spec)
         with _quiet.stderr_to_log(config.verbosity < 0, "Beam"):
             build(pipeline, mode, config, entries, size=size, resize=resize,
-                  metric_names=job.metric_names, class_names=_job.own_class_names(job.spec))
+                  metric_names=job.metric_names, class_names=_job.own_class_names(job.spec),
+                  length=length)
             result = pipeline.run()
             try:
                 result.wait_until_finish()

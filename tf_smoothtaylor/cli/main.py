@@ -198,9 +198,6 @@ def main(argv):
                            "options are accepted only with --runner; see --help)")
     if FLAGS.runner and argv[1] == "export":
         raise CommandError("--runner applies to explain, evaluate and adapt, not export")
-    if FLAGS.runner and FLAGS.inputs:
-        raise CommandError("--inputs runs in this process; --runner takes --images, "
-                           "--image_folder or --manual_dir")
     if FLAGS.convergence and (argv[1] != "evaluate" or FLAGS.runner):
         raise CommandError("--convergence applies to evaluate run in this process (no "
                            "--runner)")
