@@ -247,3 +247,38 @@ def test_a_baseline_outside_the_data_is_said_and_one_inside_is_not():
         tst.IntegratedGradients(model, steps=4, baseline=FEATURES.mean(0))(FEATURES, 0)
         tst.IntegratedGradients(model, steps=4, baseline=10.0)(FEATURES[:1], 0)  # one row
         tst.Occlusion(series_model, window=4, baseline=0.0)(SERIES, 0)
+
+
+def test_grad_cam_over_time_steps_and_tokens_finds_the_decisive_window():
+    """A Conv1D whose only filter responds to channel 0 feeds global average pooling
+    and the logit: Grad-CAM is the CAM ReLU(w·A)/T, largest where the signal is."""
+    inputs = keras.Input((32, 2))
+    feature = keras.layers.Conv1D(1, 3, padding="same", activation="relu", name="conv")(inputs)
+    logit = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(feature))
+    model = keras.Model(inputs, logit)
+    model.get_layer("conv").set_weights([np.array([[[1.0], [0.0]]] * 3, np.float32),
+                                         np.zeros(1, np.float32)])
+    model.layers[-1].set_weights([np.array([[1.0, -1.0]], np.float32), np.zeros(2)])
+    x = np.zeros((2, 32, 2), np.float32)
+    x[0, 10:14, 0], x[1, 25:28, 0] = 1.0, 1.0
+    x[:, :, 1] = 5.0                                           # ignored by the filter
+    cam = tst.GradCAM(model)
+    assert cam.settings()["layer"] == "conv"
+    steps = cam.heatmaps(x, 0).numpy()
+    assert steps.shape == (2, 32)
+    activations = np.stack([np.convolve(x[i, :, 0], np.ones(3), "same") for i in range(2)])
+    np.testing.assert_allclose(steps, activations / 32.0, atol=1e-6)   # CAM = ReLU(w·A)/T
+    np.testing.assert_allclose(tst.heatmap(cam(x, 0)), steps, atol=1e-6)
+    tokens = np.random.default_rng(4).integers(1, 30, size=(3, 12))
+    tokens[tokens == 7] = 8
+    tokens[np.arange(3), [2, 5, 9]] = 7
+    embedded = keras.Input((12,), dtype="int32")
+    vectors = _keyword_model().get_layer("embed")(embedded)
+    per_token = keras.layers.Dense(1, activation="relu", name="per_token")(vectors)
+    text = keras.Model(embedded, keras.layers.Dense(2)(keras.layers.Flatten()(per_token)))
+    text.get_layer("per_token").set_weights([np.array([[1.0], [0], [0], [0]], np.float32),
+                                             np.zeros(1, np.float32)])
+    text.layers[-1].set_weights([np.tile([[1.0, -1.0]], (12, 1)).astype(np.float32),
+                                 np.zeros(2, np.float32)])
+    scores = tst.GradCAM(text, layer="per_token")(tokens, 0).numpy()
+    assert scores.shape == (3, 12) and (scores.argmax(1) == [2, 5, 9]).all()

@@ -281,7 +281,8 @@ def test_an_output_dir_whose_rename_copies_and_never_overwrites(tmp_path, monkey
     assert not list(local.rglob(".tmp-*"))
     for name in ("index.csv", "metrics.csv", "summary.md"):
         assert (local / name).read_text() == (reference / name).read_text()
-    monkeypatch.setattr(beam, "OBJECT_STORES", ("copyrename",))
+    from tf_smoothtaylor.cli import beam_files
+    monkeypatch.setattr(beam_files, "OBJECT_STORES", ("copyrename",))
     before = fs.OPERATIONS.copy()
     for data in (b"first", b"second"):
         beam.BeamFiles.write(fs.PREFIX + str(local / "object.bin"), data)

@@ -105,7 +105,7 @@ def test_bad_settings_and_inputs(cam_model, x):
     with pytest.raises(ValueError, match=f"4-D output.*'{dense}'"):
         tst.GradCAM(model, layer=dense)
     flat = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="4-D output"):
+    with pytest.raises(ValueError, match=r"token ids \(tokens,\) for Grad-CAM"):
         tst.GradCAM(flat)
     with pytest.raises(TypeError, match="plus_plus"):
         tst.GradCAM(model, plus_plus="yes")

@@ -27,10 +27,8 @@ run and of the Python API with the same keys, whatever the workers and batches.
 
 import json
 import logging
-import os
 import pickle
 import re
-import uuid
 from typing import List, Optional, Tuple
 
 logging.getLogger("apache_beam").setLevel(logging.WARNING)   # import-time INFO chatter
@@ -48,6 +46,7 @@ finally:
 import numpy as np
 
 from tf_smoothtaylor.cli import inputs
+from tf_smoothtaylor.cli.beam_files import OBJECT_STORES, BeamFiles  # noqa: F401
 from tf_smoothtaylor.cli.config import RunConfig
 from tf_smoothtaylor.cli.inputs import Entry
 from tf_smoothtaylor.cli.runners import pipeline_options
@@ -57,74 +56,6 @@ from tf_smoothtaylor.cli.runners import pipeline_options
 IMAGE = "image"           # [(id, source, label, pixels), ...]: one step's images
 FINISHED = "finished"     # a finished image's record
 READ_FAILED = "failed"    # {id, source, error}: the image's own fault
-
-
-# Stores where an object is replaced whole when its upload completes: written in place.
-OBJECT_STORES = ("gs", "s3", "azfs")
-
-
-class BeamFiles:
-    """Beam's file systems (local paths, ``gs://``, ``s3://``, ``hdfs://``, ...) with
-    the interface of ``runs.LocalFiles``.
-
-    A file is never seen half-written, and may be written again (``run.json`` each
-    run, a record when it is scored): on an object store the object is uploaded in
-    place (one operation; the store makes it visible whole, so a temporary name and a
-    rename, which is a copy and a delete there, would gain nothing); elsewhere it goes
-    to a temporary name and is renamed onto the file (atomic on POSIX); where a rename
-    does not replace an existing file (HDFS), the old file is deleted first.
-    """
-
-    join = staticmethod(FileSystems.join)
-
-    @staticmethod
-    def makedirs(path: str) -> None:
-        if not FileSystems.exists(path):
-            try:
-                FileSystems.mkdirs(path)
-            except IOError:
-                if not FileSystems.exists(path):    # another worker made it meanwhile
-                    raise
-
-    @classmethod
-    def check_writable(cls, path: str) -> None:
-        probe = FileSystems.join(path, f".probe-{uuid.uuid4().hex}")
-        cls.write(probe, b"")
-        FileSystems.delete([probe])
-
-    @staticmethod
-    def write(path: str, data: bytes) -> None:
-        if FileSystems.get_scheme(path) in OBJECT_STORES:
-            with FileSystems.create(path) as handle:
-                handle.write(data)
-            return
-        directory, name = os.path.split(path) if "://" not in path else path.rsplit("/", 1)
-        temporary = FileSystems.join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
-        with FileSystems.create(temporary) as handle:
-            handle.write(data)
-        try:
-            FileSystems.rename([temporary], [path])
-        except IOError:
-            if not FileSystems.exists(path):
-                FileSystems.delete([temporary])
-                raise
-            FileSystems.delete([path])          # a rename that does not overwrite
-            FileSystems.rename([temporary], [path])
-
-    @staticmethod
-    def read(path: str) -> bytes:
-        with FileSystems.open(path) as handle:
-            return handle.read()
-
-    exists = staticmethod(FileSystems.exists)
-
-    @staticmethod
-    def glob(pattern: str) -> List[str]:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-
-    @staticmethod
-    def remove(path: str) -> None:
-        FileSystems.delete([path])
 
 
 def _local(config: RunConfig) -> bool:

@@ -121,7 +121,7 @@ def check_inputs(mode: str, config: RunConfig, spec: models.ModelSpec) -> None:
         return
     shape = tuple(spec.model.inputs[0].shape[1:])
     if spec.model.inputs[0].dtype not in ("float16", "float32", "float64", "bfloat16") \
-            and not layer:
+            and not layer and methods:                 # Grad-CAM needs no embedding layer
         from tf_smoothtaylor.engine.at_layer import embedding_layers
         found = embedding_layers(spec.model)
         raise ValueError(f"--model {config.model} takes token ids, which have no gradient; "

@@ -22,7 +22,10 @@ layer of weights ``w``, Grad-CAM is the class activation map of Zhou et al.
 2016, ``ReLU(Σ_k w_k^t A^k) / hw``.
 
 The default layer is the last layer with a 4-D output whose spatial size is
-more than one pixel (h·w > 1): the last feature map before global pooling. (A
+more than one pixel (h·w > 1): the last feature map before global pooling. For a
+series (T, C) or token ids (L,), the same over (steps, K) activations — a Conv1D's
+or a per-token layer's — with the map upsampled linearly to T (or L): one score
+per time step (every channel of the step gets ``L / C``) or per token. (A
 4-D layer after pooling — MobileNetV3's 1×1 ``logits`` convolution — would give
 a constant map.) ``settings()["layer"]`` names the layer used.
 
@@ -64,31 +67,35 @@ def _output_shape(layer):
 
 
 def _spatial_size(shape) -> Optional[int]:
-    """h·w of a (batch, h, w, channels) shape; None when a side is unknown."""
-    if shape[1] is None or shape[2] is None:
+    """h·w of a (batch, h, w, channels) shape, or the steps of (batch, steps,
+    channels); None when a side is unknown."""
+    sides = shape[1:-1]
+    if any(side is None for side in sides):
         return None
-    return int(shape[1]) * int(shape[2])
+    return int(np.prod(sides))
 
 
-def find_layer(model, name: Optional[str] = None):
+def find_layer(model, name: Optional[str] = None, rank: int = 4):
     """The layer named ``name`` (searched in nested models too) or, by default,
-    the last layer with a 4-D output (batch, h, w, channels) of more than one
-    pixel (h·w > 1, or unknown sides): the last feature map before pooling."""
+    the last layer with a ``rank``-D output — (batch, h, w, channels) for images,
+    (batch, steps, channels) for series and tokens — of more than one pixel or step
+    (or unknown sides): the last feature map before pooling."""
     layers = [layer for layer in _layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+    wanted = ("4-D output (batch, height, width, channels) of more than one pixel"
+              if rank == 4 else "3-D output (batch, steps, channels) of more than one step")
     if name is None:
         candidates = [layer for layer in layers if not isinstance(layer, keras.Model)
-                      and len(_output_shape(layer) or ()) == 4
+                      and len(_output_shape(layer) or ()) == rank
                       and (_spatial_size(_output_shape(layer)) or 2) > 1]
         if not candidates:
-            raise ValueError("Expected `model` to have a layer with a 4-D output (batch, "
-                             "height, width, channels) of more than one pixel for Grad-CAM. "
-                             "Received: a model without one")
+            raise ValueError(f"Expected `model` to have a layer with a {wanted} for "
+                             "Grad-CAM. Received: a model without one")
         return candidates[-1]
     for layer in layers:
         if layer.name == name:
             shape = _output_shape(layer)
-            if len(shape or ()) != 4:
-                raise ValueError(f"Expected `layer` to name a layer with a 4-D output. "
+            if len(shape or ()) != rank:
+                raise ValueError(f"Expected `layer` to name a layer with a {rank}-D output. "
                                  f"Received: layer={name!r}, output shape {shape}")
             return layer
     raise ValueError(f"Expected `layer` to name a layer of the model. Received: "
@@ -119,9 +126,11 @@ class GradCAM(SinglePassExplainer):
       >>> cam_pp = GradCAM(model, layer="conv5_block3_out", plus_plus=True)
     """
 
+    takes_ids = True          # the gradient is taken at a layer: token ids are fine
+
     options = {
         "layer": Option("The layer whose activations are weighted (default: the last "
-                        "feature map of more than one pixel)", shared=True, kind=str),
+                        "feature map of more than one pixel or step)", shared=True, kind=str),
         "plus_plus": Option("Grad-CAM++'s weights (the grad_cam_plus_plus method)",
                             flag=None),
     }
@@ -137,12 +146,15 @@ class GradCAM(SinglePassExplainer):
         if self._logits.context:
             raise ValueError("Expected a single-input model for Grad-CAM. Received: a model "
                              "with inputs held fixed per image")
-        self._layer = find_layer(self.model, layer)
+        shape = self._logits.input_shape
+        tokens = len(shape) == 1 and self._logits.input_dtype.is_integer
+        if len(shape) not in (2, 3) and not tokens:
+            raise ValueError("Expected images (height, width, channels), series (steps, "
+                             "channels) or token ids (tokens,) for Grad-CAM. Received: "
+                             f"input shape {shape}")
+        self._layer = find_layer(self.model, layer, rank=4 if len(shape) == 3 else 3)
         self._layer_given = layer is not None
         self.layer = self._layer.name
-        if len(self._logits.input_shape) != 3:
-            raise ValueError("Expected image inputs (height, width, channels) for Grad-CAM. "
-                             f"Received: input shape {self._logits.input_shape}")
 
     def with_model(self, model) -> "GradCAM":
         """See ``Explainer.with_model``; a default layer is found anew in ``model``."""
@@ -168,6 +180,9 @@ class GradCAM(SinglePassExplainer):
         activations = seen[-1]
         grads = tf.cast(tape.gradient(score, activations), tf.float32)
         activations = tf.cast(activations, tf.float32)
+        sequence = activations.shape.rank == 3            # (B, steps, K): as (B, steps, 1, K)
+        if sequence:
+            activations, grads = activations[:, :, None, :], grads[:, :, None, :]
         negative = tf.zeros(tf.shape(images)[:1], tf.bool)
         if self.plus_plus:
             weights, negative = plus_plus_weights(activations, grads)
@@ -175,16 +190,21 @@ class GradCAM(SinglePassExplainer):
             weights = tf.reduce_mean(grads, axis=[1, 2])
         # Σ_k α_k A^k as an element-wise product and sum: no float32 matmul (TF32 on GPUs).
         maps = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))
-        size = tf.shape(images)[1:3]
-        maps = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+        if sequence:
+            size = tf.stack([tf.shape(images)[1], 1])
+            maps = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0, 0]
+        else:
+            size = tf.shape(images)[1:3]
+            maps = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
         return maps, negative, logits, classes
 
     def heatmaps(self, images, targets=None) -> tf.Tensor:
-        """The Grad-CAM maps L (B, H, W), float32."""
+        """The Grad-CAM maps L, float32: (B, H, W) for images, (B, T) for series and
+        token ids (one score per step or token)."""
         images, context = self._engine.check_inputs(images)
         classes, target_fn, _ = self._engine.start(images, targets, None, context)
         if classes is None:
-            return tf.zeros(tf.shape(images)[:3])
+            return tf.zeros(tf.shape(images)[:3 if images.shape.rank == 4 else 2])
         function = self._function(target_fn)
         chunks = [function(images[i:i + self.batch_size], classes[i:i + self.batch_size])
                   for i in range(0, int(images.shape[0]), self.batch_size)]
@@ -201,6 +221,8 @@ class GradCAM(SinglePassExplainer):
         return maps
 
     def _broadcast(self, maps):
+        if len(self._logits.input_shape) == 1:          # token ids: a score per token
+            return maps
         channels = int(self._logits.input_shape[-1])
         return tf.repeat(maps[..., None] / channels, channels, axis=-1)
 
