@@ -31,22 +31,11 @@ import pickle
 import re
 from typing import List, Optional, Tuple
 
-logging.getLogger("apache_beam").setLevel(logging.WARNING)   # import-time INFO chatter
-_ROOT_LEVEL = logging.getLogger().level
-logging.getLogger().setLevel(logging.ERROR)   # optional cloud clients' warnings at import
-try:
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-except ImportError as error:          # pragma: no cover - exercised without the extra
-    raise ImportError("tf_smoothtaylor.cli.beam needs Apache Beam: pip install "
-                      "'tf-smoothtaylor[beam]'") from error
-finally:
-    logging.getLogger().setLevel(_ROOT_LEVEL)
-
 import numpy as np
 
 from tf_smoothtaylor.cli import inputs
-from tf_smoothtaylor.cli.beam_files import OBJECT_STORES, BeamFiles  # noqa: F401
+from tf_smoothtaylor.cli.beam_files import (OBJECT_STORES, BeamFiles,  # noqa: F401
+                                            FileSystems, beam)
 from tf_smoothtaylor.cli.config import RunConfig
 from tf_smoothtaylor.cli.inputs import Entry
 from tf_smoothtaylor.cli.runners import pipeline_options

@@ -1,18 +1,20 @@
-"""Beam's file systems with the interface of the run directory's ``LocalFiles``:
-how a Beam pipeline (``cli.beam``) writes and reads a run's files anywhere Beam
-reaches (local paths, ``gs://``, ``s3://``, ``hdfs://``, ...)."""
+"""Apache Beam, imported quietly, and its file systems with the interface of the run
+directory's ``LocalFiles``: how a Beam pipeline (``cli.beam``) writes and reads a
+run's files anywhere Beam reaches (local paths, ``gs://``, ``s3://``, ``hdfs://``, ...)."""
 
 import logging
 import os
 import uuid
 from typing import List
 
+logging.getLogger("apache_beam").setLevel(logging.WARNING)   # import-time INFO chatter
 _ROOT_LEVEL = logging.getLogger().level
 logging.getLogger().setLevel(logging.ERROR)   # optional cloud clients' warnings at import
 try:
+    import apache_beam as beam  # noqa: F401  (cli.beam's, imported here once, quietly)
     from apache_beam.io.filesystems import FileSystems
 except ImportError as error:          # pragma: no cover - exercised without the extra
-    raise ImportError("tf_smoothtaylor.cli.beam_files needs Apache Beam: pip install "
+    raise ImportError("tf_smoothtaylor.cli.beam needs Apache Beam: pip install "
                       "'tf-smoothtaylor[beam]'") from error
 finally:
     logging.getLogger().setLevel(_ROOT_LEVEL)
