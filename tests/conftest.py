@@ -32,9 +32,7 @@ LONG = ("test_dask.py::", "test_notebook.py::", "test_beam.py::test_beam_run_wit
         "test_examples.py::test_reproduce_paper", "test_examples.py::test_train_",
         "test_cli_runs.py::test_killed_evaluate", "test_cli.py::test_every_method_runs",
         "test_distribute.py::test_imports_start_no_runtime",
-        "test_cli_runs.py::test_a_second_run_into", "test_serving.py::test_a_target_list_of_the",
-        "test_keras_hub.py::", "test_beam.py::test_array_inputs",
-        "test_tasks.py::test_a_real_tabular", "test_engine_scale.py::test_a_non_finite")
+        "test_cli_runs.py::test_a_second_run_into", "test_serving.py::test_a_target_list_of_the")
 
 
 def pytest_collection_modifyitems(items):
